@@ -1,0 +1,10 @@
+"""The one exception type users see: a one-line message naming the thing and the cause.
+
+The CLI prints it without a traceback and exits non-zero; everything else is a bug.
+"""
+
+
+class SwarmctlError(Exception):
+    """An error caused by input or by the environment, reported as one line."""
+
+    exit_code = 1
