@@ -27,8 +27,9 @@ def netns_exists(name: str) -> bool:
     return os.path.exists(os.path.join(NETNS_DIR, name))
 
 
-def socket_in(netns: str, family: int = socket.AF_INET,
-              kind: int = socket.SOCK_STREAM) -> socket.socket:
+def socket_in(
+    netns: str, family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM
+) -> socket.socket:
     """A new socket that lives in network namespace `netns`."""
     path = os.path.join(NETNS_DIR, netns)
     try:

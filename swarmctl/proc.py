@@ -7,13 +7,19 @@ import subprocess
 from swarmctl.errors import SwarmctlError
 
 
-def run(argv: list[str], *, check: bool = True, input: str | None = None,
-        timeout: float = 60, cwd: str | os.PathLike | None = None,
-        ) -> subprocess.CompletedProcess[str]:
+def run(
+    argv: list[str],
+    *,
+    check: bool = True,
+    input: str | None = None,
+    timeout: float = 60,
+    cwd: str | os.PathLike | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run argv and return the result; on failure raise a one-line SwarmctlError."""
     try:
-        result = subprocess.run(argv, capture_output=True, text=True, input=input,
-                                timeout=timeout, cwd=cwd)
+        result = subprocess.run(
+            argv, capture_output=True, text=True, input=input, timeout=timeout, cwd=cwd
+        )
     except FileNotFoundError as exc:
         raise SwarmctlError(f"{argv[0]}: command not found") from exc
     except subprocess.TimeoutExpired as exc:

@@ -6,16 +6,22 @@ from typing import Annotated
 
 import typer
 
+from swarmctl.cli.common import PASSTHROUGH, new_app
 from swarmctl.lab.layout import DEFAULT_LAB, LabLayout
 
-app = typer.Typer(help="A local lab of hosts (network namespaces with sshd and dockerd).",
-                  no_args_is_help=True)
+app = new_app("A local lab of hosts (network namespaces with sshd and dockerd).")
 
-LabName = Annotated[str, typer.Option("--lab", envvar="SWARMCTL_LAB",
-                                      help="Which lab (several can run side by side).")]
+LabName = Annotated[
+    str,
+    typer.Option("--lab", envvar="SWARMCTL_LAB", help="Which lab (several can run side by side)."),
+]
 HostArg = Annotated[str, typer.Argument(help="A lab host, e.g. worker1.")]
-CommandArg = Annotated[list[str] | None, typer.Argument(
-    help="One argument is a shell command line; several are a command and its arguments.")]
+CommandArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="One argument is a shell command line; several are a command and its arguments."
+    ),
+]
 
 
 def _lab(name: str):
@@ -25,9 +31,11 @@ def _lab(name: str):
 
 
 @app.command()
-def up(hosts: Annotated[int, typer.Option("--hosts", "-n", help="Number of hosts.")] = 3,
-       managers: Annotated[int, typer.Option(help="How many of them are managers.")] = 1,
-       lab: LabName = DEFAULT_LAB) -> None:
+def up(
+    hosts: Annotated[int, typer.Option("--hosts", "-n", help="Number of hosts.")] = 3,
+    managers: Annotated[int, typer.Option(help="How many of them are managers.")] = 1,
+    lab: LabName = DEFAULT_LAB,
+) -> None:
     """Bring the lab up (again): hosts, registry, images. Running twice is harmless."""
     the_lab = _lab(lab)
     the_lab.up(hosts, managers)
@@ -56,8 +64,9 @@ def status(lab: LabName = DEFAULT_LAB) -> None:
     for column in ("NAME", "ADDRESS", "STATE", "SSH", "DOCKER"):
         table.add_column(column)
     for s in states:
-        table.add_row(s.host.name, s.host.address, s.state,
-                      "up" if s.ssh else "-", "up" if s.docker else "-")
+        table.add_row(
+            s.host.name, s.host.address, s.state, "up" if s.ssh else "-", "up" if s.docker else "-"
+        )
     Console().print(table)
     typer.echo(f"registry: {the_lab.layout.registry}  inventory: {the_lab.layout.inventory}")
 
@@ -98,13 +107,13 @@ def restart_docker(host: HostArg, lab: LabName = DEFAULT_LAB) -> None:
     _lab(lab).docker_restart(host)
 
 
-@app.command()
+@app.command(context_settings=PASSTHROUGH)
 def ssh(host: HostArg, command: CommandArg = None, lab: LabName = DEFAULT_LAB) -> None:
     """Run a command on a host over SSH, from the lab's control namespace."""
     _replace_process(_lab(lab).ssh_argv(host, command or []))
 
 
-@app.command("exec")
+@app.command("exec", context_settings=PASSTHROUGH)
 def exec_(host: HostArg, command: CommandArg = None, lab: LabName = DEFAULT_LAB) -> None:
     """Run a command inside a host's namespaces, without SSH."""
     _replace_process(_lab(lab).exec_argv(host, command or []))

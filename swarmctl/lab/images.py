@@ -22,7 +22,7 @@ from pathlib import Path
 
 from swarmctl.errors import SwarmctlError
 from swarmctl.lab.layout import LabHost, LabLayout
-from swarmctl.proc import run
+from swarmctl.proc import last_line, run
 
 DEB_CACHE = Path("/var/cache/swarmctl/debs")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -30,7 +30,6 @@ PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NGINX_CONF = """\
 user nobody nogroup;
 worker_processes 1;
-daemon off;
 pid /run/nginx.pid;
 error_log stderr warn;
 events { worker_connections 256; }
@@ -62,10 +61,16 @@ RECIPES = (
         repository="library/nginx",
         packages=("busybox-static", "nginx"),
         programs=("usr/sbin/nginx",),
-        changes=('CMD ["nginx"]', "EXPOSE 80", f"ENV PATH={PATH}"),
+        changes=('CMD ["nginx", "-g", "daemon off;"]', "EXPOSE 80", f"ENV PATH={PATH}"),
         files={"etc/nginx/nginx.conf": NGINX_CONF},
-        dirs=("var/log/nginx", "var/lib/nginx/body", "var/lib/nginx/proxy",
-              "var/lib/nginx/fastcgi", "var/lib/nginx/uwsgi", "var/lib/nginx/scgi"),
+        dirs=(
+            "var/log/nginx",
+            "var/lib/nginx/body",
+            "var/lib/nginx/proxy",
+            "var/lib/nginx/fastcgi",
+            "var/lib/nginx/uwsgi",
+            "var/lib/nginx/scgi",
+        ),
     ),
     ImageRecipe(
         repository="swarmctl/tools",
@@ -76,7 +81,9 @@ RECIPES = (
 )
 
 BASE_FILES = {
-    "etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    "etc/passwd": (
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+    ),
     "etc/group": "root:x:0:\nnogroup:x:65534:\n",
 }
 
@@ -89,9 +96,14 @@ def ensure(layout: LabLayout, builder: LabHost, say: Callable[[str], None]) -> N
     """Build and push every image the registry does not have yet."""
     from swarmctl.lab.manager import http_status
 
-    missing = [r for r in RECIPES if http_status(
-        layout.ctl_netns, layout.registry_address, 5000,
-        f"/v2/{r.repository}/manifests/latest") != 200]
+    missing = [
+        r
+        for r in RECIPES
+        if http_status(
+            layout.ctl_netns, layout.registry_address, 5000, f"/v2/{r.repository}/manifests/latest"
+        )
+        != 200
+    ]
     if not missing:
         return
     fetch_debs(sorted({p for r in missing for p in r.packages}))
@@ -104,14 +116,15 @@ def ensure(layout: LabLayout, builder: LabHost, say: Callable[[str], None]) -> N
             build_rootfs(recipe, Path(tmp) / "rootfs", tar)
             ref = image_ref(layout, recipe)
             repo, tag = ref.rsplit(":", 1)
-            client.api.import_image_from_file(str(tar), repository=repo, tag=tag,
-                                              changes=list(recipe.changes))
+            client.api.import_image_from_file(
+                str(tar), repository=repo, tag=tag, changes=list(recipe.changes)
+            )
             for line in client.api.push(repo, tag=tag, stream=True, decode=True):
                 if "error" in line:
                     raise SwarmctlError(f"lab registry: push of {ref} failed: {line['error']}")
             # Only the registry keeps it: every host pulls, the builder included.
             client.images.remove(ref)
-            say(f"image {recipe.repository}: built from Debian packages, pushed to {layout.registry}")
+            say(f"image {recipe.repository}: built from Debian packages, pushed to {ref}")
 
 
 def fetch_debs(packages: list[str]) -> None:
@@ -120,12 +133,12 @@ def fetch_debs(packages: list[str]) -> None:
     missing = [p for p in packages if not list(DEB_CACHE.glob(f"{p}_*.deb"))]
     if not missing:
         return
-    result = run(["apt-get", "download", *missing], check=False, timeout=300,
-                 cwd=DEB_CACHE)
+    result = run(["apt-get", "download", *missing], check=False, timeout=300, cwd=DEB_CACHE)
     if result.returncode != 0:
         raise SwarmctlError(
-            f"apt-get download {' '.join(missing)} failed ({result.stderr.strip().splitlines()[-1]}); "
-            "run `apt-get update` (scripts/setup does) and try again")
+            f"apt-get download {' '.join(missing)} failed ({last_line(result.stderr)}): "
+            "run `apt-get update` (scripts/setup does) and try again"
+        )
 
 
 def build_rootfs(recipe: ImageRecipe, root: Path, tar_path: Path) -> None:

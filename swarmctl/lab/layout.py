@@ -44,7 +44,9 @@ class LabLayout:
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):
             raise SwarmctlError(
-                f"lab name {self.name!r}: use 1-6 lowercase letters or digits, starting with a letter")
+                f"lab name {self.name!r}: use 1-6 lowercase letters or digits, "
+                "starting with a letter"
+            )
 
     @property
     def prefix(self) -> str:
@@ -121,9 +123,15 @@ class LabLayout:
         octet = FIRST_HOST_OCTET + index
         address = self._address(octet)
         mac = "02:99:" + ":".join(f"{int(part):02x}" for part in address.split("."))
-        return LabHost(name=name, role=role, address=address, mac=mac,
-                       netns=f"{self.prefix}-{name}", veth=f"{self.prefix}-h{octet}",
-                       dir=self.dir / "hosts" / name)
+        return LabHost(
+            name=name,
+            role=role,
+            address=address,
+            mac=mac,
+            netns=f"{self.prefix}-{name}",
+            veth=f"{self.prefix}-h{octet}",
+            dir=self.dir / "hosts" / name,
+        )
 
     def cgroup_name(self, host: LabHost) -> str:
         return f"{self.prefix}-{host.name}"

@@ -32,16 +32,25 @@ from filelock import FileLock
 
 from swarmctl import netns
 from swarmctl.errors import SwarmctlError
-from swarmctl.lab.layout import LAB_ROOT, LabHost, LabLayout
+from swarmctl.lab.layout import DEFAULT_LAB, LAB_ROOT, LabHost, LabLayout
 from swarmctl.proc import last_line, run
 
 HOST_INIT = Path(__file__).with_name("host-init.sh")
 BOOT_TIMEOUT = 60.0
 REQUIRED = {  # program -> Debian package
-    "ip": "iproute2", "iptables": "iptables", "nsenter": "util-linux", "unshare": "util-linux",
-    "dockerd": "docker.io", "containerd": "containerd", "docker-registry": "docker-registry",
-    "sshd": "openssh-server", "ssh": "openssh-client", "ssh-keygen": "openssh-client",
-    "tini": "tini", "apt-get": "apt", "dpkg-deb": "dpkg",
+    "ip": "iproute2",
+    "iptables": "iptables",
+    "nsenter": "util-linux",
+    "unshare": "util-linux",
+    "dockerd": "docker.io",
+    "containerd": "containerd",
+    "docker-registry": "docker-registry",
+    "sshd": "openssh-server",
+    "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
+    "tini": "tini",
+    "apt-get": "apt",
+    "dpkg-deb": "dpkg",
 }
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -73,13 +82,18 @@ def preflight() -> None:
         if not shutil.which(program, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
             raise SwarmctlError(
                 f"{program} is missing: install the Debian package {package} "
-                f"(scripts/setup installs everything the lab needs)")
+                f"(scripts/setup installs everything the lab needs)"
+            )
 
 
 class Lab:
     def __init__(self, layout: LabLayout, say: Say = print) -> None:
         self.layout = layout
         self.say = say
+
+    @property
+    def label(self) -> str:
+        return "lab" if self.layout.name == DEFAULT_LAB else f"lab {self.layout.name}"
 
     # ----------------------------------------------------------------- records
 
@@ -102,7 +116,9 @@ class Lab:
             record = json.loads(path.read_text())
             return self.layout.hosts(len(record["hosts"]), record["managers"])
         except (ValueError, KeyError, TypeError) as exc:
-            raise SwarmctlError(f"{path}: unreadable lab record ({exc}); run `swarmctl lab down`") from None
+            raise SwarmctlError(
+                f"{path}: unreadable lab record ({exc}); run `swarmctl lab down`"
+            ) from None
 
     def host(self, name: str) -> LabHost:
         for host in self.recorded_hosts():
@@ -127,11 +143,14 @@ class Lab:
             if not existing and self.namespaces():
                 raise SwarmctlError(
                     f"found half-built lab namespaces ({', '.join(self.namespaces())}) with no "
-                    f"record at {self.layout.description}: run `swarmctl lab down` first")
+                    f"record at {self.layout.description}: run `swarmctl lab down` first"
+                )
             if existing and [h.name for h in existing] != [h.name for h in hosts][: len(existing)]:
                 raise SwarmctlError(
                     f"the lab is up with {len(existing)} hosts "
-                    f"({', '.join(h.name for h in existing)}); run `swarmctl lab down` to rebuild it")
+                    f"({', '.join(h.name for h in existing)}); "
+                    "run `swarmctl lab down` to rebuild it"
+                )
             if len(existing) > len(hosts):
                 hosts = existing
             started = time.monotonic()
@@ -147,10 +166,10 @@ class Lab:
                 list(pool.map(self._boot, todo))
             self._wait_registry()
             from swarmctl.lab import images
+
             images.ensure(self.layout, hosts[0], self.say)
             self._write_inventory(hosts)
-            self.say(f"lab {self.layout.name}: {len(hosts)} hosts up in "
-                     f"{time.monotonic() - started:.1f} s")
+            self.say(f"{self.label}: {len(hosts)} hosts up in {time.monotonic() - started:.1f} s")
         return hosts
 
     def _prepare_files(self, hosts: list[LabHost]) -> None:
@@ -158,11 +177,22 @@ class Lab:
         lay.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(lay.dir, 0o755)
         if not lay.key.exists():
-            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"swarmctl-{lay.name}",
-                 "-f", str(lay.key)])
+            run(
+                [
+                    "ssh-keygen",
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    f"swarmctl-{lay.name}",
+                    "-f",
+                    str(lay.key),
+                ]
+            )
         public_key = lay.key.with_suffix(".pub").read_text()
-        etc_hosts = "127.0.0.1\tlocalhost\n" + "".join(
-            f"{h.address}\t{h.name}\n" for h in hosts)
+        etc_hosts = "127.0.0.1\tlocalhost\n" + "".join(f"{h.address}\t{h.name}\n" for h in hosts)
         for host in hosts:
             d = host.dir
             for sub in ("ssh", "root", "etc-docker", "etc", "log", "docker"):
@@ -170,33 +200,58 @@ class Lab:
             (d / "root").chmod(0o700)
             key = d / "ssh" / "ssh_host_ed25519_key"
             if not key.exists():
-                run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host.name, "-f", str(key)])
+                run(
+                    ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host.name, "-f", str(key)]
+                )
             (d / "ssh" / "authorized_keys").write_text(public_key)
             (d / "ssh" / "sshd_config").write_text(_sshd_config(host))
-            (d / "etc-docker" / "daemon.json").write_text(json.dumps({
-                "data-root": str(d / "docker"),
-                "cgroup-parent": "/" + lay.cgroup_name(host),
-                "insecure-registries": [lay.registry],
-                "registry-mirrors": [f"http://{lay.registry}"],
-            }, indent=2) + "\n")
+            (d / "etc-docker" / "daemon.json").write_text(
+                json.dumps(
+                    {
+                        "data-root": str(d / "docker"),
+                        "cgroup-parent": "/" + lay.cgroup_name(host),
+                        "insecure-registries": [lay.registry],
+                        "registry-mirrors": [f"http://{lay.registry}"],
+                    },
+                    indent=2,
+                )
+                + "\n"
+            )
             # Rewritten in place: a running host has these files bind-mounted.
             (d / "etc" / "hosts").write_text(etc_hosts)
             (d / "etc" / "resolv.conf").write_text(f"nameserver {lay.gateway}\n")
-        lay.known_hosts.write_text("".join(
-            f"{h.name},{h.address} "
-            + " ".join((h.dir / "ssh" / "ssh_host_ed25519_key.pub").read_text().split()[:2])
-            + "\n" for h in hosts))
+        lay.known_hosts.write_text(
+            "".join(
+                f"{h.name},{h.address} "
+                + " ".join((h.dir / "ssh" / "ssh_host_ed25519_key.pub").read_text().split()[:2])
+                + "\n"
+                for h in hosts
+            )
+        )
 
     def _write_record(self, hosts: list[LabHost], managers: int) -> None:
         lay = self.layout
         record = {
-            "name": lay.name, "prefix": lay.prefix, "subnet": str(lay.subnet),
+            "name": lay.name,
+            "prefix": lay.prefix,
+            "subnet": str(lay.subnet),
             "managers": sum(1 for h in hosts if h.role == "manager") or managers,
-            "ctl_netns": lay.ctl_netns, "registry": lay.registry,
-            "ssh_key": str(lay.key), "known_hosts": str(lay.known_hosts),
+            "ctl_netns": lay.ctl_netns,
+            "registry": lay.registry,
+            "ssh_key": str(lay.key),
+            "known_hosts": str(lay.known_hosts),
             "inventory": str(lay.inventory),
-            "hosts": [{"name": h.name, "role": h.role, "address": h.address, "netns": h.netns,
-                       "docker_socket": str(h.docker_socket), "dir": str(h.dir)} for h in hosts],
+            "hosts": [
+                {
+                    "name": h.name,
+                    "role": h.role,
+                    "address": h.address,
+                    "netns": h.netns,
+                    "docker_socket": str(h.docker_socket),
+                    "dir": str(h.dir),
+                }
+                for h in hosts
+            ],
         }
         lay.description.write_text(json.dumps(record, indent=2) + "\n")
 
@@ -218,14 +273,29 @@ class Lab:
         ns = lay.switch_netns
         if not self._ns_add(ns):
             return
-        run(["ip", "-n", ns, "link", "add", "br0", "type", "bridge",
-             "stp_state", "0", "forward_delay", "0"])
+        run(
+            [
+                "ip",
+                "-n",
+                ns,
+                "link",
+                "add",
+                "br0",
+                "type",
+                "bridge",
+                "stp_state",
+                "0",
+                "forward_delay",
+                "0",
+            ]
+        )
         run(["ip", "-n", ns, "addr", "add", f"{lay.gateway}/{lay.subnet.prefixlen}", "dev", "br0"])
         run(["ip", "-n", ns, "link", "set", "br0", "up"])
         self._sysctl(ns, "net.ipv4.ip_forward", "0")
 
-    def _plug_in(self, ns: str, veth: str, address: str, mac: str | None = None,
-                 default_route: bool = False) -> None:
+    def _plug_in(
+        self, ns: str, veth: str, address: str, mac: str | None = None, default_route: bool = False
+    ) -> None:
         """Cable namespace `ns` to the switch, as eth0 with `address`."""
         lay = self.layout
         switch = lay.switch_netns
@@ -259,17 +329,27 @@ class Lab:
         data = lay.dir / "registry"
         (data / "storage").mkdir(parents=True, exist_ok=True)
         config = data / "config.yml"
-        config.write_text(yaml.safe_dump({
-            "version": 0.1,
-            "log": {"level": "warn"},
-            "storage": {"filesystem": {"rootdirectory": str(data / "storage")},
-                        "delete": {"enabled": True}},
-            "http": {"addr": lay.registry},
-        }))
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "version": 0.1,
+                    "log": {"level": "warn"},
+                    "storage": {
+                        "filesystem": {"rootdirectory": str(data / "storage")},
+                        "delete": {"enabled": True},
+                    },
+                    "http": {"addr": lay.registry},
+                }
+            )
+        )
         with open(data / "registry.log", "ab") as log:
             proc = subprocess.Popen(
                 ["ip", "netns", "exec", ns, "docker-registry", "serve", str(config)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
         (lay.dir / "registry.pid").write_text(f"{proc.pid}\n")
 
     def _wait_registry(self) -> None:
@@ -306,14 +386,31 @@ class Lab:
         return self._init_pid(host.dir) is not None
 
     def _boot(self, host: LabHost) -> None:
-        log = open(host.dir / "log" / "boot.log", "ab")
-        with log:
+        with open(host.dir / "log" / "boot.log", "ab") as log:
             proc = subprocess.Popen(
-                ["nsenter", f"--net=/run/netns/{host.netns}", "--",
-                 "unshare", "--pid", "--fork", "--kill-child", "--mount", "--uts",
-                 "--propagation", "private", "--mount-proc",
-                 str(HOST_INIT), "boot", str(host.dir), host.name],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+                [
+                    "nsenter",
+                    f"--net=/run/netns/{host.netns}",
+                    "--",
+                    "unshare",
+                    "--pid",
+                    "--fork",
+                    "--kill-child",
+                    "--mount",
+                    "--uts",
+                    "--propagation",
+                    "private",
+                    "--mount-proc",
+                    str(HOST_INIT),
+                    "boot",
+                    str(host.dir),
+                    host.name,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
         (host.dir / "init.pid").write_text(f"{proc.pid}\n")
         deadline = time.monotonic() + BOOT_TIMEOUT
         while time.monotonic() < deadline:
@@ -331,21 +428,25 @@ class Lab:
 
     def _ssh_banner(self, host: LabHost, timeout: float = 0.5) -> bool:
         try:
-            with netns.connect(host.address, 22, netns=self.layout.ctl_netns,
-                               timeout=timeout) as sock:
+            with netns.connect(
+                host.address, 22, netns=self.layout.ctl_netns, timeout=timeout
+            ) as sock:
                 return sock.recv(8).startswith(b"SSH-")
         except OSError:
             return False
 
     def _link_up(self, host: LabHost) -> bool:
-        out = run(["ip", "-n", self.layout.switch_netns, "-o", "link", "show", "dev", host.veth],
-                  check=False).stdout
+        out = run(
+            ["ip", "-n", self.layout.switch_netns, "-o", "link", "show", "dev", host.veth],
+            check=False,
+        ).stdout
         flags = out.split("<", 1)[-1].split(">", 1)[0].split(",") if "<" in out else []
         return "UP" in flags
 
     def _set_link(self, host: LabHost, up: bool) -> None:
-        run(["ip", "-n", self.layout.switch_netns, "link", "set", host.veth,
-             "up" if up else "down"])
+        run(
+            ["ip", "-n", self.layout.switch_netns, "link", "set", host.veth, "up" if up else "down"]
+        )
 
     def status(self) -> list[HostStatus]:
         hosts = self.recorded_hosts()
@@ -353,9 +454,13 @@ class Lab:
         def probe(host: LabHost) -> HostStatus:
             running = self._running(host)
             plugged = self._link_up(host)
-            return HostStatus(host, running, plugged,
-                              ssh=running and plugged and self._ssh_banner(host),
-                              docker=running and docker_ping(host.docker_socket))
+            return HostStatus(
+                host,
+                running,
+                plugged,
+                ssh=running and plugged and self._ssh_banner(host),
+                docker=running and docker_ping(host.docker_socket),
+            )
 
         with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
             return list(pool.map(probe, hosts))
@@ -410,8 +515,18 @@ class Lab:
         init = self._init_pid(host.dir)
         if init is None:
             raise SwarmctlError(f"lab host {name} is not running: `swarmctl lab start {name}`")
-        run(["nsenter", "-t", str(init), "-a", "--", str(HOST_INIT), "restart-dockerd",
-             str(host.dir)])
+        run(
+            [
+                "nsenter",
+                "-t",
+                str(init),
+                "-a",
+                "--",
+                str(HOST_INIT),
+                "restart-dockerd",
+                str(host.dir),
+            ]
+        )
         deadline = time.monotonic() + BOOT_TIMEOUT
         while not docker_ping(host.docker_socket):
             if time.monotonic() > deadline:
@@ -429,17 +544,35 @@ class Lab:
         """argv that runs `command` on the host over SSH, from the control namespace."""
         host = self.host(name)
         remote = command[0] if len(command) == 1 else shlex.join(command)
-        return ["ip", "netns", "exec", self.layout.ctl_netns, "ssh", "-q",
-                "-i", str(self.layout.key), "-o", f"UserKnownHostsFile={self.layout.known_hosts}",
-                "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
-                "-o", "ConnectTimeout=5", f"root@{host.address}", *([remote] if command else [])]
+        return [
+            "ip",
+            "netns",
+            "exec",
+            self.layout.ctl_netns,
+            "ssh",
+            "-q",
+            "-i",
+            str(self.layout.key),
+            "-o",
+            f"UserKnownHostsFile={self.layout.known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            f"root@{host.address}",
+            *([remote] if command else []),
+        ]
 
     # -------------------------------------------------------------------- down
 
     def down(self) -> None:
         """Remove every process, namespace, link, mount, cgroup and file of the lab."""
         if os.geteuid() != 0:
-            raise SwarmctlError("swarmctl lab needs root (network namespaces, mounts): run it as root")
+            raise SwarmctlError(
+                "swarmctl lab needs root (network namespaces, mounts): run it as root"
+            )
         lay = self.layout
         with self.locked():
             hosts_dir = lay.dir / "hosts"
@@ -459,7 +592,7 @@ class Lab:
             self._lock_path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             LAB_ROOT.rmdir()  # only when no other lab is left
-        self.say(f"lab {lay.name}: down")
+        self.say(f"{self.label}: down")
 
     def _remove_cgroups(self) -> None:
         if not CGROUP_ROOT.is_dir():
@@ -485,23 +618,25 @@ def _shell_form(command: list[str]) -> list[str]:
 
 def _sshd_config(host: LabHost) -> str:
     d = host.dir
-    return "\n".join([
-        f"ListenAddress {host.address}:22",
-        f"HostKey {d}/ssh/ssh_host_ed25519_key",
-        "PidFile /run/sshd.pid",
-        f"AuthorizedKeysFile {d}/ssh/authorized_keys",
-        "PermitRootLogin prohibit-password",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "UsePAM no",
-        # swarmctl keeps one connection per host and runs commands on it in parallel.
-        "MaxSessions 64",
-        "MaxStartups 64:30:128",
-        "UseDNS no",
-        f"SetEnv LAB_HOST={host.name}",
-        "Subsystem sftp /usr/lib/openssh/sftp-server",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"ListenAddress {host.address}:22",
+            f"HostKey {d}/ssh/ssh_host_ed25519_key",
+            "PidFile /run/sshd.pid",
+            f"AuthorizedKeysFile {d}/ssh/authorized_keys",
+            "PermitRootLogin prohibit-password",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "UsePAM no",
+            # swarmctl keeps one connection per host and runs commands on it in parallel.
+            "MaxSessions 64",
+            "MaxStartups 64:30:128",
+            "UseDNS no",
+            f"SetEnv LAB_HOST={host.name}",
+            "Subsystem sftp /usr/lib/openssh/sftp-server",
+            "",
+        ]
+    )
 
 
 def _alive(pid: int | None, marker: str) -> bool:
@@ -578,17 +713,21 @@ def render_inventory(layout: LabLayout, hosts: list[LabHost]) -> str:
     groups: dict[str, dict] = {"managers": {"hosts": {}}, "workers": {"hosts": {}}}
     for host in hosts:
         groups[f"{host.role}s"]["hosts"][host.name] = {"ansible_host": host.address}
-    inventory = {"all": {
-        "vars": {
-            "ansible_user": "root",
-            "ansible_ssh_private_key_file": str(layout.key),
-            "known_hosts": str(layout.known_hosts),
-            "netns": layout.ctl_netns,
-            "iface": "eth0",
-        },
-        "children": {name: group for name, group in groups.items() if group["hosts"]},
-    }}
-    header = (f"# Written by `swarmctl lab up` for the lab {layout.name!r}.\n"
-              f"# Clients connect from the network namespace {layout.ctl_netns}, so no lab\n"
-              "# packet is ever sent from the root namespace.\n")
+    inventory = {
+        "all": {
+            "vars": {
+                "ansible_user": "root",
+                "ansible_ssh_private_key_file": str(layout.key),
+                "known_hosts": str(layout.known_hosts),
+                "netns": layout.ctl_netns,
+                "iface": "eth0",
+            },
+            "children": {name: group for name, group in groups.items() if group["hosts"]},
+        }
+    }
+    header = (
+        f"# Written by `swarmctl lab up` for the lab {layout.name!r}.\n"
+        f"# Clients connect from the network namespace {layout.ctl_netns}, so no lab\n"
+        "# packet is ever sent from the root namespace.\n"
+    )
     return header + yaml.safe_dump(inventory, sort_keys=False)
