@@ -1,0 +1,1 @@
+"""Overlay networking as data: address management and per-node VXLAN state (pure)."""
