@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from swarmctl.errors import SwarmctlError
+from swarmctl.naming import check_label
 
 ENV_VAR = "SWARMCTL_INVENTORY"
 MANAGERS = "managers"
@@ -44,7 +43,6 @@ _GROUP_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}")
 _HOSTNAME_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9_])?")
 _USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 _IFACE_RE = re.compile(r"[A-Za-z0-9_.-]{1,15}")
-_LABEL_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _SECTION_RE = re.compile(r"\[([^:\]\s]+)(?::(\w+))?\]\s*(?:[#;].*)?")
 VARS_EXTENSIONS = ("", ".yml", ".yaml", ".json")  # as Ansible's host_group_vars plugin
 
@@ -96,8 +94,8 @@ def load_inventory(path: str | Path) -> Inventory:
         tree = _parse_ini(path, text)
     else:  # like Ansible, whose yaml plugin goes first and hands over what is no mapping
         try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError:
+            data = _load_yaml(path, text)
+        except SwarmctlError:
             data = None
         tree = _parse_yaml(path, data) if isinstance(data, dict) else _parse_ini(path, text)
     return _resolve(tree)
@@ -120,6 +118,8 @@ def _read(path: Path) -> str:
 
 
 def _load_yaml(path: Path, text: str) -> Any:
+    import yaml  # here, not at the top: read-only commands resolve paths without parsing
+
     try:
         return yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
@@ -483,14 +483,11 @@ def _labels(where: str, value: Any) -> dict[str, str]:
         )
     labels = {}
     for key, item in value.items():
-        if not isinstance(key, str) or not _LABEL_KEY_RE.fullmatch(key):
-            raise SwarmctlError(f"{where}: label {key!r}: invalid key {NAME_CHARS}")
         if isinstance(item, bool):
             item = str(item).lower()
         elif item is None or isinstance(item, int | float):
             item = "" if item is None else str(item)
-        if not isinstance(item, str) or not item.isprintable():
-            raise SwarmctlError(f"{where}: label {key}: value {item!r} is not one line of text")
+        check_label(where, key, item)
         labels[key] = item
     return labels
 

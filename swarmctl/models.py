@@ -1,0 +1,235 @@
+"""The cluster's nouns as frozen dataclasses: cluster, node, network, service, task.
+
+Pure data with swarm's vocabulary. Who writes what (swarmkit's rule, one writer each):
+the user writes specs (service spec, node availability and labels), the orchestrator
+writes each task's desired state, the supervisor writes observed state (node status,
+task state). Conversion to and from the state file's JSON lives in `codec`.
+"""
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    MANAGER = "manager"
+    WORKER = "worker"
+
+
+class Availability(StrEnum):
+    ACTIVE = "active"
+    PAUSE = "pause"
+    DRAIN = "drain"
+
+
+class NodeState(StrEnum):
+    UNKNOWN = "unknown"
+    READY = "ready"
+    DOWN = "down"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    id: str
+    created_at: str
+    default_addr_pool: tuple[str, ...] = ("10.0.0.0/8",)
+    subnet_size: int = 24
+    vxlan_port: int = 4789
+
+
+@dataclass(frozen=True)
+class Resources:
+    nano_cpus: int = 0  # 1e9 per CPU, as Docker counts them
+    memory_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    """What a node told us about itself when it joined (or was last provisioned)."""
+
+    os: str = ""
+    kernel: str = ""
+    arch: str = ""
+    engine_version: str = ""
+    cpus: int = 0
+    memory_bytes: int = 0
+    iface: str = ""  # underlay interface
+    address: str = ""  # underlay address: the VXLAN endpoint of this node
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    hostname: str  # the inventory name
+    role: Role
+    address: str  # where the overlay reaches it (underlay address)
+    created_at: str
+    updated_at: str
+    availability: Availability = Availability.ACTIVE
+    labels: dict[str, str] = field(default_factory=dict)
+    leader: bool = False
+    facts: NodeFacts = field(default_factory=NodeFacts)
+    host_key: str = ""  # "<type> <base64>" trusted on first use, when not in known_hosts
+    state: NodeState = NodeState.READY  # observed
+    message: str = ""  # why it is down or unknown
+    last_seen: str = ""  # last successful contact (observed)
+    version: int = 1
+
+    @property
+    def resources(self) -> Resources:
+        return Resources(self.facts.cpus * 10**9, self.facts.memory_bytes)
+
+    @property
+    def manager_status(self) -> str:
+        if self.role != Role.MANAGER:
+            return ""
+        return "Leader" if self.leader else "Reachable"
+
+
+# ---------------------------------------------------------------------- networks
+
+
+@dataclass(frozen=True)
+class Network:
+    id: str
+    name: str
+    subnet: str
+    gateway: str
+    vni: int
+    created_at: str
+    driver: str = "overlay"
+    mtu: int = 1450
+    vxlan_port: int = 4789
+    attachable: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    node_ranges: dict[str, str] = field(default_factory=dict)  # node id -> CIDR inside subnet
+    pending: dict[str, str] = field(default_factory=dict)  # node id -> why not applied yet
+
+
+# ---------------------------------------------------------------------- services
+
+
+class Mode(StrEnum):
+    REPLICATED = "replicated"
+    GLOBAL = "global"
+
+
+class PublishMode(StrEnum):
+    INGRESS = "ingress"
+    HOST = "host"
+
+
+class RestartCondition(StrEnum):
+    NONE = "none"
+    ON_FAILURE = "on-failure"
+    ANY = "any"
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    target: int
+    published: int | None = None  # None: pick one from the dynamic range
+    protocol: str = "tcp"
+    mode: PublishMode = PublishMode.INGRESS
+
+
+@dataclass(frozen=True)
+class MountSpec:
+    type: str  # "bind" or "volume"
+    source: str
+    target: str
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    condition: RestartCondition = RestartCondition.ANY
+    delay: float | None = None  # seconds; None: back off exponentially from zero
+    max_attempts: int = 0  # 0: unlimited
+    window: float = 0.0  # seconds; 0: attempts are counted forever
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What the user asked for; only the user changes it."""
+
+    name: str
+    image: str
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    mode: Mode = Mode.REPLICATED
+    replicas: int = 1
+    networks: tuple[str, ...] = ()
+    ports: tuple[PortSpec, ...] = ()
+    constraints: tuple[str, ...] = ()
+    placement_prefs: tuple[str, ...] = ()  # "spread=node.labels.zone"
+    max_replicas_per_node: int = 0  # 0: no limit
+    reservations: Resources = field(default_factory=Resources)
+    limits: Resources = field(default_factory=Resources)
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+    mounts: tuple[MountSpec, ...] = ()
+    workdir: str = ""
+    user: str = ""
+
+
+@dataclass(frozen=True)
+class Service:
+    id: str
+    spec: ServiceSpec
+    created_at: str
+    updated_at: str
+    version: int = 1
+    vips: dict[str, str] = field(default_factory=dict)  # network id -> virtual IP
+    published: dict[str, int] = field(default_factory=dict)  # "80/tcp" -> published port
+
+
+# ------------------------------------------------------------------------- tasks
+
+
+class TaskState(StrEnum):
+    NEW = "new"
+    PENDING = "pending"
+    ASSIGNED = "assigned"
+    ACCEPTED = "accepted"
+    PREPARING = "preparing"
+    STARTING = "starting"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    SHUTDOWN = "shutdown"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    ORPHANED = "orphaned"
+
+    @property
+    def rank(self) -> int:
+        return _TASK_STATE_ORDER.index(self)
+
+    @property
+    def terminal(self) -> bool:
+        return self.rank >= TaskState.COMPLETE.rank
+
+
+_TASK_STATE_ORDER = list(TaskState)
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    service_id: str
+    slot: int  # replicated: 1..N; global: 0 (the node is the slot)
+    created_at: str
+    node_id: str = ""  # empty until assigned
+    desired_state: TaskState = TaskState.RUNNING
+    state: TaskState = TaskState.NEW
+    timestamps: dict[str, str] = field(default_factory=dict)  # state -> when it was entered
+    message: str = ""  # what happened last ("started", "no suitable node …")
+    error: str = ""
+    container_id: str = ""
+    exit_code: int | None = None
+    spec_version: int = 1
+    addresses: dict[str, str] = field(default_factory=dict)  # network name -> IP
+
+    @property
+    def updated_at(self) -> str:
+        return self.timestamps.get(self.state.value, self.created_at)

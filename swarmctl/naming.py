@@ -1,0 +1,58 @@
+"""Names and identifiers: object IDs, container names and labels, interface names (pure)."""
+
+import re
+import secrets
+import string
+
+from swarmctl.errors import SwarmctlError
+
+ID_LENGTH = 25
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+# Service, network and node names end up in container names, interface names and shell
+# commands: keep them to what Docker accepts for a container name, minus the dot.
+NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}")
+
+LABEL_PREFIX = "swarmctl."
+LABEL_CLUSTER = LABEL_PREFIX + "cluster.id"
+LABEL_SERVICE_ID = LABEL_PREFIX + "service.id"
+LABEL_SERVICE_NAME = LABEL_PREFIX + "service.name"
+LABEL_TASK_ID = LABEL_PREFIX + "task.id"
+LABEL_SLOT = LABEL_PREFIX + "task.slot"
+LABEL_NODE_ID = LABEL_PREFIX + "node.id"
+LABEL_NETWORK_ID = LABEL_PREFIX + "network.id"
+
+
+def new_id() -> str:
+    """A 25-character lowercase alphanumeric ID, as swarm's."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(ID_LENGTH))
+
+
+def valid_name(name: str) -> bool:
+    return bool(NAME_RE.fullmatch(name))
+
+
+def container_name(service: str, slot_or_node: int | str, task_id: str) -> str:
+    """`<service>.<slot>.<task id>`, as swarm names task containers."""
+    return f"{service}.{slot_or_node}.{task_id}"
+
+
+LABEL_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+LABEL_KEY_CHARS = "(letters, digits, '.', '_', '-')"
+
+
+def check_label(where: str, key: object, value: object) -> None:
+    """Labels reach Docker's command line and the state file: keys are names, values one line."""
+    if not isinstance(key, str) or not LABEL_KEY_RE.fullmatch(key):
+        raise SwarmctlError(f"{where}: label {key!r}: invalid key {LABEL_KEY_CHARS}")
+    if not isinstance(value, str) or not value.isprintable():
+        raise SwarmctlError(f"{where}: label {key}: value {value!r} is not one line of text")
+
+
+def parse_key_values(pairs: list[str] | None, option: str) -> dict[str, str]:
+    """`--label k=v` options to a dict (a bare `k` means an empty value, as docker)."""
+    result = {}
+    for pair in pairs or []:
+        key, _, value = pair.partition("=")
+        check_label(option, key, value)
+        result[key] = value
+    return result
