@@ -1,0 +1,1 @@
+"""Reaching hosts: SSH connections and running on many hosts at once."""

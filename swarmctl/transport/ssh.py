@@ -1,0 +1,317 @@
+"""SSH to one host: a persistent connection, commands with timeouts, verified host keys.
+
+Fabric resolves how to connect (~/.ssh/config, ssh-agent, ProxyJump); commands then run
+on raw paramiko channels of the one connection, several at a time. Host keys are checked
+against known_hosts and the keys trusted on first use that the cluster state recorded;
+an unknown key is refused unless the caller accepts new keys, a changed key always is.
+This module knows nothing of Docker or of the cluster.
+"""
+
+import base64
+import hashlib
+import os
+import select
+import shlex
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import paramiko
+from paramiko.ssh_exception import NoValidConnectionsError
+
+from swarmctl import netns
+from swarmctl.errors import SwarmctlError
+from swarmctl.inventory import InventoryHost
+from swarmctl.proc import last_line
+
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_COMMAND_TIMEOUT = 120.0
+# OpenSSH allows 10 sessions per connection (MaxSessions); stay below it.
+MAX_CHANNELS = 8
+
+
+class SSHError(SwarmctlError):
+    """A host could not be reached, or would not let us in."""
+
+
+class HostUnreachable(SSHError):
+    pass
+
+
+class HostKeyError(SSHError):
+    pass
+
+
+class CommandTimeout(SSHError):
+    pass
+
+
+class CommandFailed(SwarmctlError):
+    def __init__(self, message: str, result: "Result") -> None:
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class Result:
+    host: str
+    command: str
+    exit_code: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+def fingerprint(key_type: str, key_base64: str) -> str:
+    """OpenSSH's SHA256 fingerprint of a public key."""
+    digest = hashlib.sha256(base64.b64decode(key_base64)).digest()
+    return f"{key_type} SHA256:{base64.b64encode(digest).decode().rstrip('=')}"
+
+
+@dataclass
+class Trust:
+    """Which host keys to accept beyond known_hosts.
+
+    `recorded` maps host name -> "<type> <base64>" kept in the cluster state; with
+    `accept_new`, keys of hosts that have none are accepted and put in `learned`.
+    """
+
+    recorded: dict[str, str] = field(default_factory=dict)
+    accept_new: bool = False
+    learned: dict[str, str] = field(default_factory=dict)
+
+
+class _Policy(paramiko.MissingHostKeyPolicy):
+    def __init__(self, host: InventoryHost, trust: Trust) -> None:
+        self.host = host
+        self.trust = trust
+
+    def missing_host_key(self, client, hostname, key) -> None:
+        text = f"{key.get_name()} {key.get_base64()}"
+        if self.trust.accept_new:
+            self.trust.learned[self.host.name] = text
+            return
+        raise HostKeyError(
+            f"{_where(self.host)}: host key not known ({fingerprint(*text.split())}): "
+            "check it, then add it to known_hosts or pass --accept-new-host-keys"
+        )
+
+
+def _where(host: InventoryHost) -> str:
+    return f"{host.name} ({host.address}:{host.port})"
+
+
+class SSHConnection:
+    """One persistent connection to one host, opened on first use, reopened when lost."""
+
+    def __init__(
+        self,
+        host: InventoryHost,
+        trust: Trust | None = None,
+        *,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
+    ) -> None:
+        self.host = host
+        self.trust = trust or Trust()
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self.sudo = False  # set when the login user is not root and uses sudo
+        self._client: paramiko.SSHClient | None = None
+        self._lock = threading.Lock()
+        self._channels = threading.BoundedSemaphore(MAX_CHANNELS)
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+    # ---------------------------------------------------------------- connect
+
+    def _transport(self) -> paramiko.Transport:
+        with self._lock:
+            client = self._client
+            transport = client.get_transport() if client else None
+            if transport is None or not transport.is_active():
+                if client:
+                    client.close()
+                self._client = client = self._open()
+                transport = client.get_transport()
+            assert transport is not None
+            return transport
+
+    def _open(self) -> paramiko.SSHClient:
+        from fabric import Connection
+
+        host = self.host
+        kwargs: dict = {"allow_agent": True}
+        if host.key:
+            kwargs["key_filename"] = os.path.expanduser(host.key)
+        if host.netns:
+            kwargs["sock"] = self._socket_in_netns()
+        conn = Connection(
+            host.address,
+            user=host.user,
+            port=host.port,
+            connect_timeout=None if host.netns else self.connect_timeout,
+            connect_kwargs=kwargs,
+        )
+        client = conn.client
+        self._load_host_keys(client, conn)
+        client.set_missing_host_key_policy(_Policy(host, self.trust))
+        try:
+            conn.open()
+        except SwarmctlError:
+            client.close()
+            raise
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise HostKeyError(
+                f"{_where(host)}: host key changed (expected "
+                f"{fingerprint(exc.expected_key.get_name(), exc.expected_key.get_base64())}, got "
+                f"{fingerprint(exc.key.get_name(), exc.key.get_base64())}): refusing to connect; "
+                "if the host was reinstalled, remove its old key first"
+            ) from None
+        except paramiko.AuthenticationException as exc:
+            client.close()
+            key = f" with key {host.key}" if host.key else ""
+            raise SSHError(
+                f"{_where(host)}: authentication failed for user {host.user}{key} ({exc})"
+            ) from None
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            client.close()
+            raise self._unreachable(exc) from None
+        transport = client.get_transport()
+        if transport:
+            transport.set_keepalive(5)
+        return client
+
+    def _socket_in_netns(self):
+        assert self.host.netns
+        try:
+            return netns.connect(
+                self.host.address,
+                self.host.port,
+                netns=self.host.netns,
+                timeout=self.connect_timeout,
+            )
+        except OSError as exc:
+            raise self._unreachable(exc) from None
+
+    def _unreachable(self, exc: BaseException) -> "HostUnreachable":
+        return HostUnreachable(f"{_where(self.host)}: {_describe(exc, self.connect_timeout)}")
+
+    def _load_host_keys(self, client: paramiko.SSHClient, conn) -> None:
+        files = conn.ssh_config.get("userknownhostsfile", "~/.ssh/known_hosts").split()
+        if self.host.known_hosts:
+            files.append(self.host.known_hosts)
+        for path in files:
+            path = os.path.expanduser(path)
+            if os.path.exists(path):
+                client.load_system_host_keys(path)
+        recorded = self.trust.recorded.get(self.host.name)
+        if recorded:
+            key_type, key_base64 = recorded.split()[:2]
+            lookup = (
+                self.host.address
+                if self.host.port == 22
+                else f"[{self.host.address}]:{self.host.port}"
+            )
+            client.get_host_keys().add(
+                lookup,
+                key_type,
+                paramiko.PKey.from_type_string(key_type, base64.b64decode(key_base64)),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client:
+                self._client.close()
+                self._client = None
+
+    # -------------------------------------------------------------------- run
+
+    def run(
+        self,
+        command: str | Sequence[str],
+        *,
+        timeout: float | None = None,
+        stdin: bytes | None = None,
+        check: bool = True,
+    ) -> Result:
+        """Run a command: an argv (quoted here) or a shell line built from quoted values."""
+        line = command if isinstance(command, str) else shlex.join(command)
+        if self.sudo:
+            line = shlex.join(["sudo", "-n", "sh", "-c", line])
+        timeout = self.command_timeout if timeout is None else timeout
+        started = time.monotonic()
+        transport = self._transport()
+        with self._channels:
+            try:
+                channel = transport.open_session(timeout=self.connect_timeout)
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                self.close()
+                raise HostUnreachable(f"{_where(self.host)}: connection lost ({exc})") from None
+            try:
+                channel.exec_command(line)
+                if stdin is not None:
+                    channel.sendall(stdin)
+                    channel.shutdown_write()
+                out, err = _drain(channel, started + timeout)
+                if out is None:
+                    raise CommandTimeout(
+                        f"{_where(self.host)}: `{_short(line)}` did not finish within {timeout:g} s"
+                    )
+                code = channel.recv_exit_status()
+            finally:
+                channel.close()
+        result = Result(
+            self.name,
+            line,
+            code,
+            out.decode(errors="replace"),
+            err.decode(errors="replace"),
+            time.monotonic() - started,
+        )
+        if check and code != 0:
+            detail = last_line(result.stderr) or last_line(result.stdout) or f"exit {code}"
+            raise CommandFailed(f"{self.name}: `{_short(line)}` failed: {detail}", result)
+        return result
+
+
+def _drain(channel: paramiko.Channel, deadline: float) -> tuple[bytes | None, bytes]:
+    """Read stdout and stderr until the command exits; (None, …) on timeout."""
+    out, err = bytearray(), bytearray()
+    while True:
+        while channel.recv_ready():
+            out += channel.recv(65536)
+        while channel.recv_stderr_ready():
+            err += channel.recv_stderr(65536)
+        if (
+            channel.exit_status_ready()
+            and not channel.recv_ready()
+            and not channel.recv_stderr_ready()
+        ):
+            return bytes(out), bytes(err)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None, bytes(err)
+        select.select([channel], [], [], min(remaining, 1.0))
+
+
+def _describe(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"connection timed out after {timeout:g} s"
+    if isinstance(exc, ConnectionRefusedError | NoValidConnectionsError):
+        return "connection refused"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
+
+
+def _short(line: str, limit: int = 80) -> str:
+    return line if len(line) <= limit else line[: limit - 1] + "…"
