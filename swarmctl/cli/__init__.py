@@ -5,15 +5,47 @@ non-zero exit status and no traceback.
 """
 
 import sys
+from typing import Annotated
 
+import click
 import typer
-from typer.exceptions import TyperException
 
-from swarmctl.cli import lab
+from swarmctl.cli import cluster, lab, node, state
 from swarmctl.cli.common import new_app
+from swarmctl.cli.context import Env
 from swarmctl.errors import SwarmctlError
 
 app = new_app("Agentless container orchestration over SSH, in the spirit of Docker swarm mode.")
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    inventory: Annotated[
+        str | None,
+        typer.Option(
+            "--inventory",
+            "-i",
+            envvar="SWARMCTL_INVENTORY",
+            help="Inventory file (Ansible YAML or INI).",
+        ),
+    ] = None,
+    state_file: Annotated[
+        str | None,
+        typer.Option(
+            "--state",
+            envvar="SWARMCTL_STATE",
+            help="State file (default: <inventory>.state.json beside the inventory).",
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = Env(inventory, state_file)
+
+
+for command in (cluster.init, cluster.join, cluster.leave, cluster.info):
+    app.command()(command)
+app.add_typer(node.app, name="node")
+app.add_typer(state.app, name="state")
 app.add_typer(lab.app, name="lab")
 
 
@@ -22,14 +54,15 @@ def main() -> None:
         status = app(standalone_mode=False)
     except SwarmctlError as exc:
         _fail(str(exc), exc.exit_code)
-    except TyperException as exc:  # click's usage errors, as vendored by typer
-        message = exc.format_message()
-        if message.startswith("Usage:"):  # a command group given no command: its help
-            print(message)
-            sys.exit(0)
-        ctx = getattr(exc, "ctx", None)
-        _fail(message + (f" (see `{ctx.command_path} --help`)" if ctx else ""), exc.exit_code)
-    except typer.Abort:
+    except click.exceptions.NoArgsIsHelpError as exc:  # a group given no command: its help
+        print(exc.format_message())
+        sys.exit(0)
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "swarmctl"
+        _fail(f"{exc.format_message()} (see `{command} --help`)", exc.exit_code)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
+    except click.Abort:
         _fail("aborted", 1)
     sys.exit(status if isinstance(status, int) else 0)
 

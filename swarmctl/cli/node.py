@@ -1,0 +1,250 @@
+"""`swarmctl node ls|inspect|update|rm|ps`."""
+
+from dataclasses import replace
+from typing import Annotated
+
+import typer
+
+from swarmctl.cli.common import new_app
+from swarmctl.cli.context import env
+from swarmctl.errors import SwarmctlError
+
+app = new_app("Manage the cluster's nodes.")
+
+NodeArg = Annotated[str, typer.Argument(help="Node name, ID or unique ID prefix.")]
+FormatOpt = Annotated[str, typer.Option("--format", help="table or json.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only print IDs.")]
+
+
+def _read(ctx: typer.Context):
+    from swarmctl.repo import Repo
+
+    e = env(ctx)
+    with e.store.read() as db:
+        repo = Repo(db)
+        repo.cluster()
+        return repo.nodes.all(), repo.services.all(), repo.tasks.all()
+
+
+@app.command("ls")
+def ls(ctx: typer.Context, fmt: FormatOpt = "table", quiet: QuietOpt = False) -> None:
+    """List nodes, as `docker node ls`."""
+    from swarmctl.cli.output import as_json, check_format, table
+
+    check_format(fmt)
+    nodes = sorted(_read(ctx)[0], key=lambda n: n.hostname)
+    if quiet:
+        for node in nodes:
+            typer.echo(node.id)
+    elif fmt == "json":
+        as_json([inspect_json(n) for n in nodes])
+    else:
+        table(
+            ("ID", "NAME", "MEMBERSHIP", "STATUS", "AVAILABILITY", "MANAGER STATUS"),
+            [
+                (
+                    n.id,
+                    n.hostname,
+                    "Accepted",
+                    n.state.value.capitalize(),
+                    n.availability.value.capitalize(),
+                    n.manager_status,
+                )
+                for n in nodes
+            ],
+        )
+
+
+@app.command()
+def inspect(
+    ctx: typer.Context,
+    nodes: Annotated[list[str], typer.Argument(help="Nodes.")],
+    pretty: Annotated[bool, typer.Option(help="Human-readable.")] = False,
+) -> None:
+    """Show nodes in detail (JSON, or --pretty)."""
+    from swarmctl.cli.output import as_json
+    from swarmctl.repo import Repo
+
+    e = env(ctx)
+    with e.store.read() as db:
+        found = [Repo(db).nodes.get(ref) for ref in nodes]
+    if not pretty:
+        as_json([inspect_json(n) for n in found])
+        return
+    for index, node in enumerate(found):
+        if index:
+            typer.echo("")
+        _pretty(node)
+
+
+def inspect_json(node) -> dict:
+    status = {"State": node.state.value, "Addr": node.address}
+    if node.message:
+        status["Message"] = node.message
+    doc = {
+        "ID": node.id,
+        "Version": {"Index": node.version},
+        "CreatedAt": node.created_at,
+        "UpdatedAt": node.updated_at,
+        "Spec": {
+            "Labels": node.labels,
+            "Role": node.role.value,
+            "Availability": node.availability.value,
+        },
+        "Description": {
+            "Hostname": node.hostname,
+            "Platform": {"Architecture": node.facts.arch, "OS": "linux"},
+            "Resources": {
+                "NanoCPUs": node.resources.nano_cpus,
+                "MemoryBytes": node.resources.memory_bytes,
+            },
+            "Engine": {"EngineVersion": node.facts.engine_version},
+            "OperatingSystem": node.facts.os,
+            "KernelVersion": node.facts.kernel,
+            "Underlay": {"Interface": node.facts.iface, "Addr": node.facts.address},
+        },
+        "Status": status,
+    }
+    if node.last_seen:
+        doc["Status"]["LastSeen"] = node.last_seen
+    if node.manager_status:
+        doc["ManagerStatus"] = {
+            "Leader": node.leader,
+            "Reachability": "reachable",
+            "Addr": node.address,
+        }
+    return doc
+
+
+def _pretty(node) -> None:
+    gib = node.facts.memory_bytes / 2**30
+    lines = [
+        f"ID:\t\t\t{node.id}",
+        f"Hostname:\t\t{node.hostname}",
+        f"Joined at:\t\t{node.created_at}",
+        "Status:",
+        f" State:\t\t\t{node.state.value.capitalize()}",
+        f" Availability:\t\t{node.availability.value.capitalize()}",
+        f" Address:\t\t{node.address}",
+    ]
+    if node.message:
+        lines.append(f" Message:\t\t{node.message}")
+    if node.manager_status:
+        lines += [
+            "Manager Status:",
+            f" Address:\t\t{node.address}",
+            f" Leader:\t\t{'Yes' if node.leader else 'No'}",
+        ]
+    lines += [
+        "Platform:",
+        f" Operating System:\t{node.facts.os}",
+        f" Architecture:\t\t{node.facts.arch}",
+        f" Kernel:\t\t{node.facts.kernel}",
+        "Resources:",
+        f" CPUs:\t\t\t{node.facts.cpus}",
+        f" Memory:\t\t{gib:.4g} GiB",
+        f"Engine Version:\t\t{node.facts.engine_version}",
+    ]
+    if node.labels:
+        lines.append("Labels:")
+        lines += [f" - {key}={value}" for key, value in sorted(node.labels.items())]
+    typer.echo("\n".join(lines).expandtabs(8))
+
+
+@app.command()
+def update(
+    ctx: typer.Context,
+    node: NodeArg,
+    availability: Annotated[str | None, typer.Option(help="active, pause or drain.")] = None,
+    label_add: Annotated[
+        list[str] | None, typer.Option(help="Add or update a node label (key=value).")
+    ] = None,
+    label_rm: Annotated[
+        list[str] | None, typer.Option(help="Remove a node label if it exists.")
+    ] = None,
+    role: Annotated[str | None, typer.Option(help="worker or manager.")] = None,
+) -> None:
+    """Change a node's availability, labels or role."""
+    from swarmctl import clock
+    from swarmctl.models import Availability, Role
+    from swarmctl.naming import parse_key_values
+    from swarmctl.repo import Repo
+
+    if availability is not None and availability not in {a.value for a in Availability}:
+        raise SwarmctlError(f"--availability {availability!r}: use active, pause or drain")
+    if role is not None and role not in {r.value for r in Role}:
+        raise SwarmctlError(f"--role {role!r}: use worker or manager")
+    additions = parse_key_values(label_add, "--label-add")
+    e = env(ctx)
+    with e.store.transaction() as db:
+        repo = Repo(db)
+        current = repo.nodes.get(node)
+        labels = {k: v for k, v in current.labels.items() if k not in (label_rm or [])}
+        labels.update(additions)
+        changed = replace(
+            current,
+            labels=labels,
+            availability=Availability(availability) if availability else current.availability,
+            role=Role(role) if role else current.role,
+        )
+        if changed.role == Role.WORKER and current.leader:
+            raise SwarmctlError(f"node {current.hostname} is the leader: it cannot be demoted")
+        if changed != current:
+            repo.nodes.put(replace(changed, updated_at=clock.now(), version=current.version + 1))
+    typer.echo(current.hostname)
+
+
+@app.command()
+def rm(
+    ctx: typer.Context,
+    nodes: Annotated[list[str], typer.Argument(help="Nodes.")],
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Remove a node that is not down.")
+    ] = False,
+) -> None:
+    """Remove nodes that are down (or any node, with --force)."""
+    from swarmctl.membership import leave
+    from swarmctl.models import NodeState
+    from swarmctl.repo import Repo
+
+    e = env(ctx)
+    for ref in nodes:
+        with e.store.read() as db:
+            node = Repo(db).nodes.get(ref)
+        if node.state != NodeState.DOWN and not force:
+            raise SwarmctlError(
+                f"node {node.hostname} is not down and can't be removed: "
+                f"`swarmctl leave {node.hostname}` cleans and removes it, "
+                "or pass --force"
+            )
+        leave(e.store, e.inventory, node.id, force=True, say=lambda _: None)
+        typer.echo(node.hostname)
+
+
+@app.command()
+def ps(
+    ctx: typer.Context,
+    node: NodeArg,
+    no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Full IDs and errors.")] = False,
+    fmt: FormatOpt = "table",
+    quiet: QuietOpt = False,
+) -> None:
+    """List the tasks of one node."""
+    from swarmctl.cli.output import check_format
+    from swarmctl.cli.taskview import print_tasks
+    from swarmctl.repo import Repo
+
+    check_format(fmt)
+    with env(ctx).store.read() as db:
+        repo = Repo(db)
+        target = repo.nodes.get(node)
+        services, nodes = repo.services.all(), repo.nodes.all()
+        tasks = [t for t in repo.tasks.all() if t.node_id == target.id]
+    print_tasks(
+        tasks,
+        {s.id: s for s in services},
+        {n.id: n for n in nodes},
+        no_trunc=no_trunc,
+        quiet=quiet,
+        fmt=fmt,
+    )

@@ -1,0 +1,1 @@
+"""Builders of remote commands: argv lists and rendered templates, never run here."""
