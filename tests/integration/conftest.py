@@ -1,9 +1,10 @@
-"""Fixtures for tests on real hosts: a lab of its own ("t"), up once per session.
+"""Fixtures for tests on real hosts: a lab of their own ("t"), up once per session.
 
 The test lab has its own prefix and subnet, so a lab a user left up is not touched.
 """
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -14,7 +15,8 @@ import pytest
 from swarmctl.lab.layout import LabHost, LabLayout
 from swarmctl.lab.manager import Lab
 
-TEST_LAB = "t"
+# Another name lets two test runs share the machine (each lab has its own prefix and subnet).
+TEST_LAB = os.environ.get("SWARMCTL_TEST_LAB", "t")
 pytestmark = pytest.mark.lab
 
 
