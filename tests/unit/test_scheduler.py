@@ -239,7 +239,7 @@ def test_the_explanation_counts_nodes_per_filter_in_pipeline_order() -> None:
         Decision(
             None,
             "no suitable node (2 nodes not available for new tasks; "
-            "1 node scheduling constraints not satisfied; 1 node insufficient resources; "
+            "scheduling constraints not satisfied on 1 node; insufficient resources on 1 node; "
             "1 node has port 80/tcp in use; max replicas per node reached on 1 node)",
         )
     ]
