@@ -38,6 +38,10 @@ def parse_facts(text: str) -> HostFacts:
             tools.add(value)
         elif key == "addr":
             iface, _, cidr = value.partition(" ")
+            try:
+                cidr = str(ipaddress.IPv4Interface(cidr))
+            except ValueError:
+                continue  # never let a malformed line reach a command or a rule
             addresses.append((iface, cidr))
         elif key in ("vxlan", "bridge", "iptables"):
             features[key] = value == "yes"

@@ -8,17 +8,19 @@ exactly as after. Hosts are handled in parallel; one failing host fails only its
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from swarmctl import clock
+from swarmctl import clock, networking
 from swarmctl.commands import docker
+from swarmctl.commands.render import render
 from swarmctl.errors import SwarmctlError
 from swarmctl.inventory import Inventory
 from swarmctl.models import Cluster, Node, Role
 from swarmctl.naming import new_id
+from swarmctl.network.overlay import NodeOverlays, assign_ranges, forget_node
 from swarmctl.provision import Provisioned, provision
 from swarmctl.repo import Repo
 from swarmctl.state import StateStore
 from swarmctl.transport.group import Pool
-from swarmctl.transport.ssh import Trust
+from swarmctl.transport.ssh import SSHConnection, Trust
 
 Say = Callable[[str], None]
 
@@ -41,13 +43,13 @@ def recorded_trust(store: StateStore, accept_new: bool = False) -> Trust:
 def init(
     store: StateStore,
     inventory: Inventory,
+    pool: Pool,
     host: str | None,
     *,
     listen_addr: str | None,
     vxlan_port: int | None,
     pools: Sequence[str],
     pool_mask: int,
-    accept_new: bool,
     say: Say,
 ) -> Node:
     if store.exists():
@@ -58,13 +60,10 @@ def init(
                 f"{store.path} already holds cluster {existing.id}: use "
                 "`swarmctl join` to add hosts, or --state for another cluster"
             )
-    name = host or _first_manager(inventory)
-    target = inventory.get(name)
-    trust = recorded_trust(store, accept_new)
-    with Pool([target], trust) as pool:
-        done = provision(pool[name], listen_addr=listen_addr)
+    target = inventory.get(host or _first_manager(inventory))
+    done = provision(pool[target.name], listen_addr=listen_addr)
     now = clock.now()
-    node = _new_node(target.name, Role.MANAGER, done, trust, target.labels, now, leader=True)
+    node = _new_node(target.name, Role.MANAGER, done, pool.trust, target.labels, now, leader=True)
     cluster = Cluster(
         id=new_id(),
         created_at=now,
@@ -120,11 +119,11 @@ def _new_node(
 def join(
     store: StateStore,
     inventory: Inventory,
+    pool: Pool,
     names: Sequence[str],
     *,
     role: Role | None,
     everyone: bool,
-    accept_new: bool,
     dry_run: bool,
     say: Say,
 ) -> JoinOutcome:
@@ -149,9 +148,7 @@ def join(
             )
         else:
             targets.append(target)
-    trust = recorded_trust(store, accept_new)
-    with Pool(targets, trust) as pool:
-        results = pool.each(lambda conn: provision(conn, dry_run=dry_run))
+    results = pool.each(lambda conn: provision(conn, dry_run=dry_run), [t.name for t in targets])
     roles = {t.name: role or Role(t.role) for t in targets}
     ready = {}
     for name, result in results.items():
@@ -161,10 +158,26 @@ def join(
             _say_plan(say, name, roles[name], result)
         else:
             ready[name] = result
-    joined = [] if dry_run else _record(store, inventory, ready, roles, trust, failed)
+    joined = [] if dry_run else _record(store, inventory, ready, roles, pool.trust, failed)
+    if joined:
+        _give_networks(store, joined)
+        networking.converge(store, pool, _nodes(store), say)
     for node in joined:
         say(f"{node.hostname}: This node joined a swarm as a {node.role.value}.")
     return JoinOutcome(joined, failed)
+
+
+def _nodes(store: StateStore) -> list[Node]:
+    with store.read() as db:
+        return Repo(db).nodes.all()
+
+
+def _give_networks(store: StateStore, joined: list[Node]) -> None:
+    """A node that joins gets a block of every overlay network."""
+    with store.transaction() as db:
+        repo = Repo(db)
+        for network in repo.networks.all():
+            repo.networks.put(assign_ranges(network, joined))
 
 
 def _say_plan(say: Say, name: str, role: Role, done: Provisioned) -> None:
@@ -209,7 +222,9 @@ def _record(
     return joined
 
 
-def leave(store: StateStore, inventory: Inventory, ref: str, *, force: bool, say: Say) -> Node:
+def leave(
+    store: StateStore, inventory: Inventory, pool: Pool, ref: str, *, force: bool, say: Say
+) -> Node:
     """Remove a node: clean its host when reachable, then forget it."""
     with store.read() as db:
         repo = Repo(db)
@@ -222,9 +237,8 @@ def leave(store: StateStore, inventory: Inventory, ref: str, *, force: bool, say
             "(another manager, if any, becomes the leader)"
         )
     if node.hostname in inventory.hosts:
-        trust = recorded_trust(store)
-        with Pool([inventory.get(node.hostname)], trust) as pool:
-            outcome = pool.each(lambda conn: clean_host(conn, cluster.id))[node.hostname]
+        outcome = pool.each(lambda conn: clean_host(conn, cluster.id), [node.hostname])
+        outcome = outcome[node.hostname]
         if isinstance(outcome, SwarmctlError):
             if not force:
                 raise SwarmctlError(
@@ -239,10 +253,13 @@ def leave(store: StateStore, inventory: Inventory, ref: str, *, force: bool, say
     with store.transaction() as db:
         repo = Repo(db)
         repo.nodes.delete([node.id])
+        for network in repo.networks.all():
+            repo.networks.put(forget_node(network, node.id))
         if node.leader:
             managers = [n for n in repo.nodes.all() if n.role == Role.MANAGER]
             if managers:
                 repo.nodes.put(_with_leader(managers[0]))
+    networking.converge(store, pool, _nodes(store), say)
     say(f"{node.hostname}: Node left the swarm.")
     return node
 
@@ -251,6 +268,10 @@ def _with_leader(node: Node) -> Node:
     return replace(node, leader=True, updated_at=clock.now(), version=node.version + 1)
 
 
-def clean_host(conn, cluster_id: str) -> None:
-    """Remove what this cluster put on a host: its containers (overlays come later)."""
+def clean_host(conn: SSHConnection, cluster_id: str) -> None:
+    """Remove what this cluster put on a host: its containers, then its overlays."""
     conn.run(docker.remove_cluster_containers(cluster_id), timeout=120)
+    conn.run(
+        render("overlay/converge.sh.j2", o=NodeOverlays(cluster_id, conn.name, (), (), ())),
+        timeout=120,
+    )

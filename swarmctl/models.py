@@ -54,6 +54,7 @@ class NodeFacts:
     memory_bytes: int = 0
     iface: str = ""  # underlay interface
     address: str = ""  # underlay address: the VXLAN endpoint of this node
+    network: str = ""  # the underlay's subnet, which overlay subnets must not overlap
 
 
 @dataclass(frozen=True)

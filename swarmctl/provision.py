@@ -17,7 +17,6 @@ from swarmctl.facts import (
     plan_join,
     to_node_facts,
     underlay,
-    underlay_network,
 )
 from swarmctl.models import NodeFacts
 from swarmctl.transport.ssh import SSHConnection
@@ -29,7 +28,6 @@ INSTALL_TIMEOUT = 900.0
 class Provisioned:
     facts: NodeFacts
     plan: JoinPlan
-    underlay_network: str
 
 
 def check_login(conn: SSHConnection) -> None:
@@ -79,4 +77,4 @@ def provision(
                 f"{conn.name}: --listen-addr {listen_addr} is not an address of this host"
             )
         iface, address = by_address[listen_addr], listen_addr
-    return Provisioned(to_node_facts(facts, iface, address), plan, underlay_network(facts, iface))
+    return Provisioned(to_node_facts(facts, iface, address), plan)

@@ -10,7 +10,7 @@ from typing import Annotated
 import click
 import typer
 
-from swarmctl.cli import cluster, lab, node, state
+from swarmctl.cli import cluster, lab, network, node, state
 from swarmctl.cli.common import new_app
 from swarmctl.cli.context import Env
 from swarmctl.errors import SwarmctlError
@@ -45,6 +45,7 @@ def root(
 for command in (cluster.init, cluster.join, cluster.leave, cluster.info):
     app.command()(command)
 app.add_typer(node.app, name="node")
+app.add_typer(network.app, name="network")
 app.add_typer(state.app, name="state")
 app.add_typer(lab.app, name="lab")
 

@@ -137,7 +137,8 @@ def leave(
     from swarmctl.membership import leave as do_leave
 
     e = env(ctx)
-    do_leave(e.store, e.inventory, node, force=force, say=typer.echo)
+    with e.pool() as pool:
+        do_leave(e.store, e.inventory, pool, node, force=force, say=typer.echo)
 
 
 def info(

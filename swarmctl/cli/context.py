@@ -53,6 +53,13 @@ class Env:
     def store(self) -> StateStore:
         return StateStore(self.state_path)
 
+    def pool(self, accept_new: bool = False):
+        """Connections to every inventory host, each opened on first use."""
+        from swarmctl.membership import recorded_trust
+        from swarmctl.transport.group import Pool
+
+        return Pool(self.inventory.hosts.values(), recorded_trust(self.store, accept_new))
+
 
 def env(ctx: typer.Context) -> Env:
     return ctx.find_root().obj

@@ -36,8 +36,11 @@ class Pool:
             return {}
 
         def attempt(name: str) -> T | SwarmctlError:
+            connection = self.connections.get(name)
+            if connection is None:
+                return SwarmctlError(f"{name}: not in the inventory, so swarmctl cannot reach it")
             try:
-                return action(self.connections[name])
+                return action(connection)
             except SwarmctlError as exc:
                 return exc
 

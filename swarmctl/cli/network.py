@@ -1,0 +1,152 @@
+"""`swarmctl network create|ls|inspect|rm`: overlay networks."""
+
+from typing import Annotated
+
+import typer
+
+from swarmctl.cli.common import new_app
+from swarmctl.cli.context import env
+from swarmctl.errors import SwarmctlError
+
+app = new_app("Manage overlay networks.")
+
+
+@app.command()
+def create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Network name.")],
+    driver: Annotated[str, typer.Option("--driver", "-d", help="Only overlay.")] = "overlay",
+    subnet: Annotated[str | None, typer.Option(help="CIDR (default: from the pool).")] = None,
+    gateway: Annotated[str | None, typer.Option(help="Gateway address.")] = None,
+    opt: Annotated[
+        list[str] | None, typer.Option("--opt", "-o", help="mtu=N or vxlan-port=N.")
+    ] = None,
+    attachable: Annotated[
+        bool, typer.Option(help="Let standalone containers attach (always true on this driver).")
+    ] = False,
+    label: Annotated[list[str] | None, typer.Option(help="key=value.")] = None,
+) -> None:
+    """Create an overlay network on every node; print its ID."""
+    from swarmctl import networking
+    from swarmctl.naming import parse_key_values
+
+    if driver != "overlay":
+        raise SwarmctlError(f"--driver {driver!r}: only overlay networks are supported")
+    opts = networking.parse_opts(opt or [])
+    options = networking.NetworkOptions(
+        name=name,
+        subnet=subnet,
+        gateway=gateway,
+        mtu=opts.get("mtu", 1450),
+        vxlan_port=opts.get("vxlan-port"),
+        attachable=attachable,
+        labels=parse_key_values(label, "--label"),
+    )
+    e = env(ctx)
+    with e.pool() as pool:
+        network = networking.create(
+            e.store, pool, options, say=lambda line: typer.echo(line, err=True)
+        )
+    typer.echo(network.id)
+
+
+@app.command("ls")
+def ls(
+    ctx: typer.Context,
+    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only IDs.")] = False,
+) -> None:
+    """List overlay networks."""
+    from swarmctl.cli.output import as_json, check_format, table
+
+    check_format(fmt)
+    networks, nodes = _read(ctx)
+    networks.sort(key=lambda n: n.name)
+    if quiet:
+        for network in networks:
+            typer.echo(network.id)
+    elif fmt == "json":
+        as_json([inspect_json(n, nodes) for n in networks])
+    else:
+        table(
+            ("NETWORK ID", "NAME", "DRIVER", "SCOPE"),
+            [(n.id[:12], n.name, n.driver, "swarm") for n in networks],
+        )
+
+
+def _read(ctx: typer.Context):
+    from swarmctl.repo import Repo
+
+    with env(ctx).store.read() as db:
+        repo = Repo(db)
+        repo.cluster()
+        return repo.networks.all(), {n.id: n for n in repo.nodes.all()}
+
+
+@app.command()
+def inspect(
+    ctx: typer.Context, networks: Annotated[list[str], typer.Argument(help="Names or IDs.")]
+) -> None:
+    """Show networks in detail, as JSON."""
+    from swarmctl.cli.output import as_json
+    from swarmctl.repo import Repo
+
+    with env(ctx).store.read() as db:
+        repo = Repo(db)
+        found = [repo.networks.get(ref) for ref in networks]
+        nodes = {n.id: n for n in repo.nodes.all()}
+    as_json([inspect_json(n, nodes) for n in found])
+
+
+def inspect_json(network, nodes) -> dict:
+    def name(node_id: str) -> str:
+        return nodes[node_id].hostname if node_id in nodes else node_id
+
+    return {
+        "Name": network.name,
+        "Id": network.id,
+        "Created": network.created_at,
+        "Scope": "swarm",
+        "Driver": network.driver,
+        "EnableIPv6": False,
+        "IPAM": {
+            "Driver": "default",
+            "Options": None,
+            "Config": [{"Subnet": network.subnet, "Gateway": network.gateway}],
+        },
+        "Internal": False,
+        "Attachable": network.attachable,
+        "Ingress": False,
+        "Options": {
+            "com.docker.network.driver.overlay.vxlanid_list": str(network.vni),
+            "com.docker.network.driver.mtu": str(network.mtu),
+            "vxlan-port": str(network.vxlan_port),
+        },
+        "Labels": network.labels,
+        "VNI": network.vni,
+        "NodeRanges": {
+            name(k): v for k, v in sorted(network.node_ranges.items(), key=lambda kv: kv[1])
+        },
+        "Peers": [
+            {"Name": nodes[k].hostname, "IP": nodes[k].address}
+            for k in network.node_ranges
+            if k in nodes
+        ],
+        "Pending": {name(k): v for k, v in network.pending.items()},
+    }
+
+
+@app.command()
+def rm(
+    ctx: typer.Context, networks: Annotated[list[str], typer.Argument(help="Names or IDs.")]
+) -> None:
+    """Remove networks from every node (refused while a service uses them)."""
+    from swarmctl import networking
+
+    e = env(ctx)
+    with e.pool() as pool:
+        for ref in networks:
+            network = networking.remove(
+                e.store, pool, ref, say=lambda line: typer.echo(line, err=True)
+            )
+            typer.echo(network.name)

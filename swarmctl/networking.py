@@ -1,0 +1,155 @@
+"""Overlay networks end to end: create, remove, and converging nodes to them.
+
+The state is written first (the network, each node's block, "pending" for every node),
+then every node converges over SSH in parallel; a node that cannot be reached stays
+pending with the reason and catches up at the next converge (the next `network`
+command, join, or supervisor tick), since converging is level-triggered.
+"""
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from swarmctl import clock
+from swarmctl.commands.render import render
+from swarmctl.errors import SwarmctlError
+from swarmctl.models import Cluster, Network, Node
+from swarmctl.naming import new_id, valid_name
+from swarmctl.network import ipam
+from swarmctl.network.overlay import assign_ranges, node_overlays
+from swarmctl.repo import Repo
+from swarmctl.state import StateStore
+from swarmctl.transport.group import Pool
+
+Say = Callable[[str], None]
+DOCKER_BRIDGE = "172.17.0.0/16"  # each node's docker0
+
+
+@dataclass(frozen=True)
+class NetworkOptions:
+    name: str
+    subnet: str | None = None
+    gateway: str | None = None
+    mtu: int = 1450
+    vxlan_port: int | None = None
+    attachable: bool = False
+    labels: dict[str, str] | None = None
+
+
+def parse_opts(opts: Sequence[str]) -> dict[str, int]:
+    """`--opt mtu=1400 --opt vxlan-port=4790` (docker's driver options we support)."""
+    known = {
+        "mtu": ipam.validate_mtu,
+        "vxlan-port": ipam.validate_vxlan_port,
+        "com.docker.network.driver.mtu": ipam.validate_mtu,
+    }
+    values = {}
+    for opt in opts:
+        key, sep, value = opt.partition("=")
+        if not sep or key not in known:
+            raise SwarmctlError(f"--opt {opt!r}: expected mtu=N or vxlan-port=N")
+        values["mtu" if "mtu" in key else key] = known[key](value)
+    return values
+
+
+def create(store: StateStore, pool: Pool, opts: NetworkOptions, say: Say) -> Network:
+    if not valid_name(opts.name):
+        raise SwarmctlError(
+            f"network name {opts.name!r}: use letters, digits, '_' and '-' "
+            "(at most 63, starting with a letter or digit)"
+        )
+    with store.transaction() as db:
+        repo = Repo(db)
+        cluster = repo.cluster()
+        networks, nodes = repo.networks.all(), repo.nodes.all()
+        if any(n.name == opts.name for n in networks):
+            raise SwarmctlError(f"network with name {opts.name} already exists")
+        network = assign_ranges(_new_network(cluster, networks, nodes, opts), nodes)
+        repo.networks.put(network)
+    converge(store, pool, nodes, say)
+    return network
+
+
+def _new_network(
+    cluster: Cluster, networks: list[Network], nodes: list[Node], opts: NetworkOptions
+) -> Network:
+    underlays = [n.facts.network or f"{n.address}/32" for n in nodes] + [DOCKER_BRIDGE]
+    if opts.subnet:
+        subnet, gateway = ipam.check_subnet(
+            opts.subnet, opts.gateway, {n.name: n.subnet for n in networks}, underlays
+        )
+    else:
+        if opts.gateway:
+            raise SwarmctlError("--gateway needs --subnet")
+        subnet = ipam.allocate_subnet(
+            cluster.default_addr_pool, cluster.subnet_size, [n.subnet for n in networks], underlays
+        )
+        subnet, gateway = ipam.check_subnet(subnet, None, {}, [])
+    return Network(
+        id=new_id(),
+        name=opts.name,
+        subnet=subnet,
+        gateway=gateway,
+        vni=ipam.allocate_vni(n.vni for n in networks),
+        created_at=clock.now(),
+        mtu=opts.mtu,
+        vxlan_port=opts.vxlan_port or cluster.vxlan_port,
+        attachable=opts.attachable,
+        labels=dict(opts.labels or {}),
+    )
+
+
+def remove(store: StateStore, pool: Pool, ref: str, say: Say) -> Network:
+    with store.transaction() as db:
+        repo = Repo(db)
+        network = repo.networks.get(ref)
+        users = [s.spec.name for s in repo.services.all() if network.name in s.spec.networks]
+        if users:
+            raise SwarmctlError(
+                f"network {network.name} is in use by service "
+                f"{', '.join(sorted(users))}: remove the service first"
+            )
+        repo.networks.delete([network.id])
+        nodes = repo.nodes.all()
+    converge(store, pool, nodes, say)
+    return network
+
+
+def converge(store: StateStore, pool: Pool, targets: Iterable[Node], say: Say) -> dict[str, str]:
+    """Bring `targets` to the overlay state the cluster wants; returns node id -> error."""
+    targets = list(targets)
+    with store.read() as db:
+        repo = Repo(db)
+        cluster, networks, nodes = repo.cluster(), repo.networks.all(), repo.nodes.all()
+    members = {n.id for n in nodes}
+    targets = [t for t in targets if t.id in members]
+    scripts = {
+        t.hostname: render("overlay/converge.sh.j2", o=node_overlays(cluster, networks, nodes, t))
+        for t in targets
+    }
+    results = pool.each(
+        lambda conn: conn.run(scripts[conn.name], timeout=120), [t.hostname for t in targets]
+    )
+    errors = {
+        t.id: str(results[t.hostname])
+        for t in targets
+        if isinstance(results[t.hostname], SwarmctlError)
+    }
+    _record_pending(store, {t.id for t in targets}, errors)
+    for error in errors.values():
+        say(f"Warning: {error}: its overlay networks will be set up when it is reachable again")
+    return errors
+
+
+def _record_pending(store: StateStore, converged: set[str], errors: dict[str, str]) -> None:
+    with store.transaction() as db:
+        repo = Repo(db)
+        for network in repo.networks.all():
+            # A node without a block waits for address space, not for a converge.
+            pending = {
+                k: v
+                for k, v in network.pending.items()
+                if k not in converged or k in errors or k not in network.node_ranges
+            }
+            pending.update({k: v for k, v in errors.items() if k in network.node_ranges})
+            if pending != network.pending:
+                repo.networks.put(replace(network, pending=pending))
