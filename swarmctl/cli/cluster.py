@@ -44,17 +44,18 @@ def init(
         )
     pools = [_cidr(p) for p in default_addr_pool or ["10.0.0.0/8"]]
     e = env(ctx)
-    do_init(
-        e.store,
-        e.inventory,
-        host,
-        listen_addr=address,
-        vxlan_port=port,
-        pools=pools,
-        pool_mask=default_addr_pool_mask_length,
-        accept_new=accept_new_host_keys,
-        say=typer.echo,
-    )
+    with e.pool(accept_new_host_keys) as pool:
+        do_init(
+            e.store,
+            e.inventory,
+            pool,
+            host,
+            listen_addr=address,
+            vxlan_port=port,
+            pools=pools,
+            pool_mask=default_addr_pool_mask_length,
+            say=typer.echo,
+        )
 
 
 def _split_listen_addr(value: str | None) -> tuple[str | None, int | None]:
@@ -107,16 +108,17 @@ def join(
     if hosts and all_hosts:
         raise SwarmctlError("name hosts or pass --all, not both")
     e = env(ctx)
-    outcome = do_join(
-        e.store,
-        e.inventory,
-        hosts or [],
-        role=Role(role) if role else None,
-        everyone=all_hosts,
-        accept_new=accept_new_host_keys,
-        dry_run=dry_run,
-        say=typer.echo,
-    )
+    with e.pool(accept_new_host_keys) as pool:
+        outcome = do_join(
+            e.store,
+            e.inventory,
+            pool,
+            hosts or [],
+            role=Role(role) if role else None,
+            everyone=all_hosts,
+            dry_run=dry_run,
+            say=typer.echo,
+        )
     for reason in outcome.failed.values():
         typer.echo(f"Error: {reason}", err=True)
     if outcome.failed:

@@ -1,6 +1,7 @@
 """Rendering the shell templates in templates/: strict, and every value quoted by `q`."""
 
 import functools
+import ipaddress
 import shlex
 from pathlib import Path
 
@@ -20,6 +21,8 @@ def _environment():
         lstrip_blocks=True,
     )
     env.filters["q"] = lambda value: shlex.quote(str(value))
+    # For places no quoting can protect (iptables-restore input): an address or an error.
+    env.filters["ipv4"] = lambda value: str(ipaddress.IPv4Address(value))
     return env
 
 

@@ -502,12 +502,19 @@ class Lab:
             self._set_link(host, up=True)
 
     def start(self, name: str) -> None:
-        """Boot a stopped host again, with its disks (Docker data, keys) as they were."""
+        """Boot a stopped host again: its disks (Docker data, keys) as they were, its
+        network devices new, as after a real reboot (only the cable is the same)."""
         host = self.host(name)
         with self.locked():
-            self._set_link(host, up=True)
-            if not self._running(host):
-                self._boot(host)
+            if self._running(host):
+                self._set_link(host, up=True)
+                return
+            # Deleting the cable first: a namespace's own links go away only later, in the
+            # kernel's cleanup of the deleted namespace.
+            run(["ip", "-n", self.layout.switch_netns, "link", "del", host.veth], check=False)
+            run(["ip", "netns", "delete", host.netns], check=False)
+            self._cable(host)
+            self._boot(host)
 
     def docker_restart(self, name: str) -> None:
         """Stop the host's dockerd (SIGTERM, as systemctl would) and start it again."""

@@ -20,6 +20,11 @@ def device_names(network_id: str) -> tuple[str, str]:
     return f"swv{network_id[:11]}", f"swb{network_id[:11]}"
 
 
+def underlay_address(node: Node) -> str:
+    """Where VXLAN reaches `node`; checked, since it lands in commands and firewall rules."""
+    return str(ipaddress.IPv4Address(node.facts.address or node.address))
+
+
 def node_address(node_range: str) -> str:
     """The node's own address on a network: the first of its block, reserved from Docker."""
     return str(ipaddress.IPv4Network(node_range).network_address)
@@ -64,7 +69,7 @@ def node_overlays(
     """The overlay state `node` should converge to: every network it has a block in."""
     nodes = list(nodes)
     by_id = {n.id: n for n in nodes}
-    others = tuple(sorted(n.address for n in nodes if n.id != node.id))
+    others = tuple(sorted(underlay_address(n) for n in nodes if n.id != node.id))
     wanted = []
     for network in sorted(networks, key=lambda n: n.name):
         ip_range = network.node_ranges.get(node.id)
@@ -72,7 +77,11 @@ def node_overlays(
             continue
         vxlan, bridge = device_names(network.id)
         peers = tuple(
-            sorted(by_id[i].address for i in network.node_ranges if i != node.id and i in by_id)
+            sorted(
+                underlay_address(by_id[i])
+                for i in network.node_ranges
+                if i != node.id and i in by_id
+            )
         )
         wanted.append(
             NetworkOnNode(
@@ -87,7 +96,7 @@ def node_overlays(
                 port=network.vxlan_port,
                 vxlan=vxlan,
                 bridge=bridge,
-                local=node.facts.address or node.address,
+                local=underlay_address(node),
                 iface=node.facts.iface,
                 peers=peers,
                 reserved=ipam.reserved_range(network.subnet),

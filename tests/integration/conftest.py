@@ -68,3 +68,52 @@ def lab() -> RunningLab:
 @pytest.fixture(scope="session")
 def lab_record(lab: RunningLab) -> dict:
     return json.loads(Path(lab.layout.description).read_text())
+
+
+# Everything a test or any swarmctl cluster leaves on a lab host: used between tests.
+WIPE_HOST = r"""
+docker ps -aq | xargs -r docker rm -f >/dev/null
+docker network ls -q --filter label=swarmctl.cluster.id | xargs -r docker network rm >/dev/null
+for dev in $(ip -o link show type vxlan | awk -F': ' '{sub(/@.*/, "", $2); print $2}'); do
+    case "$dev" in swv*) ip link del "$dev" ;; esac
+done
+while iptables -S INPUT | grep -q SWARMCTL-VXLAN; do
+    iptables -D INPUT $(iptables -S INPUT | grep SWARMCTL-VXLAN | head -1 | sed 's/^-A INPUT //')
+done
+iptables -F SWARMCTL-VXLAN 2>/dev/null && iptables -X SWARMCTL-VXLAN
+for chain in INPUT FORWARD OUTPUT; do
+    while ebtables -D "$chain" -j SWARMCTL-ARP 2>/dev/null; do :; done
+done
+ebtables -X SWARMCTL-ARP 2>/dev/null
+true
+"""
+
+
+@dataclass
+class Cluster:
+    """A fresh cluster state on the lab, driven through the real CLI."""
+
+    lab: RunningLab
+    env: dict
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 300,
+                 warnings: bool = False):
+        """Run swarmctl; with check, it must succeed and, unless `warnings`, warn of nothing."""
+        result = swarmctl(*args, env=self.env, check=check, timeout=timeout)
+        if check and not warnings and "Warning" in result.stderr:
+            raise AssertionError(f"swarmctl {' '.join(args)} warned: {result.stderr.strip()}")
+        return result
+
+
+@pytest.fixture
+def cluster(lab: RunningLab, tmp_path: Path) -> Cluster:
+    env = {
+        **os.environ,
+        "SWARMCTL_INVENTORY": str(lab.layout.inventory),
+        "SWARMCTL_STATE": str(tmp_path / "state.json"),
+    }
+    env.pop("SWARMCTL_LAB", None)
+    yield Cluster(lab, env)
+    for host in lab.hosts:
+        if lab.lab._running(host):
+            lab.ssh(host.name, WIPE_HOST, check=False)

@@ -1,0 +1,36 @@
+set -eu
+cluster=clusterid0000000000000001
+wanted_vxlans=''
+wanted_ports=''
+wanted_ids=''
+has() { case " $1 " in *" $2 "*) return 0 ;; esac; return 1; }
+remove_network() {
+    bridge=$(docker network inspect --format '{{index .Options "com.docker.network.bridge.name"}}' "$1")
+    docker network rm "$1" >/dev/null
+    ip link del "swv${bridge#swb}" 2>/dev/null || true
+}
+
+# --- networks of this cluster that should no longer be here
+for found in $(docker network ls --filter "label=swarmctl.cluster.id=$cluster" --format '{{.Label "swarmctl.network.id"}}/{{.Name}}'); do
+    has "$wanted_ids" "${found%%/*}" || remove_network "${found#*/}"
+done
+for vxlan in $(ip -o link show type vxlan | awk -F': ' '{sub(/@.*/, "", $2); print $2}'); do
+    case "$vxlan" in swv*) has "$wanted_vxlans" "$vxlan" || ip link del "$vxlan" ;; esac
+done
+
+for port in $(iptables -S INPUT | awk '/-j SWARMCTL-VXLAN/ {for (i = 1; i < NF; i++) if ($i == "--dport") print $(i + 1)}'); do
+    has "$wanted_ports" "$port" || iptables -D INPUT -p udp --dport "$port" -j SWARMCTL-VXLAN
+done
+for port in $wanted_ports; do
+    iptables -C INPUT -p udp --dport "$port" -j SWARMCTL-VXLAN 2>/dev/null \
+        || iptables -I INPUT -p udp --dport "$port" -j SWARMCTL-VXLAN
+done
+if iptables -S SWARMCTL-VXLAN >/dev/null 2>&1; then
+    iptables -F SWARMCTL-VXLAN && iptables -X SWARMCTL-VXLAN
+fi
+for chain in INPUT FORWARD OUTPUT; do
+    while ebtables -D "$chain" -j SWARMCTL-ARP 2>/dev/null; do :; done
+done
+if ebtables -L SWARMCTL-ARP >/dev/null 2>&1; then
+    ebtables -F SWARMCTL-ARP && ebtables -X SWARMCTL-ARP
+fi

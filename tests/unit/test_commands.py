@@ -1,0 +1,309 @@
+"""Remote command text: quoting of hostile values, templates, and what SSHConnection sends.
+
+Quoting is proven by running the produced text through a local `sh -c`; no host is used.
+"""
+
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import jinja2
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from swarmctl.commands import docker, render
+from swarmctl.inventory import InventoryHost
+from swarmctl.transport.ssh import CommandFailed, CommandTimeout, SSHConnection
+
+HOSTILE = [
+    "$(rm -rf /)",
+    "`reboot`",
+    "; reboot",
+    "a && b || c",
+    "it's",
+    'say "hi"',
+    "back\\slash",
+    "two\nlines",
+    "tab\there",
+    "carriage\rreturn",
+    "*",
+    "~root",
+    "$HOME",
+    "-n",
+    "",
+    " lead and trail ",
+    "é 中文",
+]
+
+
+def sh(line: str, env: dict | None = None) -> str:
+    """Run `line` as a remote shell would (sh -c) and return its stdout."""
+    out = subprocess.run(["sh", "-c", line], capture_output=True, check=True, env=env).stdout
+    return out.decode()  # not text=True: that would turn a "\r" into "\n"
+
+
+def printed_back(values: list[str]) -> list[str]:
+    """What the shell hands to printf when it runs the joined argv."""
+    out = sh(shlex.join(["printf", "%s\\0", *values]))
+    return out.split("\0")[:-1]
+
+
+# ------------------------------------------------------------------------- shlex.join
+
+
+def test_hostile_values_are_quoted_to_exact_text() -> None:
+    argv = ["echo", "$(rm -rf /)", "; reboot", "it's", 'say "hi"', "two\nlines", ""]
+    assert shlex.join(argv) == (
+        "echo '$(rm -rf /)' '; reboot' 'it'\"'\"'s' 'say \"hi\"' 'two\nlines' ''"
+    )
+
+
+def test_hostile_values_reach_the_program_literally() -> None:
+    assert printed_back(HOSTILE) == HOSTILE
+
+
+def test_a_command_substitution_is_never_run(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    sh(shlex.join(["echo", f"$(touch {marker})", f"; touch {marker}", f"`touch {marker}`"]))
+    assert not marker.exists()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\0")),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_any_text_survives_the_shell(values: list[str]) -> None:
+    assert printed_back(values) == values
+
+
+# ------------------------------------------------------------------------ builders
+
+
+def test_removing_cluster_containers_filters_on_the_cluster_label() -> None:
+    assert docker.remove_cluster_containers("hqnlki4wjgmqhxur4044081wb") == (
+        "docker ps -aq --filter label=swarmctl.cluster.id=hqnlki4wjgmqhxur4044081wb "
+        "| xargs -r docker rm -f"
+    )
+
+
+def test_a_hostile_cluster_id_stays_inside_the_filter_argument() -> None:
+    line = docker.remove_cluster_containers("x; reboot")
+    assert line == (
+        "docker ps -aq --filter 'label=swarmctl.cluster.id=x; reboot' | xargs -r docker rm -f"
+    )
+
+
+def test_apt_install_command_is_one_quoted_script() -> None:
+    from swarmctl.facts import HostFacts, plan_join
+
+    bare = HostFacts(os_id="debian", tools=frozenset({"apt-get", "systemctl"}))
+    install = plan_join(bare, "w").install_docker
+    assert install is not None
+    assert shlex.join(install) == (
+        "sh -c 'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
+        "docker.io'"
+    )
+
+
+# ------------------------------------------------------------------------- templates
+
+
+def test_the_facts_script_needs_no_values_and_is_valid_sh() -> None:
+    script = render.render("host/facts.sh.j2")
+    subprocess.run(["sh", "-n", "-c", script], check=True)
+    assert "docker version --format '{{.Server.Version}}'" in script
+    assert "{%" not in script and "{{ '" not in script
+
+
+def test_the_facts_script_prints_only_key_value_lines_and_comments() -> None:
+    script = render.render("host/facts.sh.j2")
+    echoed = [line for line in script.splitlines() if line.strip().startswith("echo")]
+    assert echoed and all("=" in line for line in echoed)
+
+
+@pytest.fixture
+def templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """render() over a template folder of the test's own (the cached environment is reset)."""
+    monkeypatch.setattr(render, "TEMPLATES", tmp_path)
+    render._environment.cache_clear()
+    yield tmp_path
+    render._environment.cache_clear()
+
+
+def test_rendering_with_a_missing_value_raises_instead_of_printing_nothing(
+    templates: Path,
+) -> None:
+    (templates / "t.sh.j2").write_text("docker rm -f {{ container | q }}\n")
+    with pytest.raises(jinja2.UndefinedError, match="'container' is undefined"):
+        render.render("t.sh.j2")
+
+
+def test_a_missing_attribute_raises_too(templates: Path) -> None:
+    (templates / "t.sh.j2").write_text("echo {{ node.address }}\n")
+    with pytest.raises(jinja2.UndefinedError):
+        render.render("t.sh.j2", node={})
+
+
+def test_the_q_filter_quotes_every_hostile_value(templates: Path) -> None:
+    (templates / "t.sh.j2").write_text(
+        "printf '%s\\0'{% for v in values %} {{ v | q }}{% endfor %}"
+    )
+    line = render.render("t.sh.j2", values=HOSTILE)
+    assert line == "printf '%s\\0' " + " ".join(shlex.quote(v) for v in HOSTILE)
+    assert sh(line).split("\0")[:-1] == HOSTILE
+
+
+def test_the_q_filter_quotes_non_text_values(templates: Path) -> None:
+    (templates / "t.sh.j2").write_text("{{ n | q }} {{ none | q }}")
+    assert render.render("t.sh.j2", n=4789, none=None) == "4789 None"
+
+
+# --------------------------------------------------------------- what SSH sends
+
+
+class FakeChannel:
+    """Just enough of a paramiko channel for SSHConnection.run: records the command."""
+
+    def __init__(self, code: int, stdout: bytes, stderr: bytes, finishes: bool) -> None:
+        self.command: str | None = None
+        self.code, self.stdout, self.stderr, self.finishes = code, stdout, stderr, finishes
+        self._read, self._write = os.pipe()  # never readable: select() just waits
+
+    def exec_command(self, line: str) -> None:
+        self.command = line
+
+    def recv_ready(self) -> bool:
+        return bool(self.stdout)
+
+    def recv(self, _: int) -> bytes:
+        data, self.stdout = self.stdout, b""
+        return data
+
+    def recv_stderr_ready(self) -> bool:
+        return bool(self.stderr)
+
+    def recv_stderr(self, _: int) -> bytes:
+        data, self.stderr = self.stderr, b""
+        return data
+
+    def exit_status_ready(self) -> bool:
+        return self.finishes
+
+    def recv_exit_status(self) -> int:
+        return self.code
+
+    def fileno(self) -> int:
+        return self._read
+
+    def close(self) -> None:
+        os.close(self._read)
+        os.close(self._write)
+
+
+class FakeTransport:
+    def __init__(self, channel: FakeChannel) -> None:
+        self.channel = channel
+
+    def open_session(self, timeout: float | None = None) -> FakeChannel:
+        return self.channel
+
+
+def connection(
+    code: int = 0,
+    stdout: bytes = b"",
+    stderr: bytes = b"",
+    *,
+    sudo: bool = False,
+    finishes: bool = True,
+) -> tuple[SSHConnection, FakeChannel]:
+    conn = SSHConnection(InventoryHost(name="worker1", address="10.0.0.12"))
+    conn.sudo = sudo
+    channel = FakeChannel(code, stdout, stderr, finishes)
+    conn._transport = lambda: FakeTransport(channel)  # type: ignore[method-assign]
+    return conn, channel
+
+
+def test_an_argv_is_sent_as_one_quoted_line() -> None:
+    conn, channel = connection(stdout=b"ok\n")
+    result = conn.run(["echo", "$(rm -rf /)", "; reboot"])
+    assert channel.command == "echo '$(rm -rf /)' '; reboot'"
+    assert (result.host, result.exit_code, result.stdout, result.ok) == ("worker1", 0, "ok\n", True)
+
+
+def test_a_shell_line_is_sent_as_it_is() -> None:
+    conn, channel = connection()
+    conn.run("id -u; sudo -n true 2>/dev/null && echo sudo")
+    assert channel.command == "id -u; sudo -n true 2>/dev/null && echo sudo"
+
+
+def test_with_sudo_the_line_is_quoted_again_for_sh_c() -> None:
+    conn, channel = connection(sudo=True)
+    conn.run(["echo", "it's; reboot"])
+    assert (
+        channel.command == "sudo -n sh -c 'echo '\"'\"'it'\"'\"'\"'\"'\"'\"'\"'\"'s; reboot'\"'\"''"
+    )
+
+
+def test_with_sudo_hostile_values_still_arrive_literally(tmp_path: Path) -> None:
+    fake_sudo = tmp_path / "sudo"
+    fake_sudo.write_text('#!/bin/sh\n[ "$1" = -n ] && shift\nexec "$@"\n')
+    fake_sudo.chmod(0o755)
+    conn, channel = connection(sudo=True)
+    conn.run(["printf", "%s\\0", *HOSTILE])
+    assert channel.command is not None
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    assert sh(channel.command, env=env).split("\0")[:-1] == HOSTILE
+
+
+def test_a_failed_command_raises_one_line_naming_host_command_and_last_stderr_line() -> None:
+    conn, _ = connection(code=100, stderr=b"Reading package lists...\nE: Unable to locate docker\n")
+    with pytest.raises(CommandFailed) as caught:
+        conn.run(["apt-get", "install", "-y", "docker.io"])
+    assert str(caught.value) == (
+        "worker1: `apt-get install -y docker.io` failed: E: Unable to locate docker"
+    )
+    assert caught.value.result.exit_code == 100
+
+
+def test_a_failed_command_without_output_gives_its_exit_code() -> None:
+    conn, _ = connection(code=3)
+    with pytest.raises(CommandFailed, match=r"^worker1: `false` failed: exit 3$"):
+        conn.run(["false"])
+
+
+def test_check_false_returns_the_failure_instead() -> None:
+    conn, _ = connection(code=1, stderr=b"nope\n")
+    assert conn.run(["false"], check=False).stderr == "nope\n"
+
+
+def test_a_long_command_is_shortened_in_the_error() -> None:
+    conn, _ = connection(code=1)
+    with pytest.raises(CommandFailed) as caught:
+        conn.run(["echo", "x" * 200])
+    shown = str(caught.value).split("`")[1]
+    assert len(shown) == 80 and shown.endswith("…")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: ssh._short() keeps newlines, so a failed multi-line command (a rendered "
+    "template, or a value holding a newline) gives a multi-line error",
+)
+def test_a_failed_multi_line_command_is_still_one_line() -> None:
+    conn, _ = connection(code=1, stderr=b"boom\n")
+    with pytest.raises(CommandFailed) as caught:
+        conn.run("set -e\nfalse\n")
+    assert "\n" not in str(caught.value)
+
+
+def test_a_command_that_does_not_finish_times_out_naming_the_host() -> None:
+    conn, _ = connection(finishes=False)
+    with pytest.raises(CommandTimeout) as caught:
+        conn.run(["sleep", "1d"], timeout=0.05)
+    assert str(caught.value) == "worker1 (10.0.0.12:22): `sleep 1d` did not finish within 0.05 s"
