@@ -2,6 +2,7 @@
 it takes (pure: parsing and decisions only; provision.py does the I/O)."""
 
 import ipaddress
+import shlex
 from dataclasses import dataclass, field
 
 from swarmctl.errors import SwarmctlError
@@ -75,29 +76,30 @@ def _int(text: str | None) -> int:
 
 def underlay(facts: HostFacts, host: str, address: str, iface: str | None) -> tuple[str, str]:
     """(interface, address) the overlay should use: the inventory's `iface`, else the
-    interface holding the address we reach the host at, else the default route's."""
-    by_iface = {name: cidr.split("/")[0] for name, cidr in facts.addresses}
-    if iface:
-        if iface not in by_iface:
-            raise SwarmctlError(
-                f"{host}: interface {iface!r} has no IPv4 address "
-                f"(interfaces: {', '.join(sorted(by_iface)) or 'none'})"
-            )
-        return iface, by_iface[iface]
-    for name, ip in by_iface.items():
-        if ip == address:
+    interface holding the address we reach the host at, else the default route's; on an
+    interface with several addresses, the one we reach the host at, else its primary."""
+    ips = [(name, cidr.split("/")[0]) for name, cidr in facts.addresses]
+    for name, ip in ips:
+        if ip == address and (not iface or name == iface):
             return name, ip
-    if facts.default_iface in by_iface:
-        return facts.default_iface, by_iface[facts.default_iface]
+    wanted = iface or facts.default_iface
+    for name, ip in ips:
+        if name == wanted:
+            return name, ip
+    if iface:
+        raise SwarmctlError(
+            f"{host}: interface {iface!r} has no IPv4 address "
+            f"(interfaces: {', '.join(sorted({n for n, _ in ips})) or 'none'})"
+        )
     raise SwarmctlError(
         f"{host}: cannot tell which interface carries the overlay: "
         "set `iface` for it in the inventory"
     )
 
 
-def underlay_network(facts: HostFacts, iface: str) -> str:
-    for name, cidr in facts.addresses:
-        if name == iface:
+def underlay_network(facts: HostFacts, address: str) -> str:
+    for _, cidr in facts.addresses:
+        if cidr.split("/")[0] == address:
             return str(ipaddress.ip_interface(cidr).network)
     return ""
 
@@ -112,6 +114,7 @@ def to_node_facts(facts: HostFacts, iface: str, address: str) -> NodeFacts:
         memory_bytes=facts.memory_bytes,
         iface=iface,
         address=address,
+        network=underlay_network(facts, address),
     )
 
 
@@ -124,9 +127,9 @@ class JoinPlan:
     def describe(self) -> list[str]:
         steps = ["check login and root", "read facts"]
         if self.install_docker:
-            steps.append("install Docker: " + " ".join(self.install_docker))
+            steps.append("install Docker: " + shlex.join(self.install_docker))
         if self.start_docker:
-            steps.append("start Docker: " + " ".join(self.start_docker))
+            steps.append("start Docker: " + shlex.join(self.start_docker))
         steps.append("record the node in the cluster state")
         return steps
 

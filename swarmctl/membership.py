@@ -6,7 +6,7 @@ exactly as after. Hosts are handled in parallel; one failing host fails only its
 """
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from swarmctl import clock, networking
 from swarmctl.commands import docker
@@ -29,6 +29,7 @@ Say = Callable[[str], None]
 class JoinOutcome:
     joined: list[Node]
     failed: dict[str, str]  # host -> one-line reason
+    warnings: list[str] = field(default_factory=list)
 
 
 def recorded_trust(store: StateStore, accept_new: bool = False) -> Trust:
@@ -159,25 +160,15 @@ def join(
         else:
             ready[name] = result
     joined = [] if dry_run else _record(store, inventory, ready, roles, pool.trust, failed)
-    if joined:
-        _give_networks(store, joined)
-        networking.converge(store, pool, _nodes(store), say)
+    warnings = networking.converge(store, pool, _nodes(store)) if joined else []
     for node in joined:
         say(f"{node.hostname}: This node joined a swarm as a {node.role.value}.")
-    return JoinOutcome(joined, failed)
+    return JoinOutcome(joined, failed, warnings)
 
 
 def _nodes(store: StateStore) -> list[Node]:
     with store.read() as db:
         return Repo(db).nodes.all()
-
-
-def _give_networks(store: StateStore, joined: list[Node]) -> None:
-    """A node that joins gets a block of every overlay network."""
-    with store.transaction() as db:
-        repo = Repo(db)
-        for network in repo.networks.all():
-            repo.networks.put(assign_ranges(network, joined))
 
 
 def _say_plan(say: Say, name: str, role: Role, done: Provisioned) -> None:
@@ -219,13 +210,17 @@ def _record(
             repo.nodes.put(node)
             addresses[node.address] = name
             joined.append(node)
+        # In the same transaction: a member always has its block of every network.
+        for network in repo.networks.all():
+            repo.networks.put(assign_ranges(network, joined))
     return joined
 
 
 def leave(
     store: StateStore, inventory: Inventory, pool: Pool, ref: str, *, force: bool, say: Say
-) -> Node:
-    """Remove a node: clean its host when reachable, then forget it."""
+) -> tuple[Node, list[str]]:
+    """Remove a node: clean its host when reachable, then forget it; returns warnings too."""
+    warnings: list[str] = []
     with store.read() as db:
         repo = Repo(db)
         cluster = repo.cluster()
@@ -244,7 +239,7 @@ def leave(
                 raise SwarmctlError(
                     f"{outcome}: use --force to remove {node.hostname} from the cluster anyway"
                 )
-            say(f"Warning: {outcome} (its containers were left as they are)")
+            warnings.append(f"{outcome} (its containers were left as they are)")
     elif not force:
         raise SwarmctlError(
             f"node {node.hostname} is not in inventory {inventory.path}: "
@@ -259,9 +254,9 @@ def leave(
             managers = [n for n in repo.nodes.all() if n.role == Role.MANAGER]
             if managers:
                 repo.nodes.put(_with_leader(managers[0]))
-    networking.converge(store, pool, _nodes(store), say)
+    warnings += networking.converge(store, pool, _nodes(store))
     say(f"{node.hostname}: Node left the swarm.")
-    return node
+    return node, warnings
 
 
 def _with_leader(node: Node) -> Node:

@@ -6,7 +6,7 @@ pending with the reason and catches up at the next converge (the next `network`
 command, join, or supervisor tick), since converging is level-triggered.
 """
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from swarmctl import clock
@@ -20,7 +20,6 @@ from swarmctl.repo import Repo
 from swarmctl.state import StateStore
 from swarmctl.transport.group import Pool
 
-Say = Callable[[str], None]
 DOCKER_BRIDGE = "172.17.0.0/16"  # each node's docker0
 
 
@@ -51,7 +50,8 @@ def parse_opts(opts: Sequence[str]) -> dict[str, int]:
     return values
 
 
-def create(store: StateStore, pool: Pool, opts: NetworkOptions, say: Say) -> Network:
+def create(store: StateStore, pool: Pool, opts: NetworkOptions) -> tuple[Network, list[str]]:
+    """Record the network, then set it up on every node; returns it and any warnings."""
     if not valid_name(opts.name):
         raise SwarmctlError(
             f"network name {opts.name!r}: use letters, digits, '_' and '-' "
@@ -65,8 +65,7 @@ def create(store: StateStore, pool: Pool, opts: NetworkOptions, say: Say) -> Net
             raise SwarmctlError(f"network with name {opts.name} already exists")
         network = assign_ranges(_new_network(cluster, networks, nodes, opts), nodes)
         repo.networks.put(network)
-    converge(store, pool, nodes, say)
-    return network
+    return network, converge(store, pool, nodes)
 
 
 def _new_network(
@@ -98,7 +97,7 @@ def _new_network(
     )
 
 
-def remove(store: StateStore, pool: Pool, ref: str, say: Say) -> Network:
+def remove(store: StateStore, pool: Pool, ref: str) -> tuple[Network, list[str]]:
     with store.transaction() as db:
         repo = Repo(db)
         network = repo.networks.get(ref)
@@ -110,12 +109,12 @@ def remove(store: StateStore, pool: Pool, ref: str, say: Say) -> Network:
             )
         repo.networks.delete([network.id])
         nodes = repo.nodes.all()
-    converge(store, pool, nodes, say)
-    return network
+    return network, converge(store, pool, nodes)
 
 
-def converge(store: StateStore, pool: Pool, targets: Iterable[Node], say: Say) -> dict[str, str]:
-    """Bring `targets` to the overlay state the cluster wants; returns node id -> error."""
+def converge(store: StateStore, pool: Pool, targets: Iterable[Node]) -> list[str]:
+    """Bring `targets` to the overlay state the cluster wants; returns warnings, one line
+    for each node that has networks and could not be converged."""
     targets = list(targets)
     with store.read() as db:
         repo = Repo(db)
@@ -135,9 +134,12 @@ def converge(store: StateStore, pool: Pool, targets: Iterable[Node], say: Say) -
         if isinstance(results[t.hostname], SwarmctlError)
     }
     _record_pending(store, {t.id for t in targets}, errors)
-    for error in errors.values():
-        say(f"Warning: {error}: its overlay networks will be set up when it is reachable again")
-    return errors
+    with_networks = {i for n in networks for i in n.node_ranges}
+    return [
+        f"{error}: its overlay networks will be set up when it is reachable again"
+        for node_id, error in errors.items()
+        if node_id in with_networks
+    ]
 
 
 def _record_pending(store: StateStore, converged: set[str], errors: dict[str, str]) -> None:

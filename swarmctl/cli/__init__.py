@@ -4,6 +4,7 @@ Errors a user can cause (SwarmctlError, bad usage) are printed as one line, with
 non-zero exit status and no traceback.
 """
 
+import os
 import sys
 from typing import Annotated
 
@@ -63,11 +64,24 @@ def main() -> None:
         _fail(f"{exc.format_message()} (see `{command} --help`)", exc.exit_code)
     except click.ClickException as exc:
         _fail(exc.format_message(), exc.exit_code)
-    except click.Abort:
-        _fail("aborted", 1)
+    except (click.Abort, KeyboardInterrupt):
+        _interrupted()
+    if status == 130:  # typer's exit status for Ctrl-C
+        _interrupted()
     sys.exit(status if isinstance(status, int) else 0)
 
 
 def _fail(message: str, code: int) -> None:
     print(f"Error: {message}", file=sys.stderr)
     sys.exit(code)
+
+
+def _interrupted() -> None:
+    print(
+        "Error: interrupted (every state change is all or nothing: none was left half-done)",
+        file=sys.stderr,
+        flush=True,
+    )
+    sys.stdout.flush()
+    # Now, without waiting for SSH threads that may sit in a connect for seconds more.
+    os._exit(130)

@@ -5,6 +5,7 @@ from typing import Annotated
 import typer
 
 from swarmctl.cli.context import env
+from swarmctl.cli.output import warn
 from swarmctl.errors import SwarmctlError
 
 AcceptNew = Annotated[
@@ -119,6 +120,7 @@ def join(
             dry_run=dry_run,
             say=typer.echo,
         )
+    warn(outcome.warnings)
     for reason in outcome.failed.values():
         typer.echo(f"Error: {reason}", err=True)
     if outcome.failed:
@@ -140,7 +142,7 @@ def leave(
 
     e = env(ctx)
     with e.pool() as pool:
-        do_leave(e.store, e.inventory, pool, node, force=force, say=typer.echo)
+        warn(do_leave(e.store, e.inventory, pool, node, force=force, say=typer.echo)[1])
 
 
 def info(

@@ -6,6 +6,7 @@ import typer
 
 from swarmctl.cli.common import new_app
 from swarmctl.cli.context import env
+from swarmctl.cli.output import warn
 from swarmctl.errors import SwarmctlError
 
 app = new_app("Manage overlay networks.")
@@ -44,9 +45,8 @@ def create(
     )
     e = env(ctx)
     with e.pool() as pool:
-        network = networking.create(
-            e.store, pool, options, say=lambda line: typer.echo(line, err=True)
-        )
+        network, warnings = networking.create(e.store, pool, options)
+    warn(warnings)
     typer.echo(network.id)
 
 
@@ -146,7 +146,6 @@ def rm(
     e = env(ctx)
     with e.pool() as pool:
         for ref in networks:
-            network = networking.remove(
-                e.store, pool, ref, say=lambda line: typer.echo(line, err=True)
-            )
+            network, warnings = networking.remove(e.store, pool, ref)
+            warn(warnings)
             typer.echo(network.name)

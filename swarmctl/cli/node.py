@@ -7,6 +7,7 @@ import typer
 
 from swarmctl.cli.common import new_app
 from swarmctl.cli.context import env
+from swarmctl.cli.output import warn
 from swarmctl.errors import SwarmctlError
 
 app = new_app("Manage the cluster's nodes.")
@@ -208,17 +209,18 @@ def rm(
     from swarmctl.repo import Repo
 
     e = env(ctx)
-    for ref in nodes:
-        with e.store.read() as db:
-            node = Repo(db).nodes.get(ref)
+    with e.store.read() as db:
+        found = [Repo(db).nodes.get(ref) for ref in nodes]
+    for node in found:
         if node.state != NodeState.DOWN and not force:
             raise SwarmctlError(
                 f"node {node.hostname} is not down and can't be removed: "
-                f"`swarmctl leave {node.hostname}` cleans and removes it, "
-                "or pass --force"
+                f"`swarmctl leave {node.hostname}` cleans and removes it, or pass --force"
             )
-        leave(e.store, e.inventory, node.id, force=True, say=lambda _: None)
-        typer.echo(node.hostname)
+    with e.pool() as pool:
+        for node in found:
+            warn(leave(e.store, e.inventory, pool, node.id, force=True, say=lambda _: None)[1])
+            typer.echo(node.hostname)
 
 
 @app.command()

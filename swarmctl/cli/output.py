@@ -19,6 +19,11 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         print("   ".join(cells).rstrip())
 
 
+def warn(lines: Sequence[str]) -> None:
+    for line in lines:
+        print(f"Warning: {line}", file=sys.stderr)
+
+
 def as_json(value: Any) -> None:
     json.dump(value, sys.stdout, indent=2, sort_keys=False)
     print()

@@ -5,7 +5,7 @@ decides what a per-host error means.
 """
 
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TypeVar
 
 from swarmctl.errors import SwarmctlError
@@ -44,8 +44,18 @@ class Pool:
             except SwarmctlError as exc:
                 return exc
 
-        with ThreadPoolExecutor(max_workers=len(names)) as executor:
-            return dict(zip(names, executor.map(attempt, names), strict=True))
+        executor = ThreadPoolExecutor(max_workers=len(names))
+        try:
+            futures = [executor.submit(attempt, name) for name in names]
+            pending = set(futures)
+            while pending:
+                # Short waits: Ctrl-C may land on a worker thread, and only a main thread
+                # that wakes up runs the handler.
+                pending = wait(pending, timeout=0.1).not_done
+            return {name: future.result() for name, future in zip(names, futures, strict=True)}
+        finally:
+            # On Ctrl-C, do not wait here for hosts that are still being tried.
+            executor.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         for connection in self.connections.values():

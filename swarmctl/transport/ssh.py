@@ -228,10 +228,16 @@ class SSHConnection:
             )
 
     def close(self) -> None:
-        with self._lock:
+        # A thread still connecting holds the lock; that connection is left to die with
+        # the process rather than keep a Ctrl-C waiting for the connect timeout.
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
             if self._client:
                 self._client.close()
                 self._client = None
+        finally:
+            self._lock.release()
 
     # -------------------------------------------------------------------- run
 
@@ -255,7 +261,8 @@ class SSHConnection:
                 channel = transport.open_session(timeout=self.connect_timeout)
             except (paramiko.SSHException, OSError, EOFError) as exc:
                 self.close()
-                raise HostUnreachable(f"{_where(self.host)}: connection lost ({exc})") from None
+                reason = f" ({exc})" if str(exc) else ""
+                raise HostUnreachable(f"{_where(self.host)}: connection lost{reason}") from None
             try:
                 channel.exec_command(line)
                 if stdin is not None:
@@ -314,4 +321,6 @@ def _describe(exc: BaseException, timeout: float) -> str:
 
 
 def _short(line: str, limit: int = 80) -> str:
+    """A command as one line of an error message."""
+    line = " ".join(line.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"

@@ -96,8 +96,9 @@ class Cluster:
     lab: RunningLab
     env: dict
 
-    def __call__(self, *args: str, check: bool = True, timeout: float = 300,
-                 warnings: bool = False):
+    def __call__(
+        self, *args: str, check: bool = True, timeout: float = 300, warnings: bool = False
+    ):
         """Run swarmctl; with check, it must succeed and, unless `warnings`, warn of nothing."""
         result = swarmctl(*args, env=self.env, check=check, timeout=timeout)
         if check and not warnings and "Warning" in result.stderr:

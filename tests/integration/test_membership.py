@@ -418,11 +418,6 @@ def test_a_join_interrupted_half_way_leaves_the_state_as_before(initialized: Cli
     assert set(initialized.nodes()) == {"manager1", *WORKERS}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Ctrl-C during join prints nothing (typer turns KeyboardInterrupt into a "
-    "silent exit 130) and only takes effect once every in-flight host finishes",
-)
 def test_a_join_interrupted_half_way_says_so_in_one_line_at_once(initialized: Cli, lab: RunningLab):
     result, took = interrupt_mid_join(initialized, lab)
     message = one_error(result)

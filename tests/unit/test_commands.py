@@ -290,11 +290,6 @@ def test_a_long_command_is_shortened_in_the_error() -> None:
     assert len(shown) == 80 and shown.endswith("…")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ssh._short() keeps newlines, so a failed multi-line command (a rendered "
-    "template, or a value holding a newline) gives a multi-line error",
-)
 def test_a_failed_multi_line_command_is_still_one_line() -> None:
     conn, _ = connection(code=1, stderr=b"boom\n")
     with pytest.raises(CommandFailed) as caught:

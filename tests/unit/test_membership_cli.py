@@ -569,13 +569,6 @@ def test_a_join_killed_before_its_first_write_leaves_the_state_as_before(
     assert worker1_and_its_block(store) == (False, False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: join records the nodes and their overlay blocks in two transactions "
-    "(_record, then _give_networks): killed between them, a node stays a member with no "
-    "block of existing networks, and nothing ever assigns one later",
-)
 def test_a_join_killed_at_its_second_write_leaves_the_state_as_before_or_after(
     inventory: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
