@@ -36,10 +36,16 @@ fi
 # dockerd recreates its bridge after a restart without our port: put it back each time.
 ip link set "$vxlan" mtu 1450 master "$bridge" up
 ip link set "$bridge" up
-ip addr replace 10.0.2.16/24 dev "$bridge"
-# What the host itself sends into the overlay leaves from its own address, not from the
-# gateway address that every node shares.
-ip route replace 10.0.2.0/24 dev "$bridge" src 10.0.2.16
+# The node's own address is the bridge's primary one, so that what the host sends into the
+# overlay (ARP requests included) comes from it, not from the gateway address that every
+# node shares and whose ARP never crosses the overlay.
+sysctl -qw "net.ipv4.conf.$bridge.promote_secondaries=1"
+primary=$(ip -4 -o addr show dev "$bridge" | awk '{print $4; exit}')
+if [ "$primary" != 10.0.2.16/24 ]; then
+    ip addr replace 10.0.2.16/24 dev "$bridge"
+    ip addr del 10.0.2.1/24 dev "$bridge"
+    ip addr add 10.0.2.1/24 dev "$bridge"
+fi
 # Head-end replication: broadcast and unknown frames go to every peer.
 have=$(bridge fdb show dev "$vxlan" | awk '$1 == "00:00:00:00:00:00" {print $3}' | tr '\n' ' ')
 for peer in $peers; do
@@ -77,10 +83,16 @@ fi
 # dockerd recreates its bridge after a restart without our port: put it back each time.
 ip link set "$vxlan" mtu 1400 master "$bridge" up
 ip link set "$bridge" up
-ip addr replace 10.0.1.16/24 dev "$bridge"
-# What the host itself sends into the overlay leaves from its own address, not from the
-# gateway address that every node shares.
-ip route replace 10.0.1.0/24 dev "$bridge" src 10.0.1.16
+# The node's own address is the bridge's primary one, so that what the host sends into the
+# overlay (ARP requests included) comes from it, not from the gateway address that every
+# node shares and whose ARP never crosses the overlay.
+sysctl -qw "net.ipv4.conf.$bridge.promote_secondaries=1"
+primary=$(ip -4 -o addr show dev "$bridge" | awk '{print $4; exit}')
+if [ "$primary" != 10.0.1.16/24 ]; then
+    ip addr replace 10.0.1.16/24 dev "$bridge"
+    ip addr del 10.0.1.1/24 dev "$bridge"
+    ip addr add 10.0.1.1/24 dev "$bridge"
+fi
 # Head-end replication: broadcast and unknown frames go to every peer.
 have=$(bridge fdb show dev "$vxlan" | awk '$1 == "00:00:00:00:00:00" {print $3}' | tr '\n' ' ')
 for peer in $peers; do

@@ -1,0 +1,474 @@
+"""`swarmctl service create` options, as docker's CLI spells them, to a validated ServiceSpec.
+
+Owns the grammar of each option (ports, mounts, durations, sizes, CPUs, env, user) and the
+checks between options, with one-line errors naming the option and the value. Pure: it does
+not look at the cluster, so whether a network exists or a port is free is the caller's job.
+"""
+
+import re
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+
+from swarmctl.constraints import parse_constraint, parse_preference
+from swarmctl.errors import SwarmctlError
+from swarmctl.models import (
+    Mode,
+    MountSpec,
+    PortSpec,
+    PublishMode,
+    Resources,
+    RestartCondition,
+    RestartPolicy,
+    ServiceSpec,
+)
+from swarmctl.naming import parse_key_values, valid_name
+
+NAME_HELP = "use letters, digits, '_' and '-' (at most 63, starting with a letter or digit)"
+PUBLISH_HELP = "expected [PUBLISHED:]TARGET[/PROTOCOL] or published=…,target=…"
+PATH_HELP = "an absolute path of letters, digits and '/_.-@%+~'"
+PROTOCOLS = ("tcp", "udp", "sctp")
+MIN_MEMORY = 6 * 2**20  # dockerd refuses smaller memory limits and reservations
+_INT64_MAX = 2**63 - 1
+
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+_PATH_PART = r"[a-zA-Z0-9]+(?:(?:[_.]|__|-+)[a-zA-Z0-9]+)*"
+_IMAGE_RE = re.compile(
+    rf"(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_PATH_PART}(?:/{_PATH_PART})*)"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
+)
+_NUMBER = r"(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})"
+_DURATION_UNITS = {
+    "ns": Fraction(1, 10**9),
+    "us": Fraction(1, 10**6),
+    "µs": Fraction(1, 10**6),
+    "μs": Fraction(1, 10**6),
+    "ms": Fraction(1, 1000),
+    "s": Fraction(1),
+    "m": Fraction(60),
+    "h": Fraction(3600),
+}
+_DURATION_PART_RE = re.compile(rf"({_NUMBER})(ns|us|µs|μs|ms|s|m|h)")
+_DURATION_RE = re.compile(rf"(?:{_DURATION_PART_RE.pattern})+")
+_BYTES_RE = re.compile(rf"(?P<number>{_NUMBER})(?:(?P<unit>[kmgt])(?:i?b)?|b)?", re.IGNORECASE)
+_CPUS_RE = re.compile(_NUMBER)
+_PORT_RE = re.compile(r"[0-9]{1,10}")
+_SHORT_PUBLISH_RE = re.compile(
+    r"(?:(?P<published>[0-9]{1,10}):)?(?P<target>[0-9]{1,10})(?:/(?P<protocol>[A-Za-z]+))?"
+)
+_ABSOLUTE_PATH_RE = re.compile(r"/[A-Za-z0-9/_.@%+~-]*")
+_VOLUME_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_USER_RE = re.compile(r"[A-Za-z0-9_.-]+(?::[A-Za-z0-9_.-]+)?")
+_MOUNT_KEYS = {
+    "type": "type",
+    "source": "source",
+    "src": "source",
+    "target": "target",
+    "destination": "target",
+    "dst": "target",
+    "readonly": "readonly",
+    "ro": "readonly",
+}
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+
+Invalid = Callable[[str], SwarmctlError]
+
+
+def build_spec(
+    *,
+    name: str,
+    image: str,
+    args: Sequence[str] = (),
+    replicas: int | None = None,
+    mode: str = "replicated",
+    networks: Sequence[str] = (),
+    publish: Sequence[str] = (),
+    env: Sequence[str] = (),
+    labels: Sequence[str] = (),
+    constraints: Sequence[str] = (),
+    placement_prefs: Sequence[str] = (),
+    replicas_max_per_node: int = 0,
+    reserve_cpu: str | None = None,
+    reserve_memory: str | None = None,
+    limit_cpu: str | None = None,
+    limit_memory: str | None = None,
+    restart_condition: str = "any",
+    restart_delay: str | None = None,
+    restart_max_attempts: int = 0,
+    restart_window: str | None = None,
+    mounts: Sequence[str] = (),
+    workdir: str = "",
+    user: str = "",
+) -> ServiceSpec:
+    """Validate every option, then return the spec; the first bad option raises SwarmctlError."""
+    if not valid_name(name):
+        raise SwarmctlError(f"service name {_show(name)}: {NAME_HELP}")
+    _check_image(image)
+    service_mode = _mode(mode)
+    reservations = _resources("--reserve", reserve_cpu, reserve_memory)
+    limits = _resources("--limit", limit_cpu, limit_memory)
+    _check_within_limits("cpu", reserve_cpu, reservations.nano_cpus, limit_cpu, limits.nano_cpus)
+    _check_within_limits(
+        "memory", reserve_memory, reservations.memory_bytes, limit_memory, limits.memory_bytes
+    )
+    return ServiceSpec(
+        name=name,
+        image=image,
+        args=_args(args),
+        env=parse_env(env),
+        labels=parse_key_values(list(labels), "--label"),
+        mode=service_mode,
+        replicas=_replicas(service_mode, replicas),
+        networks=_networks(networks),
+        ports=_ports(publish),
+        constraints=_constraints(constraints),
+        placement_prefs=_preferences(placement_prefs),
+        max_replicas_per_node=_max_per_node(service_mode, replicas_max_per_node),
+        reservations=reservations,
+        limits=limits,
+        restart=_restart_policy(
+            restart_condition, restart_delay, restart_max_attempts, restart_window
+        ),
+        mounts=_mounts(mounts),
+        workdir=_workdir(workdir),
+        user=_user(user),
+    )
+
+
+# ------------------------------------------------------------------------- parsers
+
+
+def parse_publish(text: str) -> PortSpec:
+    """`80`, `8080:80`, `8080:80/udp` or `published=8080,target=80,protocol=tcp,mode=host`."""
+    _check_one_line("--publish", text)
+
+    def invalid(why: str) -> SwarmctlError:
+        return SwarmctlError(f"--publish {_show(text)}: {why}")
+
+    if "=" in text:
+        return _parse_long_publish(text, invalid)
+    match = _SHORT_PUBLISH_RE.fullmatch(text)
+    if match is None:
+        raise invalid(PUBLISH_HELP)
+    published = match["published"]
+    return PortSpec(
+        target=_port(match["target"], invalid),
+        published=_port(published, invalid) if published else None,
+        protocol=_protocol(match["protocol"] or "tcp", invalid),
+    )
+
+
+def _parse_long_publish(text: str, invalid: Invalid) -> PortSpec:
+    fields: dict[str, str] = {}
+    for field in text.split(","):
+        key, sep, value = field.partition("=")
+        if not sep:
+            raise invalid(PUBLISH_HELP)
+        if key not in ("published", "target", "protocol", "mode"):
+            raise invalid(f"unknown key '{key}' (use published, target, protocol, mode)")
+        if key in fields:
+            raise invalid(f"{key} is given twice")
+        fields[key] = value
+    if "target" not in fields:
+        raise invalid("expected target=…")
+    mode = fields.get("mode", "ingress").lower()
+    if mode not in tuple(PublishMode):
+        raise invalid(f"mode {fields['mode']} is not ingress or host")
+    published = fields.get("published")
+    return PortSpec(
+        target=_port(fields["target"], invalid),
+        published=None if published is None else _port(published, invalid),
+        protocol=_protocol(fields.get("protocol", "tcp"), invalid),
+        mode=PublishMode(mode),
+    )
+
+
+def _port(text: str, invalid: Invalid) -> int:
+    if not _PORT_RE.fullmatch(text):
+        raise invalid(f"port '{text}' is not a number")
+    if not 1 <= int(text) <= 65535:
+        raise invalid(f"port {text} is not in 1..65535")
+    return int(text)
+
+
+def _protocol(text: str, invalid: Invalid) -> str:
+    if text.lower() not in PROTOCOLS:
+        raise invalid(f"protocol {text} is not tcp, udp or sctp")
+    return text.lower()
+
+
+def parse_mount(text: str) -> MountSpec:
+    """docker's `--mount type=bind|volume,source=…,target=…[,readonly]` (src/dst/ro aliases)."""
+    _check_one_line("--mount", text)
+
+    def invalid(why: str) -> SwarmctlError:
+        return SwarmctlError(f"--mount {_show(text)}: {why}")
+
+    fields: dict[str, str] = {}
+    for field in text.split(","):
+        key, sep, value = field.partition("=")
+        canonical = _MOUNT_KEYS.get(key)
+        if canonical is None:
+            raise invalid(f"unknown key '{key}' (use type, source, target, readonly)")
+        if canonical in fields:
+            raise invalid(f"{canonical} is given twice")
+        if not sep and canonical != "readonly":
+            raise invalid(f"expected {key}=…")
+        fields[canonical] = value if sep else "true"
+    kind = fields.get("type", "volume").lower()
+    if kind not in ("bind", "volume"):
+        raise invalid(f"type {fields['type']} is not bind or volume")
+    readonly = _BOOLEANS.get(fields.get("readonly", "false").lower())
+    if readonly is None:
+        raise invalid(f"readonly={fields['readonly']}: expected true or false")
+    target = fields.get("target")
+    if target is None:
+        raise invalid("expected target=…")
+    if not _ABSOLUTE_PATH_RE.fullmatch(target):
+        raise invalid(f"target '{target}' must be {PATH_HELP}")
+    if target.rstrip("/") == "":
+        raise invalid("target / is the container's root")
+    source = fields.get("source", "")
+    if kind == "bind" and not source:
+        raise invalid("a bind mount needs source=<absolute path>")
+    if kind == "bind" and not _ABSOLUTE_PATH_RE.fullmatch(source):
+        raise invalid(f"source '{source}' must be {PATH_HELP}")
+    if kind == "volume" and source and not _VOLUME_NAME_RE.fullmatch(source):
+        raise invalid(
+            f"volume source '{source}' must be a name of letters, digits, '_', '.' and '-'"
+            " (type=bind mounts a host path)"
+        )
+    return MountSpec(type=kind, source=source, target=target, readonly=readonly)
+
+
+def parse_duration(text: str, option: str) -> float:
+    """Go's duration syntax (`5s`, `1m30s`, `500ms`, `2h`, `0`) in seconds; never negative."""
+    _check_one_line(option, text)
+    body = text[1:] if text.startswith(("+", "-")) else text
+    if body == "0":
+        return 0.0
+    if not _DURATION_RE.fullmatch(body):
+        raise SwarmctlError(f"{option} {_show(text)}: expected a duration like 5s, 1m30s or 500ms")
+    seconds = sum(
+        (
+            _decimal(number) * _DURATION_UNITS[unit]
+            for number, unit in _DURATION_PART_RE.findall(body)
+        ),
+        Fraction(0),
+    )
+    if text.startswith("-") and seconds:
+        raise SwarmctlError(f"{option} {text}: must be 0 or more")
+    if seconds * 10**9 > _INT64_MAX:
+        raise SwarmctlError(f"{option} {text}: too long")
+    return float(seconds)
+
+
+def parse_bytes(text: str, option: str) -> int:
+    """docker's sizes: `1024`, `512M`, `1g`, `1.5GiB`, `100kb` (binary units, any case)."""
+    _check_one_line(option, text)
+    match = _BYTES_RE.fullmatch(text)
+    if match is None:
+        raise SwarmctlError(f"{option} {_show(text)}: expected a size like 512M, 1g or 1.5GiB")
+    power = "kmgt".index(match["unit"].lower()) + 1 if match["unit"] else 0
+    size = int(_decimal(match["number"]) * 1024**power)
+    if size > _INT64_MAX:
+        raise SwarmctlError(f"{option} {text}: too large")
+    return size
+
+
+def parse_cpus(text: str, option: str) -> int:
+    """A number of CPUs (`0.5`, `2`) in nano CPUs, as Docker counts them; more than 0."""
+    _check_one_line(option, text)
+    if not _CPUS_RE.fullmatch(text):
+        raise SwarmctlError(f"{option} {_show(text)}: expected a number of CPUs like 0.5 or 2")
+    nano = _decimal(text) * 10**9
+    if nano.denominator != 1:
+        raise SwarmctlError(f"{option} {text}: too precise (at most 9 decimals)")
+    if nano <= 0:
+        raise SwarmctlError(f"{option} {text}: must be more than 0")
+    if nano > _INT64_MAX:
+        raise SwarmctlError(f"{option} {text}: too large")
+    return int(nano)
+
+
+def parse_env(items: Sequence[str]) -> tuple[str, ...]:
+    """`KEY=VALUE` items, kept as given; a bare `KEY` is refused (there is no client env)."""
+    for item in items:
+        _check_one_line("--env", item)
+        key, sep, _ = item.partition("=")
+        if not sep:
+            raise SwarmctlError(f"--env {_show(item)}: expected KEY=VALUE")
+        if not _ENV_KEY_RE.fullmatch(key):
+            raise SwarmctlError(
+                f"--env {_show(item)}: key '{key}' must be letters, digits and '_',"
+                " not starting with a digit"
+            )
+    return tuple(items)
+
+
+# ---------------------------------------------------------------- build_spec's parts
+
+
+def _check_image(image: str) -> None:
+    def invalid(why: str) -> SwarmctlError:
+        return SwarmctlError(f"image {_show(image)}: invalid reference format ({why})")
+
+    if not image:
+        raise invalid("empty")
+    match = _IMAGE_RE.fullmatch(image)
+    if match is None:
+        raise invalid("expected [REGISTRY[:PORT]/]NAME[:TAG][@DIGEST]")
+    if match["path"] != match["path"].lower():
+        raise invalid("repository name must be lowercase")
+    if len(match["domain"] or "") + len(match["path"]) > 255:
+        raise invalid("repository name longer than 255 characters")
+
+
+def _mode(mode: str) -> Mode:
+    if mode not in tuple(Mode):
+        raise SwarmctlError(f"--mode {_show(mode)}: use replicated or global")
+    return Mode(mode)
+
+
+def _replicas(mode: Mode, replicas: int | None) -> int:
+    if mode is Mode.GLOBAL:
+        if replicas is not None:
+            raise SwarmctlError("--replicas is only for replicated services")
+        return 0
+    if replicas is None:
+        return 1
+    if replicas < 0:
+        raise SwarmctlError(f"--replicas {replicas}: must be 0 or more")
+    return replicas
+
+
+def _max_per_node(mode: Mode, max_per_node: int) -> int:
+    if max_per_node < 0:
+        raise SwarmctlError(f"--replicas-max-per-node {max_per_node}: must be 0 or more")
+    if max_per_node and mode is Mode.GLOBAL:
+        raise SwarmctlError("--replicas-max-per-node is only for replicated services")
+    return max_per_node
+
+
+def _args(args: Sequence[str]) -> tuple[str, ...]:
+    for arg in args:
+        _check_one_line("argument", arg)
+    return tuple(args)
+
+
+def _networks(networks: Sequence[str]) -> tuple[str, ...]:
+    for index, network in enumerate(networks):
+        if not valid_name(network):
+            raise SwarmctlError(f"--network {_show(network)}: {NAME_HELP}")
+        if network in networks[:index]:
+            raise SwarmctlError(f"--network '{network}': given twice")
+    return tuple(networks)
+
+
+def _ports(publish: Sequence[str]) -> tuple[PortSpec, ...]:
+    ports: list[PortSpec] = []
+    published_by: dict[tuple[int, str], str] = {}
+    for text in publish:
+        port = parse_publish(text)
+        if port.published is not None:
+            key = (port.published, port.protocol)
+            if key in published_by:
+                raise SwarmctlError(
+                    f"--publish '{text}': port {port.published}/{port.protocol}"
+                    f" is already published by '{published_by[key]}'"
+                )
+            published_by[key] = text
+        ports.append(port)
+    return tuple(ports)
+
+
+def _constraints(constraints: Sequence[str]) -> tuple[str, ...]:
+    for text in constraints:
+        _check_one_line("--constraint", text)
+        parse_constraint(text)
+    return tuple(constraints)
+
+
+def _preferences(preferences: Sequence[str]) -> tuple[str, ...]:
+    for text in preferences:
+        _check_one_line("--placement-pref", text)
+        parse_preference(text)
+    return tuple(preferences)
+
+
+def _resources(prefix: str, cpus: str | None, memory: str | None) -> Resources:
+    nano_cpus = 0 if cpus is None else parse_cpus(cpus, f"{prefix}-cpu")
+    memory_bytes = 0 if memory is None else parse_bytes(memory, f"{prefix}-memory")
+    if 0 < memory_bytes < MIN_MEMORY:
+        raise SwarmctlError(f"{prefix}-memory {memory}: Docker needs at least 6MiB")
+    return Resources(nano_cpus=nano_cpus, memory_bytes=memory_bytes)
+
+
+def _check_within_limits(
+    resource: str, reserve_text: str | None, reserved: int, limit_text: str | None, limit: int
+) -> None:
+    if limit and reserved > limit:
+        raise SwarmctlError(
+            f"--reserve-{resource} {reserve_text} is more than --limit-{resource} {limit_text}"
+        )
+
+
+def _restart_policy(
+    condition: str, delay: str | None, max_attempts: int, window: str | None
+) -> RestartPolicy:
+    if condition not in tuple(RestartCondition):
+        raise SwarmctlError(f"--restart-condition {_show(condition)}: use none, on-failure or any")
+    if max_attempts < 0:
+        raise SwarmctlError(f"--restart-max-attempts {max_attempts}: must be 0 or more")
+    return RestartPolicy(
+        condition=RestartCondition(condition),
+        delay=None if delay is None else parse_duration(delay, "--restart-delay"),
+        max_attempts=max_attempts,
+        window=0.0 if window is None else parse_duration(window, "--restart-window"),
+    )
+
+
+def _mounts(mounts: Sequence[str]) -> tuple[MountSpec, ...]:
+    specs: list[MountSpec] = []
+    for text in mounts:
+        mount = parse_mount(text)
+        if any(mount.target == other.target for other in specs):
+            raise SwarmctlError(f"--mount '{text}': target {mount.target} is already mounted")
+        specs.append(mount)
+    return tuple(specs)
+
+
+def _workdir(workdir: str) -> str:
+    if workdir and not _ABSOLUTE_PATH_RE.fullmatch(workdir):
+        raise SwarmctlError(f"--workdir {_show(workdir)}: expected {PATH_HELP}")
+    return workdir
+
+
+def _user(user: str) -> str:
+    if user and not _USER_RE.fullmatch(user):
+        raise SwarmctlError(
+            f"--user {_show(user)}: expected NAME, UID, NAME:GROUP or UID:GID"
+            " (letters, digits, '_', '.', '-')"
+        )
+    return user
+
+
+# ------------------------------------------------------------------------- helpers
+
+
+def _check_one_line(option: str, text: str) -> None:
+    """Values reach remote command lines: no newline, NUL or other control character (tab aside)."""
+    if not text.replace("\t", " ").isprintable():
+        raise SwarmctlError(f"{option} {_show(text)}: must be one line of printable text")
+
+
+def _show(text: str) -> str:
+    """The value quoted for a message, escaped when it would break the message's one line."""
+    return f"'{text}'" if text.isprintable() else repr(text)
+
+
+def _decimal(text: str) -> Fraction:
+    whole, _, fraction = text.partition(".")
+    return Fraction(int(whole or "0")) + Fraction(int(fraction or "0"), 10 ** len(fraction))
