@@ -34,6 +34,9 @@ class Cluster:
     default_addr_pool: tuple[str, ...] = ("10.0.0.0/8",)
     subnet_size: int = 24
     vxlan_port: int = 4789
+    # Holds each service's virtual IP and name on every node (mesh.py): any small image
+    # with a `sleep`; pullable by the nodes or sent to them like task images.
+    helper_image: str = "busybox"
 
 
 @dataclass(frozen=True)

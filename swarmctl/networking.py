@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 from swarmctl import clock
 from swarmctl.commands.render import render
 from swarmctl.errors import SwarmctlError
-from swarmctl.models import Cluster, Network, Node
+from swarmctl.mesh import INGRESS
+from swarmctl.models import Cluster, Network, Node, PublishMode
 from swarmctl.naming import new_id, valid_name
 from swarmctl.network import ipam
 from swarmctl.network.overlay import assign_ranges, node_overlays
@@ -63,9 +64,20 @@ def create(store: StateStore, pool: Pool, opts: NetworkOptions) -> tuple[Network
         networks, nodes = repo.networks.all(), repo.nodes.all()
         if any(n.name == opts.name for n in networks):
             raise SwarmctlError(f"network with name {opts.name} already exists")
+        if opts.name == INGRESS:
+            raise SwarmctlError("network name ingress is kept for the routing mesh")
         network = assign_ranges(_new_network(cluster, networks, nodes, opts), nodes)
         repo.networks.put(network)
     return network, converge(store, pool, nodes)
+
+
+def add_ingress(repo: Repo) -> Network:
+    """The routing mesh's network, made when a service first publishes an ingress port."""
+    networks, nodes = repo.networks.all(), repo.nodes.all()
+    options = NetworkOptions(name=INGRESS, labels={"swarmctl.ingress": "true"})
+    network = assign_ranges(_new_network(repo.cluster(), networks, nodes, options), nodes)
+    repo.networks.put(network)
+    return network
 
 
 def _new_network(
@@ -101,7 +113,14 @@ def remove(store: StateStore, pool: Pool, ref: str) -> tuple[Network, list[str]]
     with store.transaction() as db:
         repo = Repo(db)
         network = repo.networks.get(ref)
-        users = [s.spec.name for s in repo.services.all() if network.name in s.spec.networks]
+        users = [
+            s.spec.name
+            for s in repo.services.all()
+            if network.name in s.spec.networks
+            or (
+                network.name == INGRESS and any(p.mode == PublishMode.INGRESS for p in s.spec.ports)
+            )
+        ]
         if users:
             raise SwarmctlError(
                 f"network {network.name} is in use by service "

@@ -11,7 +11,7 @@ from typing import Annotated
 import click
 import typer
 
-from swarmctl.cli import cluster, lab, network, node, state
+from swarmctl.cli import cluster, lab, network, node, service, state
 from swarmctl.cli.common import new_app
 from swarmctl.cli.context import Env
 from swarmctl.errors import SwarmctlError
@@ -47,6 +47,7 @@ for command in (cluster.init, cluster.join, cluster.leave, cluster.info):
     app.command()(command)
 app.add_typer(node.app, name="node")
 app.add_typer(network.app, name="network")
+app.add_typer(service.app, name="service")
 app.add_typer(state.app, name="state")
 app.add_typer(lab.app, name="lab")
 

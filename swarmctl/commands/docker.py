@@ -1,11 +1,153 @@
-"""docker CLI command lines for a host's engine (built here, run by the caller)."""
+"""docker CLI command lines for a host's engine (built here, run by the caller).
+
+Every value is quoted with shlex; multi-step lines are joined with `&&` so that one SSH
+round trip does a whole step, and distinct exit codes tell which part failed.
+"""
 
 import shlex
+from collections.abc import Sequence
 
-from swarmctl.naming import LABEL_CLUSTER
+from swarmctl.models import MountSpec, PublishMode, Service, Task
+from swarmctl.naming import (
+    LABEL_CLUSTER,
+    LABEL_NODE_ID,
+    LABEL_SERVICE_ID,
+    LABEL_SERVICE_NAME,
+    LABEL_SLOT,
+    LABEL_TASK_ID,
+    container_name,
+)
+
+# Exit codes of run_task(): which step failed decides the task's state.
+PULL_FAILED = 42  # PREPARING failed: REJECTED (the image is not there and cannot be pulled)
+CREATE_FAILED = 43  # the container could not be made: REJECTED
+START_FAILED = 44  # it was made but would not start: FAILED
+
+# What `docker inspect` tells about a task container, one JSON object per line.
+INSPECT_FORMAT = (
+    '{"id":{{json .Id}},"task":{{json (index .Config.Labels "swarmctl.task.id")}},'
+    '"status":{{json .State.Status}},"exit":{{.State.ExitCode}},'
+    '"oom":{{.State.OOMKilled}},"error":{{json .State.Error}},'
+    '"health":{{with index .State "Health"}}{{json .Status}}{{else}}""{{end}},'
+    '"networks":{{json .NetworkSettings.Networks}}}'
+)
 
 
 def remove_cluster_containers(cluster_id: str) -> str:
     """Remove every container this cluster started on the host."""
     select = shlex.join(["docker", "ps", "-aq", "--filter", f"label={LABEL_CLUSTER}={cluster_id}"])
     return f"{select} | xargs -r docker rm -f"
+
+
+def task_container(service: Service, task: Task) -> str:
+    return container_name(service.spec.name, task.slot or task.node_id, task.id)
+
+
+def run_task(cluster_id: str, service: Service, task: Task, networks: Sequence[str]) -> str:
+    """Prepare (image), create, attach and start one task's container; print how it runs.
+
+    networks: Docker network names to attach, the first at creation.
+    """
+    spec = service.spec
+    image = spec.image
+    create = [
+        "docker",
+        "create",
+        "--name",
+        task_container(service, task),
+        "--restart",
+        "no",
+        "--stop-timeout",
+        "10",
+    ]
+    labels = {
+        LABEL_CLUSTER: cluster_id,
+        LABEL_SERVICE_ID: service.id,
+        LABEL_SERVICE_NAME: spec.name,
+        LABEL_TASK_ID: task.id,
+        LABEL_SLOT: str(task.slot),
+        LABEL_NODE_ID: task.node_id,
+    }
+    for key, value in labels.items():
+        create += ["--label", f"{key}={value}"]
+    if networks:
+        create += ["--network", networks[0]]
+    for variable in spec.env:
+        create += ["--env", variable]
+    for port in spec.ports:
+        if port.mode == PublishMode.HOST:
+            published = f"{port.published}:" if port.published else ""
+            create += ["--publish", f"{published}{port.target}/{port.protocol}"]
+    for mount in spec.mounts:
+        create += ["--mount", _mount(mount)]
+    if spec.workdir:
+        create += ["--workdir", spec.workdir]
+    if spec.user:
+        create += ["--user", spec.user]
+    if spec.limits.nano_cpus:
+        create += ["--cpus", f"{spec.limits.nano_cpus / 1e9:g}"]
+    if spec.limits.memory_bytes:
+        create += ["--memory", str(spec.limits.memory_bytes)]
+    create += [image, *spec.command, *spec.args]
+    steps = [
+        f"(docker image inspect {shlex.quote(image)} >/dev/null 2>&1"
+        f" || docker pull -q {shlex.quote(image)} >/dev/null || exit {PULL_FAILED})",
+        f"id=$({shlex.join(create)}) || exit {CREATE_FAILED}",
+        *[
+            f'docker network connect {shlex.quote(n)} "$id" || exit {CREATE_FAILED}'
+            for n in networks[1:]
+        ],
+        f'docker start "$id" >/dev/null || exit {START_FAILED}',
+        f'docker inspect --format {shlex.quote(INSPECT_FORMAT)} "$id"',
+    ]
+    return "set -e\n" + "\n".join(steps)
+
+
+def _mount(mount: MountSpec) -> str:
+    parts = [f"type={mount.type}", f"target={mount.target}"]
+    if mount.source:
+        parts.insert(1, f"source={mount.source}")
+    if mount.readonly:
+        parts.append("readonly")
+    return ",".join(parts)
+
+
+def remove_tasks(task_ids: Sequence[str]) -> str:
+    """Remove the containers of these tasks, wherever they are in their life."""
+    # One filter per call: several label filters in one `docker ps` must all match.
+    ids = " ".join(shlex.quote(f"label={LABEL_TASK_ID}={task_id}") for task_id in task_ids)
+    return (
+        f'for filter in {ids}; do docker ps -aq --filter "$filter"; done'
+        " | xargs -r docker rm -f >/dev/null"
+    )
+
+
+def inspect_cluster(cluster_id: str) -> str:
+    """Every container of the cluster on the host, one JSON object per line."""
+    select = shlex.join(
+        [
+            "docker",
+            "ps",
+            "-aq",
+            "--filter",
+            f"label={LABEL_CLUSTER}={cluster_id}",
+            "--filter",
+            f"label={LABEL_TASK_ID}",
+        ]
+    )
+    return (
+        f'ids=$({select}); [ -z "$ids" ] || '
+        f"docker inspect --format {shlex.quote(INSPECT_FORMAT)} $ids"
+    )
+
+
+def has_image(image: str) -> str:
+    return shlex.join(["docker", "image", "inspect", "--format", "{{.Id}}", image])
+
+
+def save_image(image: str) -> str:
+    return shlex.join(["docker", "save", image])
+
+
+def load_image() -> str:
+    return "docker load -q"

@@ -4,6 +4,8 @@ lab registry, from which every host pulls them as it would in production.
 - `nginx` (docker.io/library/nginx via the registry mirror): Debian's nginx, answering
   every request with the container's hostname, so a client sees which replica answered;
   busybox gives it a shell, wget and nc for health checks and debugging.
+- `busybox` (docker.io/library/busybox): busybox alone, as on Docker Hub; swarmctl's
+  helper containers (service virtual IPs) run it.
 - `swarmctl/tools`: busybox (sh, ping, wget, nc, nslookup) and iperf3, for tests.
 
 A rootfs is the packages unpacked with `dpkg-deb -x` plus the shared libraries their
@@ -71,6 +73,12 @@ RECIPES = (
             "var/lib/nginx/uwsgi",
             "var/lib/nginx/scgi",
         ),
+    ),
+    ImageRecipe(  # as Docker Hub's: swarmctl's helper containers run it
+        repository="library/busybox",
+        packages=("busybox-static",),
+        programs=(),
+        changes=('CMD ["sh"]', f"ENV PATH={PATH}"),
     ),
     ImageRecipe(
         repository="swarmctl/tools",

@@ -250,6 +250,32 @@ class SSHConnection:
         check: bool = True,
     ) -> Result:
         """Run a command: an argv (quoted here) or a shell line built from quoted values."""
+        line, code, out, err, seconds = self._exec(command, timeout, stdin)
+        result = Result(
+            self.name,
+            line,
+            code,
+            out.decode(errors="replace"),
+            err.decode(errors="replace"),
+            seconds,
+        )
+        if check and code != 0:
+            detail = last_line(result.stderr) or last_line(result.stdout) or f"exit {code}"
+            raise CommandFailed(f"{self.name}: `{_short(line)}` failed: {detail}", result)
+        return result
+
+    def output(self, command: str | Sequence[str], *, timeout: float | None = None) -> bytes:
+        """The raw standard output of a command that must succeed (an image archive…)."""
+        line, code, out, err, seconds = self._exec(command, timeout, None)
+        if code != 0:
+            result = Result(self.name, line, code, "", err.decode(errors="replace"), seconds)
+            detail = last_line(result.stderr) or f"exit {code}"
+            raise CommandFailed(f"{self.name}: `{_short(line)}` failed: {detail}", result)
+        return out
+
+    def _exec(
+        self, command: str | Sequence[str], timeout: float | None, stdin: bytes | None
+    ) -> tuple[str, int, bytes, bytes, float]:
         line = command if isinstance(command, str) else shlex.join(command)
         if self.sudo:
             line = shlex.join(["sudo", "-n", "sh", "-c", line])
@@ -276,18 +302,7 @@ class SSHConnection:
                 code = channel.recv_exit_status()
             finally:
                 channel.close()
-        result = Result(
-            self.name,
-            line,
-            code,
-            out.decode(errors="replace"),
-            err.decode(errors="replace"),
-            time.monotonic() - started,
-        )
-        if check and code != 0:
-            detail = last_line(result.stderr) or last_line(result.stdout) or f"exit {code}"
-            raise CommandFailed(f"{self.name}: `{_short(line)}` failed: {detail}", result)
-        return result
+        return line, code, out, err, time.monotonic() - started
 
 
 def _drain(channel: paramiko.Channel, deadline: float) -> tuple[bytes | None, bytes]:

@@ -1,0 +1,455 @@
+"""`swarmctl service create|ls|ps|tasks|inspect|scale|rm`."""
+
+import sys
+from typing import Annotated
+
+import typer
+
+from swarmctl.cli.common import new_app
+from swarmctl.cli.context import env
+from swarmctl.cli.output import warn
+from swarmctl.errors import SwarmctlError
+
+app = new_app("Manage services.")
+
+Many = Annotated[list[str] | None, typer.Option()]
+Detach = Annotated[
+    bool, typer.Option("--detach", "-d", help="Exit at once, without waiting for the tasks.")
+]
+
+
+@app.command(context_settings={"allow_interspersed_args": False})
+def create(
+    ctx: typer.Context,
+    image: Annotated[str, typer.Argument(help="The image to run.")],
+    args: Annotated[list[str] | None, typer.Argument(help="COMMAND [ARG…]")] = None,
+    name: Annotated[str | None, typer.Option(help="Service name (default: the image's).")] = None,
+    replicas: Annotated[int | None, typer.Option(help="Number of tasks.")] = None,
+    mode: Annotated[str, typer.Option(help="replicated or global.")] = "replicated",
+    network: Annotated[list[str] | None, typer.Option(help="Overlay network to attach.")] = None,
+    publish: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--publish", "-p", help="[PUBLISHED:]TARGET[/PROTOCOL], or published=…,target=…."
+        ),
+    ] = None,
+    env_: Annotated[list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE.")] = None,
+    label: Annotated[list[str] | None, typer.Option(help="Service label key=value.")] = None,
+    constraint: Annotated[list[str] | None, typer.Option(help="node.labels.zone==a …")] = None,
+    placement_pref: Annotated[list[str] | None, typer.Option(help="spread=node.labels.KEY")] = None,
+    replicas_max_per_node: Annotated[int, typer.Option(help="0: no limit.")] = 0,
+    reserve_cpu: Annotated[str | None, typer.Option(help="CPUs, e.g. 0.5.")] = None,
+    reserve_memory: Annotated[str | None, typer.Option(help="Bytes, e.g. 256M.")] = None,
+    limit_cpu: Annotated[str | None, typer.Option()] = None,
+    limit_memory: Annotated[str | None, typer.Option()] = None,
+    restart_condition: Annotated[str, typer.Option(help="none, on-failure or any.")] = "any",
+    restart_delay: Annotated[
+        str | None, typer.Option(help="Fixed delay between restarts (default: back off from zero).")
+    ] = None,
+    restart_max_attempts: Annotated[int, typer.Option(help="0: unlimited.")] = 0,
+    restart_window: Annotated[str | None, typer.Option()] = None,
+    mount: Annotated[
+        list[str] | None, typer.Option(help="type=bind|volume,source=…,target=…[,readonly]")
+    ] = None,
+    workdir: Annotated[str, typer.Option("--workdir", "-w")] = "",
+    user: Annotated[str, typer.Option("--user", "-u")] = "",
+    detach: Detach = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
+) -> None:
+    """Create a service and wait until its tasks run (unless --detach)."""
+    from swarmctl import services
+    from swarmctl.spec import build_spec
+
+    spec = build_spec(
+        name=name or image.split("@")[0].split(":")[0].rsplit("/", 1)[-1],
+        image=image,
+        args=args or [],
+        replicas=replicas,
+        mode=mode,
+        networks=network or [],
+        publish=publish or [],
+        env=env_ or [],
+        labels=label or [],
+        constraints=constraint or [],
+        placement_prefs=placement_pref or [],
+        replicas_max_per_node=replicas_max_per_node,
+        reserve_cpu=reserve_cpu,
+        reserve_memory=reserve_memory,
+        limit_cpu=limit_cpu,
+        limit_memory=limit_memory,
+        restart_condition=restart_condition,
+        restart_delay=restart_delay,
+        restart_max_attempts=restart_max_attempts,
+        restart_window=restart_window,
+        mounts=mount or [],
+        workdir=workdir,
+        user=user,
+    )
+    e = env(ctx)
+    ssh_ports = {h.port for h in e.inventory.hosts.values()}
+    with e.pool() as pool:
+        service, warnings = services.create(e.store, pool, spec, ssh_ports)
+        typer.echo(service.id)
+        _converge(e, pool, [service.id], detach, quiet, warnings)
+
+
+def _converge(
+    e, pool, service_ids: list[str], detach: bool, quiet: bool, warnings: list[str]
+) -> None:
+    """Converge the services; report per slot; exit non-zero when they did not converge."""
+    from swarmctl import services
+
+    show = None if quiet or detach else _progress_line
+    warnings += services.converge(e.store, pool, set(service_ids), progress=show)
+    warn(warnings)
+    report = services.status(e.store, service_ids)
+    if not quiet and not detach:
+        for item in report:
+            typer.echo(f"overall progress: {item.running} out of {item.desired} tasks")
+            typer.echo(
+                "verify: Service converged"
+                if item.converged
+                else "verify: Service did not converge"
+            )
+    failed = [r for r in report if not r.converged]
+    if failed and not detach:
+        details = "; ".join(p for r in failed for p in r.problems) or "tasks are not running"
+        raise SwarmctlError(
+            ", ".join(
+                f"service {r.service.spec.name} did not converge "
+                f"({r.running} of {r.desired} tasks running)"
+                for r in failed
+            )
+            + f": {details}"
+        )
+
+
+def _progress_line(task) -> None:
+    slot = task.slot or task.node_id[:12]
+    text = task.state.value
+    if task.error:
+        text += f": {task.error}"
+    typer.echo(f"{slot}: {text}")
+
+
+@app.command("ls")
+def ls(
+    ctx: typer.Context,
+    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only IDs.")] = False,
+) -> None:
+    """List services."""
+    from swarmctl.cli.output import as_json, check_format, table
+    from swarmctl.models import Mode, TaskState
+    from swarmctl.repo import Repo
+
+    check_format(fmt)
+    with env(ctx).store.read() as db:
+        repo = Repo(db)
+        repo.cluster()
+        found = sorted(repo.services.all(), key=lambda s: s.spec.name)
+        tasks, networks = repo.tasks.all(), repo.networks.all()
+    if quiet:
+        for service in found:
+            typer.echo(service.id)
+        return
+    if fmt == "json":
+        as_json([inspect_json(s, networks) for s in found])
+        return
+    rows = []
+    for s in found:
+        current = [
+            t for t in tasks if t.service_id == s.id and t.desired_state == TaskState.RUNNING
+        ]
+        running = sum(1 for t in current if t.state == TaskState.RUNNING)
+        desired = s.spec.replicas if s.spec.mode == Mode.REPLICATED else len(current)
+        rows.append(
+            (
+                s.id[:12],
+                s.spec.name,
+                s.spec.mode.value,
+                f"{running}/{desired}",
+                s.spec.image,
+                ports_text(s),
+            )
+        )
+    table(("ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"), rows)
+
+
+def ports_text(service) -> str:
+    parts = []
+    for port in service.spec.ports:
+        published = service.published.get(f"{port.target}/{port.protocol}", port.published)
+        parts.append(
+            f"*:{published}->{port.target}/{port.protocol}"
+            + (" (host)" if port.mode.value == "host" else "")
+        )
+    return ", ".join(parts)
+
+
+@app.command()
+def ps(
+    ctx: typer.Context,
+    services_: Annotated[list[str], typer.Argument(metavar="SERVICE…", help="Services.")],
+    no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Full IDs and errors.")] = False,
+    filter_: Annotated[
+        list[str] | None,
+        typer.Option("--filter", "-f", help="desired-state=running|shutdown|accepted, node=…"),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only IDs.")] = False,
+) -> None:
+    """List the tasks of services (alias: tasks)."""
+    from swarmctl.cli.output import check_format
+    from swarmctl.cli.taskview import print_tasks
+    from swarmctl.repo import Repo
+
+    check_format(fmt)
+    with env(ctx).store.read() as db:
+        repo = Repo(db)
+        wanted = [repo.services.get(ref) for ref in services_]
+        nodes = {n.id: n for n in repo.nodes.all()}
+        tasks = [t for t in repo.tasks.all() if t.service_id in {s.id for s in wanted}]
+    tasks = _filter(tasks, filter_ or [], nodes)
+    print_tasks(tasks, {s.id: s for s in wanted}, nodes, no_trunc=no_trunc, quiet=quiet, fmt=fmt)
+
+
+def _filter(tasks, filters: list[str], nodes) -> list:
+    from swarmctl.models import TaskState
+
+    for item in filters:
+        key, _, value = item.partition("=")
+        if key == "desired-state":
+            if value not in ("running", "shutdown", "accepted"):
+                raise SwarmctlError(
+                    f"--filter {item!r}: desired-state is running, shutdown or accepted"
+                )
+            wanted = {
+                "running": {TaskState.RUNNING},
+                "shutdown": {TaskState.SHUTDOWN},
+                "accepted": {TaskState.ACCEPTED, TaskState.RUNNING},
+            }[value]
+            tasks = [t for t in tasks if t.desired_state in wanted]
+        elif key == "node":
+            tasks = [
+                t
+                for t in tasks
+                if value in (t.node_id, getattr(nodes.get(t.node_id), "hostname", None))
+            ]
+        else:
+            raise SwarmctlError(f"--filter {item!r}: use desired-state=… or node=…")
+    return tasks
+
+
+app.command("tasks", help="List the tasks of services (alias of ps).")(ps)
+
+
+@app.command()
+def inspect(
+    ctx: typer.Context,
+    services_: Annotated[list[str], typer.Argument(metavar="SERVICE…")],
+    pretty: Annotated[bool, typer.Option(help="Human-readable.")] = False,
+) -> None:
+    """Show services in detail (JSON shaped like swarm's, or --pretty)."""
+    from swarmctl.cli.output import as_json
+    from swarmctl.repo import Repo
+
+    with env(ctx).store.read() as db:
+        repo = Repo(db)
+        found = [repo.services.get(ref) for ref in services_]
+        networks = repo.networks.all()
+    if not pretty:
+        as_json([inspect_json(s, networks) for s in found])
+        return
+    for index, service in enumerate(found):
+        if index:
+            typer.echo("")
+        _pretty(service, networks)
+
+
+def inspect_json(service, networks) -> dict:
+    from swarmctl.models import Mode, PublishMode
+
+    spec = service.spec
+    by_name = {n.name: n for n in networks}
+    nanos = 10**9
+    ports = [
+        {
+            "Protocol": p.protocol,
+            "TargetPort": p.target,
+            "PublishedPort": service.published.get(f"{p.target}/{p.protocol}", p.published),
+            "PublishMode": p.mode.value,
+        }
+        for p in spec.ports
+    ]
+    endpoint_spec = {"Mode": "vip", "Ports": ports}
+    vips = [
+        {"NetworkID": network_id, "Addr": f"{vip}/{_prefix(network_id, networks)}"}
+        for network_id, vip in service.vips.items()
+    ]
+    ingress = by_name.get("ingress")
+    networks_of = [
+        {"Target": by_name[n].id, "Aliases": [spec.name]} for n in spec.networks if n in by_name
+    ]
+    if ingress and any(p.mode == PublishMode.INGRESS for p in spec.ports):
+        networks_of.append({"Target": ingress.id})
+    return {
+        "ID": service.id,
+        "Version": {"Index": service.version},
+        "CreatedAt": service.created_at,
+        "UpdatedAt": service.updated_at,
+        "Spec": {
+            "Name": spec.name,
+            "Labels": spec.labels,
+            "TaskTemplate": {
+                "ContainerSpec": {
+                    "Image": spec.image,
+                    "Args": list(spec.args),
+                    "Env": list(spec.env),
+                    "Mounts": [
+                        {
+                            "Type": m.type,
+                            "Source": m.source,
+                            "Target": m.target,
+                            "ReadOnly": m.readonly,
+                        }
+                        for m in spec.mounts
+                    ],
+                    "Dir": spec.workdir,
+                    "User": spec.user,
+                },
+                "Resources": {
+                    "Limits": {
+                        "NanoCPUs": spec.limits.nano_cpus,
+                        "MemoryBytes": spec.limits.memory_bytes,
+                    },
+                    "Reservations": {
+                        "NanoCPUs": spec.reservations.nano_cpus,
+                        "MemoryBytes": spec.reservations.memory_bytes,
+                    },
+                },
+                "RestartPolicy": {
+                    "Condition": spec.restart.condition.value,
+                    "Delay": int((spec.restart.delay or 0) * nanos),
+                    "MaxAttempts": spec.restart.max_attempts,
+                    "Window": int(spec.restart.window * nanos),
+                },
+                "Placement": {
+                    "Constraints": list(spec.constraints),
+                    "Preferences": [
+                        {"Spread": {"SpreadDescriptor": p.split("=", 1)[1]}}
+                        for p in spec.placement_prefs
+                    ],
+                    "MaxReplicas": spec.max_replicas_per_node,
+                },
+            },
+            "Mode": (
+                {"Replicated": {"Replicas": spec.replicas}}
+                if spec.mode == Mode.REPLICATED
+                else {"Global": {}}
+            ),
+            "UpdateConfig": {"Parallelism": 1, "FailureAction": "pause", "Order": "stop-first"},
+            "Networks": networks_of,
+            "EndpointSpec": endpoint_spec,
+        },
+        "Endpoint": {"Spec": endpoint_spec, "Ports": ports, "VirtualIPs": vips},
+    }
+
+
+def _prefix(network_id: str, networks) -> int:
+    for network in networks:
+        if network.id == network_id:
+            return int(network.subnet.split("/")[1])
+    return 32
+
+
+def _pretty(service, networks) -> None:
+    spec = service.spec
+    names = {n.id: n.name for n in networks}
+    lines = [
+        f"ID:\t\t{service.id}",
+        f"Name:\t\t{spec.name}",
+        f"Service Mode:\t{spec.mode.value.capitalize()}",
+    ]
+    if spec.mode.value == "replicated":
+        lines.append(f" Replicas:\t{spec.replicas}")
+    if spec.constraints or spec.placement_prefs:
+        lines.append("Placement:")
+        lines += [f" Constraints:\t{c}" for c in spec.constraints]
+        lines += [f" Preferences:\t{p}" for p in spec.placement_prefs]
+    condition = spec.restart.condition.value
+    delay = f"{spec.restart.delay:g}s" if spec.restart.delay is not None else "back-off"
+    lines += [
+        "RestartPolicy:",
+        f" Condition:\t{condition}",
+        f" Delay:\t\t{delay}",
+        f" MaxAttempts:\t{spec.restart.max_attempts}",
+        "ContainerSpec:",
+        f" Image:\t\t{spec.image}",
+    ]
+    if spec.args:
+        lines.append(f" Args:\t\t{' '.join(spec.args)}")
+    if spec.env:
+        lines.append(f" Env:\t\t{' '.join(spec.env)}")
+    if spec.networks:
+        lines.append(f"Networks:\t{' '.join(spec.networks)}")
+    if service.vips:
+        lines += [f" VirtualIP:\t{vip} ({names.get(n, n)})" for n, vip in service.vips.items()]
+    if spec.ports:
+        lines.append("Ports:")
+        lines += [f" {part}" for part in ports_text(service).split(", ")]
+    typer.echo("\n".join(lines).expandtabs(8))
+
+
+@app.command()
+def scale(
+    ctx: typer.Context,
+    pairs: Annotated[list[str], typer.Argument(metavar="SERVICE=REPLICAS…")],
+    detach: Detach = False,
+) -> None:
+    """Change the number of tasks of replicated services."""
+    from swarmctl import services
+
+    targets = {}
+    for pair in pairs:
+        name, sep, count = pair.partition("=")
+        if not sep or not count.lstrip("-").isdigit():
+            raise SwarmctlError(f"{pair!r}: expected SERVICE=REPLICAS, e.g. nginx=5")
+        targets[name] = int(count)
+    e = env(ctx)
+    changed = services.scale(e.store, targets)
+    for service in changed:
+        typer.echo(f"{service.spec.name} scaled to {service.spec.replicas}")
+    with e.pool() as pool:
+        _converge(e, pool, [s.id for s in changed], detach, quiet=False, warnings=[])
+
+
+@app.command()
+def rm(
+    ctx: typer.Context,
+    services_: Annotated[list[str], typer.Argument(metavar="SERVICE…")],
+    yes: Annotated[
+        bool, typer.Option("--yes", "-f", "--force", help="Do not ask for confirmation.")
+    ] = False,
+) -> None:
+    """Remove services and every one of their containers (asks first on a terminal)."""
+    from swarmctl import services
+    from swarmctl.repo import Repo
+
+    e = env(ctx)
+    with e.store.read() as db:
+        found = [Repo(db).services.get(ref) for ref in services_]
+    if not yes:
+        if not sys.stdin.isatty():
+            raise SwarmctlError(
+                "service rm removes every container of the service: "
+                "confirm with --yes (or run it on a terminal)"
+            )
+        names = ", ".join(s.spec.name for s in found)
+        if not typer.confirm(f"Remove {names} and all of their tasks?", default=False):
+            raise SwarmctlError("nothing removed")
+    removed = services.remove(e.store, [s.id for s in found])
+    with e.pool() as pool:
+        warn(services.converge(e.store, pool, {s.id for s in removed}))
+    for service in removed:
+        typer.echo(service.spec.name)

@@ -1,0 +1,239 @@
+"""The one place that applies a reconciler Plan to the hosts, and records what happened.
+
+The plan is written to the state first (desired states, new tasks), so that a crash
+mid-way leaves a state that the next reconcile finishes; then, per node in parallel,
+containers of shut-down tasks are removed and assigned tasks are started; last, each
+task's outcome (observed state, container, addresses, error) is written back.
+"""
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+from swarmctl import clock
+from swarmctl.commands import docker
+from swarmctl.errors import SwarmctlError
+from swarmctl.mesh import INGRESS
+from swarmctl.models import Node, NodeState, PublishMode, Service, Task, TaskState
+from swarmctl.reconciler import Plan
+from swarmctl.repo import Repo
+from swarmctl.state import StateStore
+from swarmctl.transport.group import Pool
+from swarmctl.transport.ssh import CommandFailed, HostUnreachable, SSHConnection
+
+PER_NODE = 4  # containers started at once on one node
+START_TIMEOUT = 300.0  # a pull can be slow
+
+Progress = Callable[[Task], None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    tasks: list[Task]  # every task this run changed, as recorded
+    unreachable: dict[str, str]  # node id -> why
+
+
+def write_plan(store: StateStore, plan: Plan) -> None:
+    with store.transaction() as db:
+        repo = Repo(db)
+        repo.tasks.put_many([*plan.create, *plan.update, *plan.shutdown])
+        if plan.forget:
+            repo.tasks.delete(plan.forget)
+
+
+def apply(store: StateStore, pool: Pool, plan: Plan, progress: Progress | None = None) -> Outcome:
+    """Write the plan, carry it out on the nodes, record the outcome."""
+    write_plan(store, plan)
+    with store.read() as db:
+        repo = Repo(db)
+        cluster = repo.cluster()
+        services = {s.id: s for s in repo.services.all()}
+        nodes = {n.id: n for n in repo.nodes.all()}
+        networks = {n.name for n in repo.networks.all()}
+    starts = [t for t in [*plan.create, *plan.update] if t.state == TaskState.ASSIGNED]
+    # Orphans sit on nodes that cannot be reached; the supervisor clears them on return.
+    stops = [
+        t
+        for t in plan.shutdown
+        if t.node_id in nodes
+        and t.state != TaskState.ORPHANED
+        and nodes[t.node_id].state != NodeState.DOWN
+    ]
+    work: dict[str, tuple[list[Task], list[Task]]] = defaultdict(lambda: ([], []))
+    for task in stops:
+        work[task.node_id][0].append(task)
+    for task in starts:
+        work[task.node_id][1].append(task)
+    by_host = {nodes[node_id].hostname: node_id for node_id in work}
+    notify = progress or (lambda task: None)
+
+    def on_node(conn: SSHConnection) -> list[Task]:
+        node_id = by_host[conn.name]
+        stopping, starting = work[node_id]
+        done = _stop(conn, stopping) if stopping else []
+        with ThreadPoolExecutor(max_workers=PER_NODE) as threads:
+            done += list(
+                threads.map(
+                    lambda t: _start(
+                        conn, cluster.id, services[t.service_id], t, networks, pool, nodes, notify
+                    ),
+                    starting,
+                )
+            )
+        return done
+
+    results = pool.each(on_node, list(by_host))
+    changed: list[Task] = []
+    unreachable: dict[str, str] = {}
+    for host, result in results.items():
+        node_id = by_host[host]
+        if isinstance(result, SwarmctlError):
+            unreachable[node_id] = str(result)
+            changed += [_rejected(t, f"node unreachable: {result}") for t in work[node_id][1]]
+        else:
+            changed += result
+    for task in changed:
+        notify(task)
+    record(store, changed, unreachable)
+    return Outcome(changed, unreachable)
+
+
+def record(store: StateStore, tasks: Sequence[Task], unreachable: dict[str, str]) -> None:
+    """Write task outcomes; nodes that could not be reached are marked down."""
+    with store.transaction() as db:
+        repo = Repo(db)
+        known = {t.id for t in repo.tasks.all()}
+        repo.tasks.put_many([t for t in tasks if t.id in known])
+        now = clock.now()
+        for node in repo.nodes.all():
+            if node.id in unreachable and node.state != NodeState.DOWN:
+                repo.nodes.put(
+                    replace(
+                        node,
+                        state=NodeState.DOWN,
+                        message=unreachable[node.id],
+                        updated_at=now,
+                        version=node.version + 1,
+                    )
+                )
+
+
+def _stamp(task: Task, state: TaskState, **changes) -> Task:
+    return replace(
+        task, state=state, timestamps={**task.timestamps, state.value: clock.now()}, **changes
+    )
+
+
+def _rejected(task: Task, error: str) -> Task:
+    return _stamp(task, TaskState.REJECTED, error=error, message="rejected")
+
+
+def _stop(conn: SSHConnection, tasks: list[Task]) -> list[Task]:
+    conn.run(docker.remove_tasks([t.id for t in tasks]), timeout=60)
+    return [
+        t if t.state.terminal and t.state != TaskState.ORPHANED else _stamp(t, TaskState.SHUTDOWN)
+        for t in tasks
+    ]
+
+
+def _start(
+    conn: SSHConnection,
+    cluster_id: str,
+    service: Service,
+    task: Task,
+    networks: set[str],
+    pool: Pool,
+    nodes: dict[str, Node],
+    notify: Progress,
+) -> Task:
+    task = _stamp(_stamp(task, TaskState.ACCEPTED), TaskState.PREPARING, message="preparing")
+    notify(task)
+    wanted = [n for n in task_networks(service) if n in networks]
+    script = docker.run_task(cluster_id, service, task, wanted)
+    try:
+        result = conn.run(script, timeout=START_TIMEOUT)
+    except CommandFailed as failure:
+        code, error = failure.result.exit_code, _reason(failure)
+        if code == docker.PULL_FAILED and _fetch_image(conn, service.spec.image, pool, nodes):
+            try:
+                result = conn.run(script, timeout=START_TIMEOUT)
+            except CommandFailed as again:
+                return _failed(task, again.result.exit_code, _reason(again))
+        else:
+            return _failed(task, code, error)
+    except HostUnreachable as lost:
+        return _rejected(task, f"node unreachable: {lost}")
+    return observed(task, json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def _reason(failure: CommandFailed) -> str:
+    lines = [line.strip() for line in failure.result.stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else f"exit status {failure.result.exit_code}"
+
+
+def _failed(task: Task, code: int, error: str) -> Task:
+    if code == docker.PULL_FAILED:
+        return _rejected(task, f"No such image or cannot pull it: {error}")
+    if code == docker.CREATE_FAILED:
+        return _rejected(task, error)
+    return _stamp(
+        task, TaskState.FAILED, error=f"starting container failed: {error}", message="failed"
+    )
+
+
+def observed(task: Task, info: dict) -> Task:
+    """A task as `docker inspect` (INSPECT_FORMAT) shows its container."""
+    addresses = {
+        name: net.get("IPAddress", "")
+        for name, net in (info.get("networks") or {}).items()
+        if net.get("IPAddress")
+    }
+    task = replace(task, container_id=info["id"], addresses=addresses)
+    status, code = info.get("status"), info.get("exit")
+    if status == "running" and info.get("health") != "unhealthy":
+        if task.state == TaskState.RUNNING:
+            return task
+        return _stamp(
+            _stamp(task, TaskState.STARTING),
+            TaskState.RUNNING,
+            message="started",
+            error="",
+            exit_code=None,
+        )
+    if status in ("created", "restarting"):
+        return task
+    if info.get("health") == "unhealthy":
+        error = "task: container is unhealthy"
+    elif info.get("oom"):
+        error = "task: container was killed: out of memory"
+    elif code:
+        error = f"task: non-zero exit ({code})"
+    else:
+        return _stamp(task, TaskState.COMPLETE, message="finished", exit_code=code)
+    return _stamp(task, TaskState.FAILED, message="failed", error=error, exit_code=code)
+
+
+def task_networks(service: Service) -> list[str]:
+    """The Docker networks a task joins: the service's, and `ingress` for its mesh ports."""
+    names = list(service.spec.networks)
+    if any(p.mode == PublishMode.INGRESS for p in service.spec.ports):
+        names.append(INGRESS)
+    return names
+
+
+def _fetch_image(conn: SSHConnection, image: str, pool: Pool, nodes: dict[str, Node]) -> bool:
+    """Air-gapped nodes: copy the image from a peer that has it (docker save | docker load)."""
+    for node in nodes.values():
+        if node.hostname == conn.name or node.hostname not in pool.connections:
+            continue
+        peer = pool[node.hostname]
+        try:
+            peer.run(docker.has_image(image), timeout=10)
+            archive = peer.output(docker.save_image(image), timeout=START_TIMEOUT)
+            conn.run(docker.load_image(), stdin=archive, timeout=START_TIMEOUT)
+            return True
+        except SwarmctlError:
+            continue
+    return False

@@ -1,0 +1,151 @@
+"""What each node should have so services can be reached: the routing mesh and the
+virtual IPs behind service names, as plain data (pure).
+
+This kernel has no IPVS, which swarm's mesh needs, so the mesh is built like
+kube-proxy's iptables mode (docs/design/services.md):
+- Ingress: a published port answers on every node. nat PREROUTING/OUTPUT DNATs it to a
+  running task's address on the `ingress` overlay, chosen at random with equal odds
+  (the statistic match), and SNATs it to the node's own ingress address so replies
+  come back through the node that DNATed them.
+- Service names: on every node, a helper container on each of the service's networks
+  holds the service's virtual IP and the service name as a network alias, so Docker's
+  embedded DNS answers the name with the VIP; nat PREROUTING (bridged traffic, through
+  br_netfilter) DNATs the VIP to a running task of the service on that network.
+templates/services/converge.sh.j2 turns a NodeServices into commands.
+"""
+
+import hashlib
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from swarmctl.models import Network, Node, PublishMode, Service, Task, TaskState
+from swarmctl.network.overlay import device_names, node_address
+
+INGRESS = "ingress"
+MESH_MARK = "0x100000"
+HELPER_COMMAND = ("sleep", "2147483647")
+
+
+@dataclass(frozen=True)
+class Destination:
+    """One balanced set of targets, in its own nat chain."""
+
+    chain: str
+    targets: tuple[str, ...]  # "ip:port" (ingress) or "ip" (VIP: every port)
+
+
+@dataclass(frozen=True)
+class IngressPort:
+    protocol: str
+    published: int
+    destination: Destination
+
+
+@dataclass(frozen=True)
+class VirtualIP:
+    address: str
+    destination: Destination
+
+
+@dataclass(frozen=True)
+class Helper:
+    name: str  # container name
+    service: str  # the DNS name it answers for
+    network: str
+    address: str
+
+
+@dataclass(frozen=True)
+class NodeServices:
+    cluster_id: str
+    node: str
+    ingress_bridge: str  # empty when the node has no ingress network
+    ingress_address: str
+    ports: tuple[IngressPort, ...]
+    vips: tuple[VirtualIP, ...]
+    helpers: tuple[Helper, ...]
+    helper_image: str
+
+
+def chain(kind: str, *parts: str) -> str:
+    """A stable nat chain name (iptables allows 28 characters)."""
+    return f"SW{kind}-" + hashlib.sha1("/".join(parts).encode()).hexdigest()[:12]
+
+
+def _ipv4(address: str) -> str:
+    return str(ipaddress.IPv4Address(address))
+
+
+def node_services(
+    cluster_id: str,
+    node: Node,
+    services: Sequence[Service],
+    tasks: Iterable[Task],
+    networks: Sequence[Network],
+    helper_image: str,
+) -> NodeServices:
+    running: dict[str, list[Task]] = {}
+    for task in tasks:
+        if task.state == TaskState.RUNNING and task.desired_state == TaskState.RUNNING:
+            running.setdefault(task.service_id, []).append(task)
+    by_id = {n.id: n for n in networks}
+    ingress = next((n for n in networks if n.name == INGRESS), None)
+    ports, vips, helpers = [], [], []
+    for service in sorted(services, key=lambda s: s.spec.name):
+        tasks_of = sorted(running.get(service.id, []), key=lambda t: t.id)
+        for port in service.spec.ports:
+            if port.mode != PublishMode.INGRESS or ingress is None:
+                continue
+            published = service.published.get(f"{port.target}/{port.protocol}", port.published)
+            targets = tuple(
+                f"{_ipv4(t.addresses[INGRESS])}:{port.target}"
+                for t in tasks_of
+                if INGRESS in t.addresses
+            )
+            ports.append(
+                IngressPort(
+                    port.protocol,
+                    int(published),
+                    Destination(chain("I", service.id, str(published), port.protocol), targets),
+                )
+            )
+        for network_id, vip in sorted(service.vips.items()):
+            network = by_id.get(network_id)
+            if network is None:
+                continue
+            targets = tuple(
+                _ipv4(t.addresses[network.name]) for t in tasks_of if network.name in t.addresses
+            )
+            vips.append(
+                VirtualIP(_ipv4(vip), Destination(chain("V", service.id, network_id), targets))
+            )
+            if node.id in network.node_ranges:
+                helpers.append(
+                    Helper(
+                        f"swarmctl-vip.{service.spec.name}.{network.name}",
+                        service.spec.name,
+                        network.name,
+                        _ipv4(vip),
+                    )
+                )
+    bridge = address = ""
+    if ingress is not None and node.id in ingress.node_ranges:
+        bridge = device_names(ingress.id)[1]
+        address = node_address(ingress.node_ranges[node.id])
+    return NodeServices(
+        cluster_id,
+        node.hostname,
+        bridge,
+        address,
+        tuple(ports),
+        tuple(vips),
+        tuple(helpers),
+        helper_image,
+    )
+
+
+def probability(index: int, count: int) -> str:
+    """kube-proxy's odds: rule i of n takes 1/(n-i) of what reaches it, so each target
+    ends up with 1/n."""
+    return f"{1 / (count - index):.5f}"

@@ -1,0 +1,250 @@
+"""Services end to end: create, scale, remove, and converging them.
+
+A command records the user's spec first (with its virtual IPs and published ports),
+then converges: reconcile -> apply, a few rounds, so that tasks rejected by a node that
+could not be reached are placed elsewhere; then every node's mesh and virtual IPs are
+brought up to date. What does not converge is reported, not hidden: the caller exits
+non-zero. The supervisor keeps doing the same afterwards.
+"""
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from swarmctl import clock, executor, networking
+from swarmctl.commands.render import render
+from swarmctl.errors import SwarmctlError
+from swarmctl.mesh import INGRESS, MESH_MARK, node_services, probability
+from swarmctl.models import Mode, NodeState, PublishMode, Service, ServiceSpec, Task, TaskState
+from swarmctl.naming import new_id
+from swarmctl.network import ipam
+from swarmctl.reconciler import reconcile
+from swarmctl.repo import Repo
+from swarmctl.state import StateStore
+from swarmctl.transport.group import Pool
+
+MAX_ROUNDS = 4
+DYNAMIC_PORTS = range(30000, 32768)  # swarm's range for ingress ports left unnamed
+
+Progress = Callable[[Task], None]
+
+
+@dataclass(frozen=True)
+class Convergence:
+    service: Service
+    running: int
+    desired: int
+    problems: list[str]  # one line per task that did not make it, with why
+
+    @property
+    def converged(self) -> bool:
+        return self.running >= self.desired and not self.problems
+
+
+def create(
+    store: StateStore,
+    pool: Pool,
+    spec: ServiceSpec,
+    ssh_ports: Iterable[int],
+    progress: Progress | None = None,
+) -> tuple[Service, list[str]]:
+    """Record a new service; return it and warnings. Converging is the caller's next step."""
+    warnings: list[str] = []
+    with store.transaction() as db:
+        repo = Repo(db)
+        repo.cluster()
+        services = repo.services.all()
+        if any(s.spec.name == spec.name for s in services):
+            raise SwarmctlError(f"service {spec.name} already exists")
+        networks = {n.name: n for n in repo.networks.all()}
+        for name in spec.networks:
+            if name not in networks:
+                raise SwarmctlError(f"network {name} not found")
+            if name == INGRESS:
+                raise SwarmctlError(
+                    "network ingress is the routing mesh's: publish a port "
+                    "with -p instead of attaching to it"
+                )
+        published = _publish(spec, services, set(ssh_ports))
+        needs_ingress = any(p.mode == PublishMode.INGRESS for p in spec.ports)
+        now = clock.now()
+        service = Service(
+            id=new_id(),
+            spec=spec,
+            created_at=now,
+            updated_at=now,
+            published=published,
+            vips=_vips(spec, networks, services),
+        )
+        repo.services.put(service)
+        new_ingress = needs_ingress and INGRESS not in networks
+        if new_ingress:
+            networking.add_ingress(repo)
+    if new_ingress:
+        with store.read() as db:
+            nodes = Repo(db).nodes.all()
+        warnings += networking.converge(store, pool, nodes)
+    return service, warnings
+
+
+def _publish(spec: ServiceSpec, services: Sequence[Service], ssh_ports: set[int]) -> dict:
+    """Published port of each of the spec's ports, checked against the cluster's."""
+    taken: dict[tuple[int, str], str] = {}
+    for other in services:
+        for port in other.spec.ports:
+            number = other.published.get(f"{port.target}/{port.protocol}", port.published)
+            if number:
+                taken[(int(number), port.protocol)] = other.spec.name
+    published = {}
+    for port in spec.ports:
+        number = port.published
+        if number is None and port.mode == PublishMode.INGRESS:
+            number = next((p for p in DYNAMIC_PORTS if (p, port.protocol) not in taken), None)
+            if number is None:
+                raise SwarmctlError("no free port left in 30000-32767 to publish on")
+        if number is None:
+            continue
+        if (number, port.protocol) in taken:
+            raise SwarmctlError(
+                f"port {number}/{port.protocol} is already published by "
+                f"service {taken[(number, port.protocol)]}"
+            )
+        if port.mode == PublishMode.INGRESS and port.protocol == "tcp" and number in ssh_ports:
+            raise SwarmctlError(
+                f"port {number}/tcp is the SSH port swarmctl reaches nodes on: "
+                "the routing mesh would take it over on every node"
+            )
+        taken[(number, port.protocol)] = spec.name
+        published[f"{port.target}/{port.protocol}"] = number
+    return published
+
+
+def _vips(spec: ServiceSpec, networks: dict, services: Sequence[Service]) -> dict[str, str]:
+    vips = {}
+    for name in spec.networks:
+        network = networks[name]
+        taken = [s.vips[network.id] for s in services if network.id in s.vips]
+        vips[network.id] = ipam.allocate_vip(network.subnet, network.gateway, taken)
+    return vips
+
+
+def scale(store: StateStore, targets: dict[str, int]) -> list[Service]:
+    """Record new replica counts (`service scale nginx=5 web=2`)."""
+    changed = []
+    with store.transaction() as db:
+        repo = Repo(db)
+        for ref, replicas in targets.items():
+            service = repo.services.get(ref)
+            if service.spec.mode != Mode.REPLICATED:
+                raise SwarmctlError(
+                    f"{service.spec.name}: scale can only be used with replicated mode"
+                )
+            if replicas < 0:
+                raise SwarmctlError(f"{service.spec.name}={replicas}: replicas must be 0 or more")
+            updated = replace(
+                service,
+                spec=replace(service.spec, replicas=replicas),
+                updated_at=clock.now(),
+                version=service.version + 1,
+            )
+            repo.services.put(updated)
+            changed.append(updated)
+    return changed
+
+
+def remove(store: StateStore, refs: Sequence[str]) -> list[Service]:
+    with store.transaction() as db:
+        repo = Repo(db)
+        found = [repo.services.get(ref) for ref in refs]
+        repo.services.delete([s.id for s in found])
+    return found
+
+
+def converge(
+    store: StateStore, pool: Pool, service_ids: set[str], progress: Progress | None = None
+) -> list[str]:
+    """Reconcile and apply the given services until nothing more can be done now; then
+    bring every node's mesh up to date. Returns warnings."""
+    warnings: list[str] = []
+    for _ in range(MAX_ROUNDS):
+        with store.read() as db:
+            repo = Repo(db)
+            plan = reconcile(
+                repo.services.all(),
+                repo.tasks.all(),
+                repo.nodes.all(),
+                datetime.now(UTC),
+                new_id,
+                only=service_ids,
+            )
+        if plan.empty:
+            break
+        outcome = executor.apply(store, pool, plan, progress)
+        warnings += [
+            f"node {node_id} unreachable: its tasks go elsewhere" for node_id in outcome.unreachable
+        ]
+        # Another round helps tasks that a lost node turned away, and finishes removals
+        # (records of tasks whose containers are now gone); other failures wait for the
+        # restart policy, which the supervisor applies.
+        if not outcome.unreachable and not plan.shutdown:
+            break
+    warnings += converge_mesh(store, pool)
+    return warnings
+
+
+def converge_mesh(store: StateStore, pool: Pool) -> list[str]:
+    """Every reachable node: virtual-IP helpers, ingress and VIP rules as they should be."""
+    with store.read() as db:
+        repo = Repo(db)
+        cluster, nodes = repo.cluster(), repo.nodes.all()
+        services, tasks, networks = repo.services.all(), repo.tasks.all(), repo.networks.all()
+    targets = [n for n in nodes if n.state != NodeState.DOWN]
+    scripts = {
+        n.hostname: render(
+            "services/converge.sh.j2",
+            mark=MESH_MARK,
+            probability=probability,
+            s=node_services(cluster.id, n, services, tasks, networks, cluster.helper_image),
+        )
+        for n in targets
+    }
+    results = pool.each(lambda conn: conn.run(scripts[conn.name], timeout=120), list(scripts))
+    return [
+        f"{error}: its routing mesh will be updated at the next change"
+        for error in results.values()
+        if isinstance(error, SwarmctlError)
+    ]
+
+
+def status(store: StateStore, service_ids: Iterable[str]) -> list[Convergence]:
+    with store.read() as db:
+        repo = Repo(db)
+        services = {s.id: s for s in repo.services.all()}
+        tasks = repo.tasks.all()
+        nodes = {n.id: n.hostname for n in repo.nodes.all()}
+    report = []
+    for service_id in service_ids:
+        service = services.get(service_id)
+        if service is None:
+            continue
+        current = [
+            t for t in tasks if t.service_id == service_id and t.desired_state == TaskState.RUNNING
+        ]
+        running = sum(1 for t in current if t.state == TaskState.RUNNING)
+        desired = service.spec.replicas if service.spec.mode == Mode.REPLICATED else len(current)
+        problems = []
+        for task in tasks:
+            if task.service_id != service_id or task.state == TaskState.RUNNING:
+                continue
+            recent = task.desired_state == TaskState.RUNNING or task.state in (
+                TaskState.FAILED,
+                TaskState.REJECTED,
+            )
+            if recent and task.error and running < desired:
+                where = nodes.get(task.node_id, "no node")
+                problems.append(
+                    f"{service.spec.name}.{task.slot or task.node_id} on {where}: "
+                    f"{task.state.value}: {task.error}"
+                )
+        report.append(Convergence(service, running, desired, sorted(set(problems))))
+    return report
