@@ -254,7 +254,7 @@ case "${0##*/} $1 $2" in
 esac
 exit 0
 """
-STUBBED = ["docker", "ip", "bridge", "ebtables", "iptables", "iptables-restore", "rm"]
+STUBBED = ["docker", "ip", "bridge", "ebtables", "iptables", "iptables-restore", "rm", "sysctl"]
 
 
 @dataclass(frozen=True)
