@@ -21,7 +21,7 @@ from swarmctl.reconciler import Plan
 from swarmctl.repo import Repo
 from swarmctl.state import StateStore
 from swarmctl.transport.group import Pool
-from swarmctl.transport.ssh import CommandFailed, HostUnreachable, SSHConnection
+from swarmctl.transport.ssh import CommandFailed, SSHConnection
 
 PER_NODE = 4  # containers started at once on one node
 START_TIMEOUT = 300.0  # a pull can be slow
@@ -160,11 +160,9 @@ def _start(
             try:
                 result = conn.run(script, timeout=START_TIMEOUT)
             except CommandFailed as again:
-                return _failed(task, again.result.exit_code, _reason(again))
+                return _failed(task, again.result.exit_code, _reason(again), service)
         else:
-            return _failed(task, code, error)
-    except HostUnreachable as lost:
-        return _rejected(task, f"node unreachable: {lost}")
+            return _failed(task, code, error, service)
     return observed(task, json.loads(result.stdout.strip().splitlines()[-1]))
 
 
@@ -173,9 +171,12 @@ def _reason(failure: CommandFailed) -> str:
     return lines[-1] if lines else f"exit status {failure.result.exit_code}"
 
 
-def _failed(task: Task, code: int, error: str) -> Task:
+def _failed(task: Task, code: int, error: str, service: Service) -> Task:
     if code == docker.PULL_FAILED:
-        return _rejected(task, f"No such image or cannot pull it: {error}")
+        return _rejected(
+            task,
+            f"No such image: {service.spec.image} (no node has it and pulling it failed: {error})",
+        )
     if code == docker.CREATE_FAILED:
         return _rejected(task, error)
     return _stamp(

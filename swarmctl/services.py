@@ -180,9 +180,7 @@ def converge(
         if plan.empty:
             break
         outcome = executor.apply(store, pool, plan, progress)
-        warnings += [
-            f"node {node_id} unreachable: its tasks go elsewhere" for node_id in outcome.unreachable
-        ]
+        warnings += [f"{error}: its tasks go elsewhere" for error in outcome.unreachable.values()]
         # Another round helps tasks that a lost node turned away, and finishes removals
         # (records of tasks whose containers are now gone); other failures wait for the
         # restart policy, which the supervisor applies.

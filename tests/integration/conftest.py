@@ -77,10 +77,16 @@ docker network ls -q --filter label=swarmctl.cluster.id | xargs -r docker networ
 for dev in $(ip -o link show type vxlan | awk -F': ' '{sub(/@.*/, "", $2); print $2}'); do
     case "$dev" in swv*) ip link del "$dev" ;; esac
 done
-while iptables -S INPUT | grep -q SWARMCTL-VXLAN; do
-    iptables -D INPUT $(iptables -S INPUT | grep SWARMCTL-VXLAN | head -1 | sed 's/^-A INPUT //')
+for table in filter nat; do
+    iptables -t $table -S | grep -E '^-A [A-Z-]+ .*-j (SWARMCTL-|SW[IV]-)' | sed 's/^-A/-D/' \
+        | while read -r rule; do eval iptables -t $table $rule; done
+    for chain in $(iptables -t $table -S | awk '$1 == "-N" && $2 ~ /^(SWARMCTL-|SW[IV]-)/ {print $2}'); do
+        iptables -t $table -F "$chain"
+    done
+    for chain in $(iptables -t $table -S | awk '$1 == "-N" && $2 ~ /^(SWARMCTL-|SW[IV]-)/ {print $2}'); do
+        iptables -t $table -X "$chain"
+    done
 done
-iptables -F SWARMCTL-VXLAN 2>/dev/null && iptables -X SWARMCTL-VXLAN
 for chain in INPUT FORWARD OUTPUT; do
     while ebtables -D "$chain" -j SWARMCTL-ARP 2>/dev/null; do :; done
 done
