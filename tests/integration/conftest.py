@@ -80,12 +80,9 @@ done
 for table in filter nat; do
     iptables -t $table -S | grep -E '^-A [A-Z-]+ .*-j (SWARMCTL-|SW[IV]-)' | sed 's/^-A/-D/' \
         | while read -r rule; do eval iptables -t $table $rule; done
-    for chain in $(iptables -t $table -S | awk '$1 == "-N" && $2 ~ /^(SWARMCTL-|SW[IV]-)/ {print $2}'); do
-        iptables -t $table -F "$chain"
-    done
-    for chain in $(iptables -t $table -S | awk '$1 == "-N" && $2 ~ /^(SWARMCTL-|SW[IV]-)/ {print $2}'); do
-        iptables -t $table -X "$chain"
-    done
+    ours=$(iptables -t $table -S | awk '$1 == "-N" && $2 ~ /^(SWARMCTL-|SW[IV]-)/ {print $2}')
+    for chain in $ours; do iptables -t $table -F "$chain"; done
+    for chain in $ours; do iptables -t $table -X "$chain"; done
 done
 for chain in INPUT FORWARD OUTPUT; do
     while ebtables -D "$chain" -j SWARMCTL-ARP 2>/dev/null; do :; done
