@@ -6,17 +6,17 @@ containers of shut-down tasks are removed and assigned tasks are started; last, 
 task's outcome (observed state, container, addresses, error) is written back.
 """
 
-import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
-from swarmctl import clock
+from swarmctl import clock, events
 from swarmctl.commands import docker
 from swarmctl.errors import SwarmctlError
 from swarmctl.mesh import INGRESS
 from swarmctl.models import Node, NodeState, PublishMode, Service, Task, TaskState
+from swarmctl.observe import observed, parse_inspect, stamp
 from swarmctl.reconciler import Plan
 from swarmctl.repo import Repo
 from swarmctl.state import StateStore
@@ -35,17 +35,45 @@ class Outcome:
     unreachable: dict[str, str]  # node id -> why
 
 
-def write_plan(store: StateStore, plan: Plan) -> None:
+def save(
+    store: StateStore,
+    tasks: Sequence[Task],
+    forget: Sequence[str] = (),
+    down: dict[str, str] | None = None,
+    known_only: bool = False,
+) -> None:
+    """Write task records (and nodes found unreachable: down) in one transaction, then
+    log the state changes as events. With `known_only`, tasks whose records are gone
+    meanwhile (forgotten by someone else) are not brought back."""
+    down = down or {}
     with store.transaction() as db:
         repo = Repo(db)
-        repo.tasks.put_many([*plan.create, *plan.update, *plan.shutdown])
-        if plan.forget:
-            repo.tasks.delete(plan.forget)
+        before = {t.id: t for t in repo.tasks.all()}
+        kept = [t for t in tasks if t.id in before or not known_only]
+        repo.tasks.put_many(kept)
+        if forget:
+            repo.tasks.delete(forget)
+        changes = []
+        for node in repo.nodes.all():
+            if node.id in down and node.state != NodeState.DOWN:
+                lost = replace(
+                    node,
+                    state=NodeState.DOWN,
+                    message=down[node.id],
+                    updated_at=clock.now(),
+                    version=node.version + 1,
+                )
+                repo.nodes.put(lost)
+                changes.append(events.node_change(lost, node.state.value))
+        names = {s.id: s.spec.name for s in repo.services.all()}
+        hosts = {n.id: n.hostname for n in repo.nodes.all()}
+    changes += events.task_changes(before, kept, names, hosts)
+    events.append(events.path_for(store.path), changes)
 
 
 def apply(store: StateStore, pool: Pool, plan: Plan, progress: Progress | None = None) -> Outcome:
     """Write the plan, carry it out on the nodes, record the outcome."""
-    write_plan(store, plan)
+    save(store, [*plan.create, *plan.update, *plan.shutdown], plan.forget)
     with store.read() as db:
         repo = Repo(db)
         cluster = repo.cluster()
@@ -96,44 +124,18 @@ def apply(store: StateStore, pool: Pool, plan: Plan, progress: Progress | None =
             changed += result
     for task in changed:
         notify(task)
-    record(store, changed, unreachable)
+    save(store, changed, down=unreachable, known_only=True)
     return Outcome(changed, unreachable)
 
 
-def record(store: StateStore, tasks: Sequence[Task], unreachable: dict[str, str]) -> None:
-    """Write task outcomes; nodes that could not be reached are marked down."""
-    with store.transaction() as db:
-        repo = Repo(db)
-        known = {t.id for t in repo.tasks.all()}
-        repo.tasks.put_many([t for t in tasks if t.id in known])
-        now = clock.now()
-        for node in repo.nodes.all():
-            if node.id in unreachable and node.state != NodeState.DOWN:
-                repo.nodes.put(
-                    replace(
-                        node,
-                        state=NodeState.DOWN,
-                        message=unreachable[node.id],
-                        updated_at=now,
-                        version=node.version + 1,
-                    )
-                )
-
-
-def _stamp(task: Task, state: TaskState, **changes) -> Task:
-    return replace(
-        task, state=state, timestamps={**task.timestamps, state.value: clock.now()}, **changes
-    )
-
-
 def _rejected(task: Task, error: str) -> Task:
-    return _stamp(task, TaskState.REJECTED, error=error, message="rejected")
+    return stamp(task, TaskState.REJECTED, error=error, message="rejected")
 
 
 def _stop(conn: SSHConnection, tasks: list[Task]) -> list[Task]:
     conn.run(docker.remove_tasks([t.id for t in tasks]), timeout=60)
     return [
-        t if t.state.terminal and t.state != TaskState.ORPHANED else _stamp(t, TaskState.SHUTDOWN)
+        t if t.state.terminal and t.state != TaskState.ORPHANED else stamp(t, TaskState.SHUTDOWN)
         for t in tasks
     ]
 
@@ -148,7 +150,7 @@ def _start(
     nodes: dict[str, Node],
     notify: Progress,
 ) -> Task:
-    task = _stamp(_stamp(task, TaskState.ACCEPTED), TaskState.PREPARING, message="preparing")
+    task = stamp(stamp(task, TaskState.ACCEPTED), TaskState.PREPARING, message="preparing")
     notify(task)
     wanted = [n for n in task_networks(service) if n in networks]
     script = docker.run_task(cluster_id, service, task, wanted)
@@ -163,7 +165,8 @@ def _start(
                 return _failed(task, again.result.exit_code, _reason(again), service)
         else:
             return _failed(task, code, error, service)
-    return observed(task, json.loads(result.stdout.strip().splitlines()[-1]))
+    (container,) = parse_inspect(result.stdout.strip().splitlines()[-1])
+    return observed(task, container)
 
 
 def _reason(failure: CommandFailed) -> str:
@@ -179,41 +182,9 @@ def _failed(task: Task, code: int, error: str, service: Service) -> Task:
         )
     if code == docker.CREATE_FAILED:
         return _rejected(task, error)
-    return _stamp(
+    return stamp(
         task, TaskState.FAILED, error=f"starting container failed: {error}", message="failed"
     )
-
-
-def observed(task: Task, info: dict) -> Task:
-    """A task as `docker inspect` (INSPECT_FORMAT) shows its container."""
-    addresses = {
-        name: net.get("IPAddress", "")
-        for name, net in (info.get("networks") or {}).items()
-        if net.get("IPAddress")
-    }
-    task = replace(task, container_id=info["id"], addresses=addresses)
-    status, code = info.get("status"), info.get("exit")
-    if status == "running" and info.get("health") != "unhealthy":
-        if task.state == TaskState.RUNNING:
-            return task
-        return _stamp(
-            _stamp(task, TaskState.STARTING),
-            TaskState.RUNNING,
-            message="started",
-            error="",
-            exit_code=None,
-        )
-    if status in ("created", "restarting"):
-        return task
-    if info.get("health") == "unhealthy":
-        error = "task: container is unhealthy"
-    elif info.get("oom"):
-        error = "task: container was killed: out of memory"
-    elif code:
-        error = f"task: non-zero exit ({code})"
-    else:
-        return _stamp(task, TaskState.COMPLETE, message="finished", exit_code=code)
-    return _stamp(task, TaskState.FAILED, message="failed", error=error, exit_code=code)
 
 
 def task_networks(service: Service) -> list[str]:

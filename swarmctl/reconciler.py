@@ -136,15 +136,23 @@ def _service(
     if service.spec.mode == Mode.GLOBAL:
         eligible = scheduler.global_nodes(service, loads.for_service(service))
         wanted: set[int | str] = {node_id for node_id, why in eligible.items() if not why}
+        # A paused node takes no new task but keeps the one it has, as in replicated mode.
+        wanted |= {
+            key
+            for key, history in slots.items()
+            if _current(history) and _paused_and_ready(nodes.get(str(key)))
+        }
     else:
         wanted = set(range(1, service.spec.replicas + 1))
-    to_place: list[tuple[int | str, Task | None]] = []
+    to_place: list[tuple[int | str, Task | None, int]] = []
     for key in sorted(set(slots) | wanted, key=str):
         history = sorted(slots.get(key, []), key=lambda t: t.created_at)
         current = _current(history)
         if key not in wanted:
             if current:
-                _end(b, current, nodes, "scaled down")
+                node = nodes.get(current.node_id)
+                drained = node is not None and node.availability == Availability.DRAIN
+                _end(b, current, nodes, "drained" if drained else "scaled down")
             _prune(b, history, current=None, keep=0)
             continue
         refill = current is None
@@ -157,11 +165,24 @@ def _service(
         elif current is None:
             refill = _may_start(b, service, history)
         if current is None and refill:
-            to_place.append((key, None))
+            to_place.append((key, None, _restarts(history)))
         elif current is not None and current.state == TaskState.PENDING:
-            to_place.append((key, current))
+            to_place.append((key, current, current.restarts))
         _prune(b, history, current, keep=HISTORY)
     _place(b, service, to_place, loads)
+
+
+def _paused_and_ready(node: Node | None) -> bool:
+    return bool(node and node.state == NodeState.READY and node.availability == Availability.PAUSE)
+
+
+def _restarts(history: list[Task]) -> int:
+    """The restart count a new task of the slot carries on."""
+    ended = [t for t in history if t.state.terminal or t.desired_state != TaskState.RUNNING]
+    if not ended:
+        return 0
+    last = ended[-1]
+    return last.restarts + 1 if last.state in (*_FAILED, TaskState.COMPLETE) else last.restarts
 
 
 def _current(history: list[Task]) -> Task | None:
@@ -211,15 +232,22 @@ def _may_start(b: _Builder, service: Service, history: list[Task]) -> bool:
         return False
     if policy.condition == RestartCondition.ON_FAILURE and last.state == TaskState.COMPLETE:
         return False
-    failures = [t for t in ended if t.state in _FAILED]
+    finished = [t for t in ended if t.state in (*_FAILED, TaskState.COMPLETE)]
     if policy.max_attempts:
-        counted = [t for t in ended if t.state in (*_FAILED, TaskState.COMPLETE)]
+        # Restarts so far: every task of the chain but its first was one. The counter on
+        # the task outlives the history, which keeps only 5 tasks; with a window, the
+        # restarts started within it count (swarmkit's rule).
+        restarted = ended if ended[0].restarts else ended[1:]
         if policy.window:
-            since = b.now - timedelta(seconds=policy.window)
-            counted = [t for t in counted if _ended_at(t) >= since]
-        if len(counted) >= policy.max_attempts:
+            since = (b.now - timedelta(seconds=policy.window)).isoformat(timespec="milliseconds")
+            done = sum(1 for t in restarted if t.created_at >= since)
+        else:
+            done = max(last.restarts, len(restarted))
+        if done >= policy.max_attempts:
             return False
-    ready_at = _ended_at(last) + timedelta(seconds=_delay(policy.delay, failures, b.now))
+    failures = [t for t in finished if t.state in _FAILED]
+    delay = _delay(policy.delay, last, failures, b.now)
+    ready_at = _ended_at(last) + timedelta(seconds=delay)
     if ready_at > b.now:
         b.wake(ready_at)
         return False
@@ -234,13 +262,22 @@ def _ended_at(task: Task) -> datetime:
     return datetime.fromisoformat(stamp)
 
 
-def _delay(fixed: float | None, failures: list[Task], now: datetime) -> float:
+def _delay(fixed: float | None, last: Task, failures: list[Task], now: datetime) -> float:
+    """Swarm's fixed delay if one was given; else 0 for a first failure, then doubling
+    from BACKOFF_FIRST to BACKOFF_MAX while the failures keep coming."""
     if fixed is not None:
         return fixed
+    started = last.timestamps.get(TaskState.RUNNING.value)
+    if (
+        started
+        and (_ended_at(last) - datetime.fromisoformat(started)).total_seconds() > BACKOFF_MEMORY
+    ):
+        return 0.0  # it ran long enough: not a crash loop
     recent = [t for t in failures if (now - _ended_at(t)).total_seconds() < BACKOFF_MEMORY]
-    if len(recent) <= 1:
+    in_a_row = max(last.restarts, len(recent) - 1)
+    if in_a_row == 0:
         return 0.0  # the first replacement starts at once
-    return min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (len(recent) - 2))
+    return min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (in_a_row - 1))
 
 
 def _prune(b: _Builder, history: list[Task], current: Task | None, keep: int) -> None:
@@ -258,15 +295,18 @@ def _prune(b: _Builder, history: list[Task], current: Task | None, keep: int) ->
 
 
 def _place(
-    b: _Builder, service: Service, slots: list[tuple[int | str, Task | None]], loads: "_Loads"
+    b: _Builder,
+    service: Service,
+    slots: list[tuple[int | str, Task | None, int]],
+    loads: "_Loads",
 ) -> None:
     if not slots:
         return
     if service.spec.mode == Mode.GLOBAL:
-        decisions = [scheduler.Decision(str(key)) for key, _ in slots]
+        decisions = [scheduler.Decision(str(key)) for key, _, _ in slots]
     else:
         decisions = scheduler.schedule(service, len(slots), loads.for_service(service))
-    for (key, pending), decision in zip(slots, decisions, strict=True):
+    for (key, pending, restarts), decision in zip(slots, decisions, strict=True):
         task = pending or Task(
             id=b.new_id(),
             service_id=service.id,
@@ -274,6 +314,7 @@ def _place(
             created_at=b.stamp(),
             spec_version=service.version,
             timestamps={TaskState.NEW.value: b.stamp()},
+            restarts=restarts,
         )
         if decision.node_id:
             placed = replace(
@@ -319,8 +360,8 @@ class _Loads:
     def for_service(self, service: Service) -> list[NodeLoad]:
         loads = []
         for node in self._nodes:
-            if self._failures.get((service.id, node.id), 0) >= FAILURES_TO_AVOID_NODE:
-                continue  # this service keeps failing there: place it elsewhere for a while
+            # A service that keeps failing on a node is placed elsewhere for a while.
+            failing = self._failures.get((service.id, node.id), 0) >= FAILURES_TO_AVOID_NODE
             tasks = self._tasks.get(node.id, [])
             counts: dict[str, int] = defaultdict(int)
             cpus = memory = 0
@@ -335,7 +376,15 @@ class _Loads:
                     for p in spec.ports
                     if p.mode.value == "host" and p.published
                 }
-            loads.append(NodeLoad(node, dict(counts), Resources(cpus, memory), frozenset(ports)))
+            loads.append(
+                NodeLoad(
+                    node,
+                    dict(counts),
+                    Resources(cpus, memory),
+                    frozenset(ports),
+                    frozenset({service.id}) if failing else frozenset(),
+                )
+            )
         return loads
 
 

@@ -19,6 +19,7 @@ NOT_AVAILABLE = "not available for new tasks"
 CONSTRAINTS_NOT_SATISFIED = "scheduling constraints not satisfied"
 INSUFFICIENT_RESOURCES = "insufficient resources"
 MAX_REPLICAS_REACHED = "max replicas per node reached"
+FAILING = "the service failed repeatedly"
 NO_NODES = "no suitable node (no nodes in the cluster)"
 
 
@@ -30,6 +31,7 @@ class NodeLoad:
     service_tasks: dict[str, int] = field(default_factory=dict)  # service id -> active tasks
     reserved: Resources = field(default_factory=Resources)  # reservations of active tasks
     host_ports: frozenset[tuple[int, str]] = frozenset()  # (published, protocol), host mode
+    failing: frozenset[str] = frozenset()  # services that failed repeatedly here of late
 
     @property
     def total_tasks(self) -> int:
@@ -121,6 +123,7 @@ class _Filters:
         self.reasons = [
             NOT_AVAILABLE,
             CONSTRAINTS_NOT_SATISFIED,
+            FAILING,
             INSUFFICIENT_RESOURCES,
             *self.ports.values(),
             MAX_REPLICAS_REACHED,
@@ -135,6 +138,8 @@ class _Filters:
             return NOT_AVAILABLE
         if not all(constraint.holds(node) for constraint in self.constraints):
             return CONSTRAINTS_NOT_SATISFIED
+        if self.service_id in load.failing:
+            return FAILING
         return ""
 
     def load_reason(self, load: NodeLoad) -> str:

@@ -88,33 +88,48 @@ def create(
 
 
 def _publish(spec: ServiceSpec, services: Sequence[Service], ssh_ports: set[int]) -> dict:
-    """Published port of each of the spec's ports, checked against the cluster's."""
-    taken: dict[tuple[int, str], str] = {}
+    """Published port of each of the spec's ports, checked against the cluster's.
+
+    An ingress port is taken on every node, so it conflicts with any other use of the
+    port; two host-mode ports only meet on a node, which the scheduler keeps apart."""
+    ingress: dict[tuple[int, str], str] = {}
+    host: dict[tuple[int, str], str] = {}
     for other in services:
         for port in other.spec.ports:
             number = other.published.get(f"{port.target}/{port.protocol}", port.published)
             if number:
+                taken = ingress if port.mode == PublishMode.INGRESS else host
                 taken[(int(number), port.protocol)] = other.spec.name
     published = {}
     for port in spec.ports:
         number = port.published
         if number is None and port.mode == PublishMode.INGRESS:
-            number = next((p for p in DYNAMIC_PORTS if (p, port.protocol) not in taken), None)
+            number = next(
+                (
+                    p
+                    for p in DYNAMIC_PORTS
+                    if (p, port.protocol) not in ingress
+                    and (p, port.protocol) not in host
+                    and p not in ssh_ports
+                ),
+                None,
+            )
             if number is None:
                 raise SwarmctlError("no free port left in 30000-32767 to publish on")
         if number is None:
             continue
-        if (number, port.protocol) in taken:
+        key = (number, port.protocol)
+        other = ingress.get(key) or (host.get(key) if port.mode == PublishMode.INGRESS else None)
+        if other:
             raise SwarmctlError(
-                f"port {number}/{port.protocol} is already published by "
-                f"service {taken[(number, port.protocol)]}"
+                f"port {number}/{port.protocol} is already published by service {other}"
             )
         if port.mode == PublishMode.INGRESS and port.protocol == "tcp" and number in ssh_ports:
             raise SwarmctlError(
                 f"port {number}/tcp is the SSH port swarmctl reaches nodes on: "
                 "the routing mesh would take it over on every node"
             )
-        taken[(number, port.protocol)] = spec.name
+        (ingress if port.mode == PublishMode.INGRESS else host)[key] = spec.name
         published[f"{port.target}/{port.protocol}"] = number
     return published
 

@@ -180,10 +180,9 @@ def ports_text(service) -> str:
     parts = []
     for port in service.spec.ports:
         published = service.published.get(f"{port.target}/{port.protocol}", port.published)
-        parts.append(
-            f"*:{published}->{port.target}/{port.protocol}"
-            + (" (host)" if port.mode.value == "host" else "")
-        )
+        where = f"*:{published}->" if published else ""
+        host = " (host)" if port.mode.value == "host" else ""
+        parts.append(f"{where}{port.target}/{port.protocol}{host}")
     return ", ".join(parts)
 
 

@@ -2,6 +2,7 @@
 
 import functools
 import ipaddress
+import re
 import shlex
 from pathlib import Path
 
@@ -23,7 +24,15 @@ def _environment():
     env.filters["q"] = lambda value: shlex.quote(str(value))
     # For places no quoting can protect (iptables-restore input): an address or an error.
     env.filters["ipv4"] = lambda value: str(ipaddress.IPv4Address(value))
+    env.filters["iface"] = lambda value: _matching(value, r"[A-Za-z0-9_.-]{1,15}", "interface")
+    env.filters["proto"] = lambda value: _matching(value, r"tcp|udp|sctp", "protocol")
     return env
+
+
+def _matching(value: object, pattern: str, what: str) -> str:
+    if not re.fullmatch(pattern, str(value)):
+        raise ValueError(f"not a valid {what}: {value!r}")
+    return str(value)
 
 
 def render(name: str, **values: object) -> str:

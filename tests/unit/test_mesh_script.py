@@ -375,11 +375,6 @@ def test_hostile_names_stay_out_of_the_iptables_rules(hostile_run: Hostile) -> N
     assert "touch" not in restored
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the ingress bridge name reaches the iptables-restore here-document "
-    "unchecked, so a value with a line 'RULES' ends it and runs what follows",
-)
 def test_a_hostile_ingress_bridge_cannot_end_the_iptables_rules(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     escape = f"swbingressnet0\nRULES\n: > {marker}\ncat <<'RULES'\n#"
@@ -391,11 +386,6 @@ def test_a_hostile_ingress_bridge_cannot_end_the_iptables_rules(tmp_path: Path) 
     assert not marker.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the port protocol reaches the iptables-restore here-document unchecked, "
-    "so a value with a line 'RULES' ends it and runs what follows",
-)
 def test_a_hostile_protocol_cannot_end_the_iptables_rules(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     escape = f"tcp\nRULES\n: > {marker}\ncat <<'RULES'\n#"

@@ -284,11 +284,6 @@ def test_the_earliest_back_off_of_all_slots_is_the_plans_wake_time() -> None:
     assert plan_for([fixed], [one, two]).wake_at == NOW + timedelta(seconds=2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the back-off counts failures in the slot's pruned history (5 tasks kept), "
-    "so a crash loop never waits more than 8 s; BACKOFF_MAX (30 s) is never reached",
-)
 def test_a_slot_crash_looping_for_minutes_reaches_the_30_second_back_off() -> None:
     """Each new task fails at once; the waits between failures should grow 0.5, 1, 2, 4,
     8, 16, then stay at 30 s."""
@@ -381,22 +376,12 @@ def test_failures_inside_the_window_count_towards_max_attempts() -> None:
     assert plan_for([limited], [*history, current]).create == ()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: max_attempts counts the first run as an attempt: --restart-max-attempts 1 "
-    "never restarts (docker: maximum number of restarts before giving up)",
-)
 def test_max_attempts_one_allows_one_restart() -> None:
     once = service(1, restart=RestartPolicy(max_attempts=1, delay=0))
     plan = plan_for([once], [task("t1", 1, state=TaskState.FAILED, ago=10)])
     assert slots(plan.create) == [1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: attempts are counted from the slot's pruned history (5 tasks), so a "
-    "max_attempts above 5 without a window never stops the restarts",
-)
 def test_max_attempts_above_the_history_size_still_stops_the_restarts() -> None:
     """Every task fails at once; 100 s apart, so neither back-off nor node avoidance
     comes into play."""
@@ -540,11 +525,6 @@ def test_failures_older_than_five_minutes_do_not_keep_a_service_off_a_node() -> 
     assert [(t.slot, t.node_id) for t in plan.create] == [(1, "a")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a node left out for repeated failures disappears from the scheduler's "
-    "view, so the only node's pending task says there are no nodes in the cluster",
-)
 def test_a_service_failing_on_the_only_node_does_not_claim_the_cluster_is_empty() -> None:
     history = [failed(f"t{i}", 1, ended_ago=100 - 10 * i, node_id="a") for i in range(1, 5)]
     current = task("t5", 1, "a", TaskState.FAILED, ago=60)
@@ -688,11 +668,6 @@ def test_a_failed_global_task_is_replaced_on_the_same_node() -> None:
     assert [(t.node_id, t.slot) for t in plan.create] == [("b", 0)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: global mode wants a task only on nodes that accept new ones, so pausing "
-    "a node shuts its global task down (pause must keep tasks, as in replicated mode)",
-)
 def test_a_paused_node_keeps_its_global_task() -> None:
     tasks = started(apply([], plan_for([global_service()], [])))
     paused = replace(B, availability=Availability.PAUSE)

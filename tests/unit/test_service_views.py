@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from swarmctl import executor, mesh
+from swarmctl import executor, mesh, observe
 from swarmctl.cli.service import _filter, inspect_json, ports_text
 from swarmctl.cli.taskview import current_state, ordered, print_tasks, task_name
 from swarmctl.errors import SwarmctlError
@@ -220,11 +220,6 @@ def test_the_ports_column_of_a_service_without_ports_is_empty() -> None:
     assert ports_text(service()) == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a host-mode port without a published port (accepted by --publish "
-    "target=80,mode=host) shows as '*:None->80/tcp (host)'",
-)
 def test_the_ports_column_never_shows_none_for_a_host_port_the_engine_picks() -> None:
     engine_picks = service(ports=(PortSpec(80, mode=PublishMode.HOST),))
     assert "None" not in ports_text(engine_picks)
@@ -396,7 +391,13 @@ def test_an_unknown_filter_is_refused_naming_the_known_ones(item: str) -> None:
     assert "desired-state" in message
 
 
-# ------------------------------------------------------------------------ executor.observed
+# ------------------------------------------------------------------------- observe.observed
+
+
+def observed(task: Task, info: dict[str, Any]) -> Task:
+    """What the supervisor makes of a task given one line of `docker inspect`."""
+    (container,) = observe.parse_inspect(json.dumps(info))
+    return observe.observed(task, container)
 
 
 def inspected(status: str, exit: int = 0, **fields: Any) -> dict[str, Any]:
@@ -425,7 +426,7 @@ PREPARING = Task(
 
 
 def test_a_running_container_makes_the_task_running() -> None:
-    seen = executor.observed(PREPARING, inspected("running"))
+    seen = observed(PREPARING, inspected("running"))
     assert (seen.state, seen.message, seen.error, seen.exit_code) == (
         TaskState.RUNNING,
         "started",
@@ -436,23 +437,23 @@ def test_a_running_container_makes_the_task_running() -> None:
 
 
 def test_observing_records_the_container_and_its_network_addresses() -> None:
-    seen = executor.observed(PREPARING, inspected("running"))
+    seen = observed(PREPARING, inspected("running"))
     assert seen.container_id == "c0ffee"
     assert seen.addresses == {"front": "10.0.1.18"}
 
 
 def test_a_task_already_running_keeps_its_timestamps() -> None:
     running = replace(PREPARING, state=TaskState.RUNNING, timestamps={"running": STAMP})
-    assert executor.observed(running, inspected("running")).timestamps == {"running": STAMP}
+    assert observed(running, inspected("running")).timestamps == {"running": STAMP}
 
 
 def test_a_container_that_exited_0_completes_the_task() -> None:
-    seen = executor.observed(PREPARING, inspected("exited", 0))
+    seen = observed(PREPARING, inspected("exited", 0))
     assert (seen.state, seen.exit_code, seen.error) == (TaskState.COMPLETE, 0, "")
 
 
 def test_a_container_that_exited_137_fails_the_task_with_the_code() -> None:
-    seen = executor.observed(PREPARING, inspected("exited", 137))
+    seen = observed(PREPARING, inspected("exited", 137))
     assert (seen.state, seen.exit_code, seen.error) == (
         TaskState.FAILED,
         137,
@@ -461,7 +462,7 @@ def test_a_container_that_exited_137_fails_the_task_with_the_code() -> None:
 
 
 def test_a_container_killed_for_memory_fails_the_task_saying_so() -> None:
-    seen = executor.observed(PREPARING, inspected("exited", 137, oom=True))
+    seen = observed(PREPARING, inspected("exited", 137, oom=True))
     assert (seen.state, seen.error) == (
         TaskState.FAILED,
         "task: container was killed: out of memory",
@@ -469,25 +470,23 @@ def test_a_container_killed_for_memory_fails_the_task_saying_so() -> None:
 
 
 def test_an_unhealthy_container_fails_the_task_even_while_it_runs() -> None:
-    seen = executor.observed(PREPARING, inspected("running", health="unhealthy"))
+    seen = observed(PREPARING, inspected("running", health="unhealthy"))
     assert (seen.state, seen.error) == (TaskState.FAILED, "task: container is unhealthy")
 
 
 def test_a_healthy_or_starting_container_runs() -> None:
     for health in ("healthy", "starting"):
-        assert executor.observed(PREPARING, inspected("running", health=health)).state == (
-            TaskState.RUNNING
-        )
+        assert observed(PREPARING, inspected("running", health=health)).state == (TaskState.RUNNING)
 
 
 @pytest.mark.parametrize("status", ["created", "restarting"])
 def test_a_container_not_yet_running_leaves_the_task_state_alone(status: str) -> None:
-    seen = executor.observed(PREPARING, inspected(status))
+    seen = observed(PREPARING, inspected(status))
     assert (seen.state, seen.container_id) == (TaskState.PREPARING, "c0ffee")
 
 
 def test_a_container_without_networks_has_no_addresses() -> None:
-    assert executor.observed(PREPARING, inspected("running", networks=None)).addresses == {}
+    assert observed(PREPARING, inspected("running", networks=None)).addresses == {}
 
 
 def test_a_task_joins_the_services_networks_and_ingress_for_mesh_ports() -> None:
@@ -641,20 +640,10 @@ def test_the_ssh_port_number_over_udp_is_allowed() -> None:
     assert _publish(spec(PortSpec(22, 22, "udp")), [], {22}) == {"22/udp": 22}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: dynamic allocation does not skip an SSH port in 30000-32767; it picks it "
-    "and then refuses it",
-)
 def test_dynamic_ports_skip_an_ssh_port_in_their_range() -> None:
     assert _publish(spec(PortSpec(80)), [], {30000}) == {"80/tcp": 30001}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: host-mode ports are reserved cluster-wide; swarm lets two services publish "
-    "the same host-mode port and the scheduler's host-port filter keeps them apart",
-)
 def test_two_services_may_publish_the_same_host_mode_port() -> None:
     host_8443 = spec(PortSpec(443, 8443, "udp", PublishMode.HOST))
     assert _publish(host_8443, [FULL], {22}) == {"443/udp": 8443}

@@ -1,0 +1,153 @@
+"""What the hosts' containers say about the tasks, merged into the task records (pure).
+
+The supervisor reads every cluster container of a node with one `docker inspect`
+(commands/docker.INSPECT_FORMAT); this module turns that into observed task states and
+into the containers that must go: those of tasks no longer meant to run (an orphan on a
+node that came back, a replica left behind by a crash) and those no task knows. A node
+that could not be read tells nothing: its tasks are left as they were.
+"""
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from swarmctl import clock
+from swarmctl.models import Task, TaskState
+
+# An ASSIGNED task with no container this long after it was assigned was never started
+# (its starter died): start it.
+START_GRACE = 10.0
+_STARTING = (TaskState.ASSIGNED, TaskState.ACCEPTED, TaskState.PREPARING, TaskState.STARTING)
+
+
+@dataclass(frozen=True)
+class Container:
+    id: str
+    task_id: str
+    status: str  # created, running, exited, dead…
+    exit_code: int
+    oom: bool
+    error: str
+    health: str  # "", starting, healthy, unhealthy
+    addresses: dict[str, str] = field(default_factory=dict)  # network name -> IP
+
+
+def parse_inspect(text: str) -> list[Container]:
+    containers = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        info = json.loads(line)
+        networks = info.get("networks") or {}
+        containers.append(
+            Container(
+                id=info["id"],
+                task_id=info.get("task") or "",
+                status=info.get("status", ""),
+                exit_code=int(info.get("exit") or 0),
+                oom=bool(info.get("oom")),
+                error=info.get("error") or "",
+                health=info.get("health") or "",
+                addresses={
+                    name: net["IPAddress"] for name, net in networks.items() if net.get("IPAddress")
+                },
+            )
+        )
+    return containers
+
+
+@dataclass(frozen=True)
+class Merge:
+    changed: list[Task]  # task records with a new observed state
+    remove: dict[str, list[str]]  # node id -> container IDs to remove
+    start: list[Task]  # assigned tasks that nobody started
+
+
+def observed(task: Task, container: Container) -> Task:
+    """A task as its container shows it."""
+    task = replace(task, container_id=container.id, addresses=dict(container.addresses))
+    if container.status == "running" and container.health != "unhealthy":
+        if task.state == TaskState.RUNNING:
+            return task
+        return stamp(
+            stamp(task, TaskState.STARTING),
+            TaskState.RUNNING,
+            message="started",
+            error="",
+            exit_code=None,
+        )
+    if container.status in ("created", "restarting"):
+        return task
+    if container.health == "unhealthy":
+        error = "task: container is unhealthy"
+    elif container.oom:
+        error = "task: container was killed: out of memory"
+    elif container.exit_code:
+        error = f"task: non-zero exit ({container.exit_code})"
+    else:
+        return stamp(task, TaskState.COMPLETE, message="finished", exit_code=0)
+    return stamp(
+        task, TaskState.FAILED, message="failed", error=error, exit_code=container.exit_code
+    )
+
+
+def stamp(task: Task, state: TaskState, **changes) -> Task:
+    return replace(
+        task, state=state, timestamps={**task.timestamps, state.value: clock.now()}, **changes
+    )
+
+
+def merge(tasks: Sequence[Task], seen: dict[str, list[Container]], now: datetime) -> Merge:
+    """Tasks against the containers of the nodes in `seen` (node id -> containers)."""
+    by_task: dict[str, Container] = {}
+    remove: dict[str, list[str]] = {}
+    known = {t.id for t in tasks}
+    for node_id, containers in seen.items():
+        for container in containers:
+            if container.task_id in known:
+                by_task[container.task_id] = container
+            else:
+                remove.setdefault(node_id, []).append(container.id)  # nobody's task
+    changed, start = [], []
+    for task in tasks:
+        if task.node_id not in seen:
+            continue
+        container = by_task.get(task.id)
+        if task.desired_state != TaskState.RUNNING:
+            if container is not None:
+                remove.setdefault(task.node_id, []).append(container.id)
+            elif not task.state.terminal or task.state == TaskState.ORPHANED:
+                changed.append(stamp(task, TaskState.SHUTDOWN, message="shut down"))
+            continue
+        if container is not None:
+            updated = observed(task, container)
+            if updated != task:
+                changed.append(updated)
+        elif task.state in (TaskState.RUNNING,):
+            changed.append(
+                stamp(
+                    task,
+                    TaskState.FAILED,
+                    message="failed",
+                    error="task: container is gone (removed or lost)",
+                )
+            )
+        elif task.state in _STARTING and _older_than(task, now, START_GRACE):
+            start.append(task)
+    return Merge(changed, remove, start)
+
+
+def _older_than(task: Task, now: datetime, seconds: float) -> bool:
+    since = task.timestamps.get(task.state.value, task.created_at)
+    return now - datetime.fromisoformat(since) > timedelta(seconds=seconds)
+
+
+def running_endpoints(tasks: Iterable[Task]) -> frozenset[tuple[str, str, str]]:
+    """(service, network, address) of every running task: what the mesh is made from."""
+    return frozenset(
+        (t.service_id, name, ip)
+        for t in tasks
+        if t.state == TaskState.RUNNING and t.desired_state == TaskState.RUNNING
+        for name, ip in t.addresses.items()
+    )
