@@ -7,11 +7,13 @@ brought up to date. What does not converge is reported, not hidden: the caller e
 non-zero. The supervisor keeps doing the same afterwards.
 """
 
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from swarmctl import clock, executor, networking
+from swarmctl import clock, executor, leases, networking
 from swarmctl.commands.render import render
 from swarmctl.errors import SwarmctlError
 from swarmctl.mesh import INGRESS, MESH_MARK, node_services, probability
@@ -24,6 +26,8 @@ from swarmctl.state import StateStore
 from swarmctl.transport.group import Pool
 
 MAX_ROUNDS = 4
+LEASE_WAIT = 30.0  # how long a command waits for a service the supervisor is acting on
+LEASE_TTL = 600.0  # a command that dies mid-way blocks the service at most this long
 DYNAMIC_PORTS = range(30000, 32768)  # swarm's range for ingress ports left unnamed
 
 Progress = Callable[[Task], None]
@@ -180,6 +184,40 @@ def converge(
 ) -> list[str]:
     """Reconcile and apply the given services until nothing more can be done now; then
     bring every node's mesh up to date. Returns warnings."""
+    with leased(store, service_ids):
+        return _converge(store, pool, service_ids, progress)
+
+
+@contextmanager
+def leased(store: StateStore, service_ids: set[str], wait: float = LEASE_WAIT) -> Iterator[None]:
+    """Hold the services' leases (a supervisor mid-tick on them holds them briefly)."""
+    holder = leases.me()
+    names = [leases.service_lease(i) for i in sorted(service_ids)]
+    deadline = time.monotonic() + wait
+    while True:
+        with store.transaction() as db:
+            now = datetime.now(UTC)
+            held = [h for n in names if (h := leases.get(db, n)) and h.held_by_other(holder, now)]
+            if not held:
+                for name in names:
+                    leases.take(db, name, holder, LEASE_TTL, now)
+                break
+        if time.monotonic() > deadline:
+            raise SwarmctlError(
+                f"{held[0].name} is being changed by {held[0].holder}: try again in a moment"
+            )
+        time.sleep(0.1)
+    try:
+        yield
+    finally:
+        with store.transaction() as db:
+            for name in names:
+                leases.release(db, name, holder)
+
+
+def _converge(
+    store: StateStore, pool: Pool, service_ids: set[str], progress: Progress | None
+) -> list[str]:
     warnings: list[str] = []
     for _ in range(MAX_ROUNDS):
         with store.read() as db:

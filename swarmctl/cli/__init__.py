@@ -11,7 +11,7 @@ from typing import Annotated
 import click
 import typer
 
-from swarmctl.cli import cluster, lab, network, node, service, state
+from swarmctl.cli import cluster, lab, network, node, service, state, supervise
 from swarmctl.cli.common import new_app
 from swarmctl.cli.context import Env
 from swarmctl.errors import SwarmctlError
@@ -43,7 +43,14 @@ def root(
     ctx.obj = Env(inventory, state_file)
 
 
-for command in (cluster.init, cluster.join, cluster.leave, cluster.info):
+for command in (
+    cluster.init,
+    cluster.join,
+    cluster.leave,
+    cluster.info,
+    supervise.supervise,
+    supervise.events,
+):
     app.command()(command)
 app.add_typer(node.app, name="node")
 app.add_typer(network.app, name="network")

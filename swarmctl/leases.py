@@ -1,0 +1,60 @@
+"""Who may act: leases kept in the state, so two supervisors, or a supervisor and a
+CLI command, never act on the same thing at once.
+
+A lease has a holder ("host:pid:random") and an expiry. Taking it succeeds when it is
+free, expired or already ours; a holder that dies simply stops renewing, and the lease
+is taken over once it expires. Taking and releasing happen in the caller's transaction
+(the state file's lock makes them atomic across processes).
+"""
+
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from tinydb import Query, TinyDB
+
+SUPERVISOR = "supervisor"
+
+
+def me() -> str:
+    """This process's identity as a lease holder."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def service_lease(service_id: str) -> str:
+    return f"service:{service_id}"
+
+
+@dataclass(frozen=True)
+class Lease:
+    name: str
+    holder: str
+    expires_at: str
+    note: str = ""  # what the holder does (e.g. its last tick), for `info`
+
+    def held_by_other(self, holder: str, now: datetime) -> bool:
+        return self.holder != holder and datetime.fromisoformat(self.expires_at) > now
+
+
+def get(db: TinyDB, name: str) -> Lease | None:
+    doc = db.table("leases").get(Query().name == name)
+    return Lease(**doc) if doc else None
+
+
+def take(
+    db: TinyDB, name: str, holder: str, ttl: float, now: datetime, note: str = ""
+) -> Lease | None:
+    """Take or renew the lease; returns the other holder's lease if it is held."""
+    current = get(db, name)
+    if current is not None and current.held_by_other(holder, now):
+        return current
+    expires = (now + timedelta(seconds=ttl)).isoformat(timespec="milliseconds")
+    lease = Lease(name, holder, expires, note)
+    db.table("leases").upsert(lease.__dict__, Query().name == name)
+    return None
+
+
+def release(db: TinyDB, name: str, holder: str) -> None:
+    db.table("leases").remove((Query().name == name) & (Query().holder == holder))

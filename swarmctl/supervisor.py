@@ -1,0 +1,274 @@
+"""The supervisor: a polling loop that keeps the cluster as the user asked for it.
+
+Each tick, level-triggered (the Kubernetes controller pattern), so a missed tick or a
+restart of the supervisor itself can never leave the cluster wrong:
+1. take (renew) the supervisor lease; a second supervisor waits and says why;
+2. observe every member node in parallel over the persistent SSH connections: one
+   `docker inspect` of the cluster's containers each;
+3. nodes that answer are Ready; a node that misses `misses` heartbeats in a row is Down
+   (twice as many right after the supervisor starts, as swarm does);
+4. merge what was seen into the tasks (observe.py): exited, removed or unhealthy
+   containers make FAILED tasks; containers no task wants are removed, on a node that
+   comes back before anything else happens there, so a healed partition never leaves
+   more replicas than asked for;
+5. reconcile and apply (reconciler.py, executor.py), service by service under a lease so
+   that a CLI command changing the same service never races it;
+6. bring the routing mesh up to date when endpoints changed, and the overlays of nodes
+   that came back or whose dockerd restarted.
+An unreachable node is unknown, never "has no containers": its tasks stay as they were
+until it is declared down.
+"""
+
+import contextlib
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from swarmctl import clock, events, executor, leases, networking, observe, services
+from swarmctl.commands import docker
+from swarmctl.errors import SwarmctlError
+from swarmctl.inventory import Inventory
+from swarmctl.membership import recorded_trust
+from swarmctl.models import Node, NodeState, TaskState
+from swarmctl.naming import new_id
+from swarmctl.reconciler import reconcile
+from swarmctl.repo import Repo
+from swarmctl.state import StateStore
+from swarmctl.transport.group import Pool
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Settings:
+    interval: float = 1.0
+    misses: int = 3  # heartbeats missed in a row before a node is declared down
+    connect_timeout: float = 2.0
+    observe_timeout: float = 3.0  # a slow node is late, not down, within this
+    repair_every: int = 30  # ticks between full overlay and mesh converges
+
+    @property
+    def lease_ttl(self) -> float:
+        return max(5.0, 3 * self.interval + self.observe_timeout)
+
+
+class Supervisor:
+    def __init__(
+        self, store: StateStore, inventory: Inventory, settings: Settings, say: Say = print
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.say = say
+        self.holder = leases.me()
+        self.pool = Pool(
+            inventory.hosts.values(),
+            recorded_trust(store),
+            connect_timeout=settings.connect_timeout,
+            command_timeout=settings.observe_timeout,
+        )
+        self.misses: dict[str, int] = defaultdict(int)
+        self.daemons: dict[str, str] = {}  # node id -> dockerd pid last seen
+        self.endpoints: frozenset = frozenset()
+        self.ticks = 0
+        self.waiting_for = ""
+        path = events.path_for(store.path)
+        self.events_offset = path.stat().st_size if path.exists() else 0  # new events only
+
+    def run(self, once: bool = False) -> None:
+        with self.pool:
+            try:
+                while True:
+                    started = time.monotonic()
+                    wake = self.tick()
+                    if once:
+                        return
+                    pause = self.settings.interval - (time.monotonic() - started)
+                    if wake is not None:
+                        pause = min(pause, wake)
+                    time.sleep(max(0.05, pause))
+            finally:
+                with self.store.transaction() as db:
+                    leases.release(db, leases.SUPERVISOR, self.holder)
+
+    # -------------------------------------------------------------------------- tick
+
+    def tick(self) -> float | None:
+        """One round; returns seconds until a back-off ends, if sooner than a tick."""
+        now = datetime.now(UTC)
+        with self.store.transaction() as db:
+            other = leases.take(
+                db,
+                leases.SUPERVISOR,
+                self.holder,
+                self.settings.lease_ttl,
+                now,
+                note=f"last tick {now.isoformat(timespec='seconds')}",
+            )
+        if other is not None:
+            message = (
+                f"waiting: another supervisor ({other.holder}) holds the lease "
+                f"until {other.expires_at}"
+            )
+            if message.split(" until")[0] != self.waiting_for:
+                self.say(message)
+                self.waiting_for = message.split(" until")[0]
+            return None
+        self.waiting_for = ""
+        self.ticks += 1
+        with self.store.read() as db:
+            repo = Repo(db)
+            cluster, nodes = repo.cluster(), repo.nodes.all()
+        seen, down, restarted = self._observe(cluster.id, nodes)
+        back = self._record_nodes(nodes, seen, down)
+        with self.store.read() as db:
+            tasks = Repo(db).tasks.all()
+        merged = observe.merge(tasks, seen, now)
+        executor.save(self.store, merged.changed, known_only=True)
+        self._remove_strays(merged.remove, nodes)
+        if back or restarted or self.ticks % self.settings.repair_every == 1:
+            repair = (
+                [n for n in nodes if n.id in back | restarted]
+                if self.ticks > 1
+                else [n for n in nodes if n.id in seen]
+            )
+            self._warn(networking.converge(self.store, self.pool, repair))
+        wake = self._act(merged.start)
+        self._mesh(force=bool(back or restarted) or self.ticks % self.settings.repair_every == 1)
+        self._print_events()
+        return wake
+
+    def _observe(self, cluster_id: str, nodes: list[Node]):
+        command = (
+            'echo "dockerd=$(cat /var/run/docker.pid 2>/dev/null)"; '
+            + docker.inspect_cluster(cluster_id)
+        )
+        results = self.pool.each(lambda conn: conn.run(command), [n.hostname for n in nodes])
+        grace = 2 if self.ticks <= self.settings.misses * 2 else 1
+        seen, down, restarted = {}, {}, set()
+        for node in nodes:
+            result = results.get(node.hostname)
+            if isinstance(result, SwarmctlError) or result is None:
+                self.misses[node.id] += 1
+                if self.misses[node.id] >= self.settings.misses * grace:
+                    down[node.id] = str(result) if result else "not in the inventory"
+                continue
+            self.misses[node.id] = 0
+            first, _, rest = result.stdout.partition("\n")
+            pid = first.removeprefix("dockerd=").strip()
+            if self.daemons.get(node.id, pid) != pid:
+                restarted.add(node.id)
+            self.daemons[node.id] = pid
+            seen[node.id] = observe.parse_inspect(rest)
+        return seen, down, restarted
+
+    def _record_nodes(self, nodes: list[Node], seen: dict, down: dict[str, str]) -> set[str]:
+        """Write node states; returns the nodes that came back."""
+        back, changes = set(), []
+        with self.store.transaction() as db:
+            repo = Repo(db)
+            now = clock.now()
+            for node in repo.nodes.all():
+                if node.id in seen:
+                    updated = replace(node, state=NodeState.READY, message="", last_seen=now)
+                    if node.state != NodeState.READY:
+                        back.add(node.id)
+                elif node.id in down and node.state != NodeState.DOWN:
+                    updated = replace(node, state=NodeState.DOWN, message=down[node.id])
+                else:
+                    continue
+                if updated.state != node.state:
+                    updated = replace(updated, updated_at=now, version=node.version + 1)
+                    changes.append(events.node_change(updated, node.state.value))
+                repo.nodes.put(updated)
+        events.append(events.path_for(self.store.path), changes)
+        return back
+
+    def _remove_strays(self, remove: dict[str, list[str]], nodes: list[Node]) -> None:
+        """Containers no task wants: gone before anything starts on their node."""
+        if not remove:
+            return
+        names = {n.id: n.hostname for n in nodes}
+        by_host = {names[node_id]: ids for node_id, ids in remove.items() if node_id in names}
+        results = self.pool.each(
+            lambda conn: conn.run(["docker", "rm", "-f", *by_host[conn.name]], timeout=30),
+            list(by_host),
+        )
+        self._warn([str(r) for r in results.values() if isinstance(r, SwarmctlError)])
+        gone = {
+            cid
+            for host, ids in by_host.items()
+            if not isinstance(results[host], SwarmctlError)
+            for cid in ids
+        }
+        with self.store.read() as db:
+            tasks = Repo(db).tasks.all()
+        shut = [
+            observe.stamp(t, TaskState.SHUTDOWN, message="shut down")
+            for t in tasks
+            if t.container_id in gone
+            and t.desired_state != TaskState.RUNNING
+            and t.state != TaskState.SHUTDOWN
+        ]
+        executor.save(self.store, shut, known_only=True)
+
+    def _act(self, never_started: list) -> float | None:
+        """Reconcile and apply every service not being changed by someone else."""
+        now = datetime.now(UTC)
+        with self.store.transaction() as db:
+            repo = Repo(db)
+            mine = set()
+            for service in repo.services.all():
+                held = leases.take(
+                    db, leases.service_lease(service.id), self.holder, self.settings.lease_ttl, now
+                )
+                if held is None:
+                    mine.add(service.id)
+            removed = {t.service_id for t in repo.tasks.all()} - {s.id for s in repo.services.all()}
+        try:
+            with self.store.read() as db:
+                repo = Repo(db)
+                plan = reconcile(
+                    repo.services.all(),
+                    repo.tasks.all(),
+                    repo.nodes.all(),
+                    now,
+                    new_id,
+                    only=mine | removed,
+                )
+            restart = tuple(
+                replace(t, state=TaskState.ASSIGNED) for t in never_started if t.service_id in mine
+            )
+            if restart:
+                plan = replace(plan, update=plan.update + restart)
+            if not plan.empty:
+                outcome = executor.apply(self.store, self.pool, plan)
+                self._warn([f"{e}: its tasks go elsewhere" for e in outcome.unreachable.values()])
+            return (plan.wake_at - now).total_seconds() if plan.wake_at else None
+        finally:
+            with self.store.transaction() as db:
+                for service_id in mine:
+                    leases.release(db, leases.service_lease(service_id), self.holder)
+
+    def _mesh(self, force: bool) -> None:
+        with self.store.read() as db:
+            current = observe.running_endpoints(Repo(db).tasks.all())
+        if force or current != self.endpoints:
+            self._warn(services.converge_mesh(self.store, self.pool))
+            self.endpoints = current
+
+    def _warn(self, lines: list[str]) -> None:
+        for line in lines:
+            self.say(f'time="{clock.now()}" level=warning msg="{line}"')
+
+    def _print_events(self) -> None:
+        path = events.path_for(self.store.path)
+        with contextlib.suppress(FileNotFoundError), open(path) as handle:
+            handle.seek(self.events_offset)
+            for line in handle:
+                if not line.endswith("\n"):
+                    break
+                self.events_offset += len(line.encode())
+                self.say(events.Event(**json.loads(line)).line())
