@@ -175,6 +175,8 @@ def _reason(failure: CommandFailed) -> str:
 
 
 def _failed(task: Task, code: int, error: str, service: Service) -> Task:
+    if code == docker.DAEMON_DOWN:
+        return _rejected(task, "the Docker daemon does not answer on this node")
     if code == docker.PULL_FAILED:
         return _rejected(
             task,

@@ -153,6 +153,13 @@ class RestartPolicy:
 
 
 @dataclass(frozen=True)
+class HealthCheck:
+    command: str  # run with the container's shell, as docker's --health-cmd
+    interval: float = 30.0
+    retries: int = 3
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     """What the user asked for; only the user changes it."""
 
@@ -175,6 +182,7 @@ class ServiceSpec:
     mounts: tuple[MountSpec, ...] = ()
     workdir: str = ""
     user: str = ""
+    health: HealthCheck | None = None  # None: the image's own HEALTHCHECK, if any
 
 
 @dataclass(frozen=True)

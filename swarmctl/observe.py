@@ -117,7 +117,7 @@ def merge(tasks: Sequence[Task], seen: dict[str, list[Container]], now: datetime
         if task.desired_state != TaskState.RUNNING:
             if container is not None:
                 remove.setdefault(task.node_id, []).append(container.id)
-            elif not task.state.terminal or task.state == TaskState.ORPHANED:
+            elif not task.state.terminal:
                 changed.append(stamp(task, TaskState.SHUTDOWN, message="shut down"))
             continue
         if container is not None:

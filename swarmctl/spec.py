@@ -12,6 +12,7 @@ from fractions import Fraction
 from swarmctl.constraints import parse_constraint, parse_preference
 from swarmctl.errors import SwarmctlError
 from swarmctl.models import (
+    HealthCheck,
     Mode,
     MountSpec,
     PortSpec,
@@ -101,6 +102,9 @@ def build_spec(
     mounts: Sequence[str] = (),
     workdir: str = "",
     user: str = "",
+    health_cmd: str | None = None,
+    health_interval: str | None = None,
+    health_retries: int | None = None,
 ) -> ServiceSpec:
     """Validate every option, then return the spec; the first bad option raises SwarmctlError."""
     if not valid_name(name):
@@ -134,6 +138,7 @@ def build_spec(
         mounts=_mounts(mounts),
         workdir=_workdir(workdir),
         user=_user(user),
+        health=_health(health_cmd, health_interval, health_retries),
     )
 
 
@@ -356,6 +361,22 @@ def _args(args: Sequence[str]) -> tuple[str, ...]:
     for arg in args:
         _check_one_line("argument", arg)
     return tuple(args)
+
+
+def _health(command: str | None, interval: str | None, retries: int | None) -> HealthCheck | None:
+    if command is None:
+        if interval is not None or retries is not None:
+            raise SwarmctlError("--health-interval and --health-retries need --health-cmd")
+        return None
+    _check_one_line("--health-cmd", command)
+    if not command.strip():
+        raise SwarmctlError("--health-cmd '': give a command")
+    seconds = parse_duration(interval, "--health-interval") if interval else 30.0
+    if seconds < 0.1:
+        raise SwarmctlError(f"--health-interval {interval}: at least 100ms")
+    if retries is not None and retries < 1:
+        raise SwarmctlError(f"--health-retries {retries}: must be 1 or more")
+    return HealthCheck(command, seconds, retries or 3)
 
 
 def _networks(networks: Sequence[str]) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ until it is declared down.
 import contextlib
 import json
 import time
+import traceback
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -82,7 +83,7 @@ class Supervisor:
             try:
                 while True:
                     started = time.monotonic()
-                    wake = self.tick()
+                    wake = self.tick() if once else self._safe_tick()
                     if once:
                         return
                     pause = self.settings.interval - (time.monotonic() - started)
@@ -92,6 +93,19 @@ class Supervisor:
             finally:
                 with self.store.transaction() as db:
                     leases.release(db, leases.SUPERVISOR, self.holder)
+
+    def _safe_tick(self) -> float | None:
+        """A tick that fails is logged and the next one tries again: the loop must live
+        on, and being level-triggered, the next tick starts from what is, not from what
+        this one meant to do."""
+        try:
+            return self.tick()
+        except SwarmctlError as exc:
+            self._warn([str(exc)])
+        except Exception as exc:  # a bug: say so loudly, with the traceback, and go on
+            self.say(f'time="{clock.now()}" level=error msg="tick failed: {exc!r}"')
+            traceback.print_exc()
+        return None
 
     # -------------------------------------------------------------------------- tick
 
@@ -205,12 +219,13 @@ class Supervisor:
         }
         with self.store.read() as db:
             tasks = Repo(db).tasks.all()
+        # States only move forward: a failed task stays failed, its container gone.
         shut = [
             observe.stamp(t, TaskState.SHUTDOWN, message="shut down")
             for t in tasks
             if t.container_id in gone
             and t.desired_state != TaskState.RUNNING
-            and t.state != TaskState.SHUTDOWN
+            and not t.state.terminal
         ]
         executor.save(self.store, shut, known_only=True)
 

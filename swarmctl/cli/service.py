@@ -53,6 +53,12 @@ def create(
     ] = None,
     workdir: Annotated[str, typer.Option("--workdir", "-w")] = "",
     user: Annotated[str, typer.Option("--user", "-u")] = "",
+    health_cmd: Annotated[str | None, typer.Option(help="Command that checks health.")] = None,
+    health_interval: Annotated[str | None, typer.Option(help="e.g. 30s.")] = None,
+    health_retries: Annotated[
+        int | None,
+        typer.Option(help="Failures in a row that make a task unhealthy (and replaced)."),
+    ] = None,
     detach: Detach = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
 ) -> None:
@@ -84,6 +90,9 @@ def create(
         mounts=mount or [],
         workdir=workdir,
         user=user,
+        health_cmd=health_cmd,
+        health_interval=health_interval,
+        health_retries=health_retries,
     )
     e = env(ctx)
     ssh_ports = {h.port for h in e.inventory.hosts.values()}
@@ -316,6 +325,17 @@ def inspect_json(service, networks) -> dict:
                     ],
                     "Dir": spec.workdir,
                     "User": spec.user,
+                    **(
+                        {
+                            "Healthcheck": {
+                                "Test": ["CMD-SHELL", spec.health.command],
+                                "Interval": int(spec.health.interval * nanos),
+                                "Retries": spec.health.retries,
+                            }
+                        }
+                        if spec.health
+                        else {}
+                    ),
                 },
                 "Resources": {
                     "Limits": {

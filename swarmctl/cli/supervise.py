@@ -1,6 +1,7 @@
 """`swarmctl supervise` and `swarmctl events`."""
 
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -38,6 +39,9 @@ def supervise(
 
     with e.store.read():
         pass  # a missing or foreign state file is reported before anything starts
+    # systemd and `kill` stop it with SIGTERM: leave through the same door as Ctrl-C, so
+    # the lease is handed back at once.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     supervisor = Supervisor(
         e.store,
         e.inventory,

@@ -19,6 +19,7 @@ from swarmctl.naming import (
 )
 
 # Exit codes of run_task(): which step failed decides the task's state.
+DAEMON_DOWN = 41  # the node's dockerd does not answer: REJECTED, the node is unwell
 PULL_FAILED = 42  # PREPARING failed: REJECTED (the image is not there and cannot be pulled)
 CREATE_FAILED = 43  # the container could not be made: REJECTED
 START_FAILED = 44  # it was made but would not start: FAILED
@@ -84,12 +85,22 @@ def run_task(cluster_id: str, service: Service, task: Task, networks: Sequence[s
         create += ["--workdir", spec.workdir]
     if spec.user:
         create += ["--user", spec.user]
+    if spec.health:
+        create += [
+            "--health-cmd",
+            spec.health.command,
+            "--health-interval",
+            f"{spec.health.interval:g}s",
+            "--health-retries",
+            str(spec.health.retries),
+        ]
     if spec.limits.nano_cpus:
         create += ["--cpus", f"{spec.limits.nano_cpus / 1e9:g}"]
     if spec.limits.memory_bytes:
         create += ["--memory", str(spec.limits.memory_bytes)]
     create += [image, *spec.command, *spec.args]
     steps = [
+        f"docker version --format '{{{{.Server.Version}}}}' >/dev/null 2>&1 || exit {DAEMON_DOWN}",
         f"(docker image inspect {shlex.quote(image)} >/dev/null 2>&1"
         f" || docker pull -q {shlex.quote(image)} >/dev/null || exit {PULL_FAILED})",
         f"id=$({shlex.join(create)}) || exit {CREATE_FAILED}",

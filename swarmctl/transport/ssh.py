@@ -8,6 +8,7 @@ This module knows nothing of Docker or of the cluster.
 """
 
 import base64
+import contextlib
 import hashlib
 import os
 import select
@@ -292,8 +293,11 @@ class SSHConnection:
             try:
                 channel.exec_command(line)
                 if stdin is not None:
-                    channel.sendall(stdin)
-                    channel.shutdown_write()
+                    # A command that exits before reading all its input closes the
+                    # channel under us: its exit status says what happened.
+                    with contextlib.suppress(OSError, paramiko.SSHException):
+                        channel.sendall(stdin)
+                        channel.shutdown_write()
                 out, err = _drain(channel, started + timeout)
                 if out is None:
                     raise CommandTimeout(
