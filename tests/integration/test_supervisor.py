@@ -261,7 +261,8 @@ def test_a_slow_host_is_late_not_down(web: Cluster, supervisor: Supervisor) -> N
         "mkdir -p /run/slow && cp /usr/bin/docker /run/slow/docker.real && "
         "printf '#!/bin/sh\\nsleep 1\\nexec /run/slow/docker.real \"$@\"\\n' > /run/slow/docker"
         " && chmod +x /run/slow/docker && mount --bind /run/slow/docker /usr/bin/docker"
-        " && (! [ -e /usr/local/bin/docker ] || mount --bind /run/slow/docker /usr/local/bin/docker)"
+        " && (! [ -e /usr/local/bin/docker ]"
+        " || mount --bind /run/slow/docker /usr/local/bin/docker)"
     )
     subprocess.run(web.lab.lab.exec_argv("worker2", [slow]), check=True)
     try:
