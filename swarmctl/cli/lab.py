@@ -119,6 +119,17 @@ def exec_(host: HostArg, command: CommandArg = None, lab: LabName = DEFAULT_LAB)
     _replace_process(_lab(lab).exec_argv(host, command or []))
 
 
+@app.command()
+def curl(
+    url: Annotated[str, typer.Argument(help="http://ADDRESS[:PORT]/PATH")],
+    lab: LabName = DEFAULT_LAB,
+) -> None:
+    """GET a URL from the lab's control namespace, as a user outside the cluster would."""
+    from swarmctl.lab.manager import fetch
+
+    typer.echo(fetch(LabLayout(lab), url), nl=False)
+
+
 def _replace_process(argv: list[str]) -> None:
     sys.stdout.flush()
     sys.stderr.flush()

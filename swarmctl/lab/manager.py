@@ -715,6 +715,29 @@ def http_status(ns: str, address: str, port: int, path: str) -> int | None:
     return int(status_line[1]) if len(status_line) > 1 and status_line[1].isdigit() else None
 
 
+def fetch(layout: LabLayout, url: str, timeout: float = 5.0) -> str:
+    """The body of an HTTP GET of `url`, sent from the lab's control namespace."""
+    import http.client
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise SwarmctlError(f"{url!r}: give an http://ADDRESS[:PORT]/ URL")
+
+    class InLab(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = netns.connect(self.host, self.port, netns=layout.ctl_netns, timeout=timeout)
+
+    connection = InLab(parts.hostname, parts.port or 80, timeout=timeout)
+    try:
+        connection.request("GET", parts.path or "/")
+        return connection.getresponse().read().decode(errors="replace")
+    except OSError as exc:
+        raise SwarmctlError(f"{url}: {exc.strerror or exc}") from None
+    finally:
+        connection.close()
+
+
 def render_inventory(layout: LabLayout, hosts: list[LabHost]) -> str:
     """The lab's inventory, in the Ansible layout swarmctl reads."""
     groups: dict[str, dict] = {"managers": {"hosts": {}}, "workers": {"hosts": {}}}
