@@ -59,6 +59,21 @@ def init(
         )
 
 
+def supervisor_status(db) -> str:
+    """Who supervises the cluster and how fresh what it observed is."""
+    from datetime import UTC, datetime
+
+    from swarmctl import clock, leases
+
+    lease = leases.get(db, leases.SUPERVISOR)
+    if lease is None:
+        return "none (states are as the last swarmctl command saw them)"
+    last = lease.note.removeprefix("last tick ")
+    age = clock.human_duration(max(0.0, clock.seconds_since(last))) + " ago" if last else "?"
+    alive = datetime.fromisoformat(lease.expires_at) > datetime.now(UTC)
+    return f"{lease.holder}, last tick {age}" + ("" if alive else " (stopped or stuck)")
+
+
 def _split_listen_addr(value: str | None) -> tuple[str | None, int | None]:
     if not value:
         return None, None
@@ -162,6 +177,7 @@ def info(
         nodes = repo.nodes.all()
         services = repo.services.all()
         running = sum(1 for t in repo.tasks.all() if t.state == TaskState.RUNNING)
+        watcher = supervisor_status(db)
     leader = next((n for n in nodes if n.leader), None)
     rows = [
         ("ClusterID", "Cluster ID", cluster.id),
@@ -176,6 +192,7 @@ def info(
         ("SubnetSize", "SubnetSize", cluster.subnet_size),
         ("DataPathPort", "Data Path Port", cluster.vxlan_port),
         ("StateFile", "State File", str(e.store.path)),
+        ("Supervisor", "Supervisor", watcher),
     ]
     if fmt == "json":
         as_json({"Swarm": "active", **{key: value for key, _, value in rows}})
