@@ -4,6 +4,7 @@ from typing import Annotated
 
 import typer
 
+from swarmctl.cli.common import FormatOpt
 from swarmctl.cli.context import env
 from swarmctl.cli.output import warn
 from swarmctl.errors import SwarmctlError
@@ -162,7 +163,7 @@ def leave(
 
 def info(
     ctx: typer.Context,
-    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    fmt: FormatOpt = "table",
 ) -> None:
     """The cluster summary, like the Swarm block of `docker info`."""
     from swarmctl.cli.output import as_json, check_format

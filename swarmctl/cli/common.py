@@ -1,5 +1,7 @@
 """What every CLI module shares: how a command group is made."""
 
+from typing import Annotated
+
 import typer
 
 
@@ -17,3 +19,7 @@ def new_app(help: str, **kwargs) -> typer.Typer:
 
 # For commands that pass the rest of the line on (`lab ssh HOST docker ps --format …`).
 PASSTHROUGH = {"allow_interspersed_args": False, "ignore_unknown_options": True}
+
+# Options every listing takes.
+FormatOpt = Annotated[str, typer.Option("--format", help="table or json.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only print IDs.")]

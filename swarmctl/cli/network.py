@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from swarmctl.cli.common import new_app
+from swarmctl.cli.common import FormatOpt, QuietOpt, new_app
 from swarmctl.cli.context import env
 from swarmctl.cli.output import warn
 from swarmctl.errors import SwarmctlError
@@ -53,8 +53,8 @@ def create(
 @app.command("ls")
 def ls(
     ctx: typer.Context,
-    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only IDs.")] = False,
+    fmt: FormatOpt = "table",
+    quiet: QuietOpt = False,
 ) -> None:
     """List overlay networks."""
     from swarmctl.cli.output import as_json, check_format, table

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from swarmctl.cli.common import new_app
+from swarmctl.cli.common import FormatOpt, QuietOpt, new_app
 from swarmctl.cli.context import env
 from swarmctl.cli.output import warn
 from swarmctl.errors import SwarmctlError
@@ -13,8 +13,6 @@ from swarmctl.errors import SwarmctlError
 app = new_app("Manage the cluster's nodes.")
 
 NodeArg = Annotated[str, typer.Argument(help="Node name, ID or unique ID prefix.")]
-FormatOpt = Annotated[str, typer.Option("--format", help="table or json.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only print IDs.")]
 
 
 def _read(ctx: typer.Context):

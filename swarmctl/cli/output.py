@@ -5,11 +5,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import typer
-
-Format = typer.Option("table", "--format", help="table or json.")
-Quiet = typer.Option(False, "--quiet", "-q", help="Only print IDs.")
-
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """Columns padded as docker pads them: three spaces between, no trailing blanks."""

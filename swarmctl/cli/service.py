@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from swarmctl.cli.common import new_app
+from swarmctl.cli.common import FormatOpt, QuietOpt, new_app
 from swarmctl.cli.context import env
 from swarmctl.cli.output import warn
 from swarmctl.errors import SwarmctlError
@@ -144,8 +144,8 @@ def _progress_line(task) -> None:
 @app.command("ls")
 def ls(
     ctx: typer.Context,
-    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only IDs.")] = False,
+    fmt: FormatOpt = "table",
+    quiet: QuietOpt = False,
 ) -> None:
     """List services."""
     from swarmctl.cli.output import as_json, check_format, table
@@ -204,8 +204,8 @@ def ps(
         list[str] | None,
         typer.Option("--filter", "-f", help="desired-state=running|shutdown|accepted, node=…"),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only IDs.")] = False,
+    fmt: FormatOpt = "table",
+    quiet: QuietOpt = False,
 ) -> None:
     """List the tasks of services (alias: tasks)."""
     from swarmctl.cli.output import check_format
