@@ -3,7 +3,8 @@ CLI command, never act on the same thing at once.
 
 A lease has a holder ("host:pid:random") and an expiry. Taking it succeeds when it is
 free, expired or already ours; a holder that dies simply stops renewing, and the lease
-is taken over once it expires. Taking and releasing happen in the caller's transaction
+is taken over once it expires, or at once when the holder was a process of this
+machine that no longer exists. Taking and releasing happen in the caller's transaction
 (the state file's lock makes them atomic across processes).
 """
 
@@ -35,7 +36,28 @@ class Lease:
     note: str = ""  # what the holder does (e.g. its last tick), for `info`
 
     def held_by_other(self, holder: str, now: datetime) -> bool:
-        return self.holder != holder and datetime.fromisoformat(self.expires_at) > now
+        return (
+            self.holder != holder
+            and datetime.fromisoformat(self.expires_at) > now
+            and _may_live(self.holder)
+        )
+
+
+def _may_live(holder: str) -> bool:
+    """False when the holder is a process of this machine that is gone: its lease is
+    free at once, not only when it expires (a killed CLI command must not block the
+    supervisor for minutes)."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def get(db: TinyDB, name: str) -> Lease | None:
