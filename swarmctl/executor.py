@@ -21,7 +21,7 @@ from swarmctl.reconciler import Plan
 from swarmctl.repo import Repo
 from swarmctl.state import StateStore
 from swarmctl.transport.group import Pool
-from swarmctl.transport.ssh import CommandFailed, SSHConnection
+from swarmctl.transport.ssh import CommandFailed, SSHConnection, SSHError
 
 PER_NODE = 4  # containers started at once on one node
 START_TIMEOUT = 300.0  # a pull can be slow
@@ -117,9 +117,11 @@ def apply(store: StateStore, pool: Pool, plan: Plan, progress: Progress | None =
     unreachable: dict[str, str] = {}
     for host, result in results.items():
         node_id = by_host[host]
-        if isinstance(result, SwarmctlError):
+        if isinstance(result, SSHError):  # the node itself is out of reach: down
             unreachable[node_id] = str(result)
             changed += [_rejected(t, f"node unreachable: {result}") for t in work[node_id][1]]
+        elif isinstance(result, SwarmctlError):  # its engine failed us: try elsewhere
+            changed += [_rejected(t, str(result)) for t in work[node_id][1]]
         else:
             changed += result
     for task in changed:
