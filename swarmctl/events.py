@@ -35,7 +35,8 @@ class Event:
             if self.type == "task"
             else f"node.id={self.id} node={self.node}"
         )
-        text = f' error="{self.message}"' if self.message else ""
+        # Quoted as logrus quotes: an error with quotes or a newline stays one field.
+        text = f" error={json.dumps(self.message)}" if self.message else ""
         return (
             f'time="{self.time}" level=info msg="state changed" '
             f'state.transition="{self.transition}" {who}{text}'

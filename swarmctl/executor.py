@@ -43,13 +43,19 @@ def save(
     known_only: bool = False,
 ) -> None:
     """Write task records (and nodes found unreachable: down) in one transaction, then
-    log the state changes as events. With `known_only`, tasks whose records are gone
-    meanwhile (forgotten by someone else) are not brought back."""
+    log the state changes as events.
+
+    With `known_only` the tasks are observations: what they say of their containers is
+    laid over the records as they are now, so a record forgotten meanwhile is not brought
+    back and a desired state changed meanwhile (by another command) is not undone."""
     down = down or {}
     with store.transaction() as db:
         repo = Repo(db)
         before = {t.id: t for t in repo.tasks.all()}
-        kept = [t for t in tasks if t.id in before or not known_only]
+        if known_only:
+            kept = [_observed_over(before[t.id], t) for t in tasks if t.id in before]
+        else:
+            kept = list(tasks)
         repo.tasks.put_many(kept)
         if forget:
             repo.tasks.delete(forget)
@@ -69,6 +75,22 @@ def save(
         hosts = {n.id: n.hostname for n in repo.nodes.all()}
     changes += events.task_changes(before, kept, names, hosts)
     events.append(events.path_for(store.path), changes)
+
+
+def _observed_over(record: Task, seen: Task) -> Task:
+    """The record with what an observation says of its container (the observed state)."""
+    if seen.state.rank < record.state.rank:
+        return record  # someone recorded a later state meanwhile: states only move forward
+    return replace(
+        record,
+        state=seen.state,
+        timestamps={**record.timestamps, **seen.timestamps},
+        message=seen.message,
+        error=seen.error,
+        container_id=seen.container_id,
+        exit_code=seen.exit_code,
+        addresses=seen.addresses,
+    )
 
 
 def apply(store: StateStore, pool: Pool, plan: Plan, progress: Progress | None = None) -> Outcome:

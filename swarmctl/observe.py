@@ -65,7 +65,10 @@ class Merge:
 
 
 def observed(task: Task, container: Container) -> Task:
-    """A task as its container shows it."""
+    """A task as its container shows it (an ended task stays ended: states only move
+    forward, and the reconciler shuts it down)."""
+    if task.state.terminal:
+        return task
     task = replace(task, container_id=container.id, addresses=dict(container.addresses))
     if container.status == "running" and container.health != "unhealthy":
         if task.state == TaskState.RUNNING:
@@ -77,8 +80,8 @@ def observed(task: Task, container: Container) -> Task:
             error="",
             exit_code=None,
         )
-    if container.status in ("created", "restarting"):
-        return task
+    if container.status in ("created", "restarting", "paused"):
+        return task  # not running now, but not ended either
     if container.health == "unhealthy":
         error = "task: container is unhealthy"
     elif container.oom:

@@ -1,0 +1,282 @@
+#!/usr/bin/env python3
+"""Time 5 replicas of nginx on 3 hosts: a bare ssh loop, swarmctl and real swarm mode.
+
+Run as root: sudo .venv/bin/python bench/services.py [--runs 5] [--scale-runs 3]
+Brings up two 3-host labs of its own, "bs" for swarmctl and "bss" for Docker swarm mode
+(the anchor), both taken down at the end; nginx is pulled on every host before anything
+is timed. Each run, the two systems take turns, so machine noise hits both alike:
+  (a) a user's shell loop: 5 x `ssh host docker run -d nginx` in parallel (2/2/1), fresh
+      connections from the lab's control namespace, until the last one returns;
+  (b) `swarmctl service create --replicas 5 nginx`, until it returns (it waits for the
+      tasks); swarm: `docker service create -d … --no-resolve-image` over ssh, until
+      `docker service ls` (asked on the manager's socket) shows 5/5;
+  (c) the same scale again with nothing to change: `service scale web=5`, with the
+      container events it caused on the hosts (should be none);
+  (d) `service scale web=30` from 5.
+Everything is removed between runs. swarmctl's figures include starting the CLI (see
+`service ls`). The scheduler alone: bench/scheduler.py. Prints figures only.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from pathlib import Path
+
+import docker
+
+from swarmctl.lab.layout import LabHost, LabLayout
+from swarmctl.lab.manager import Lab
+
+HOSTS = 3
+REPLICAS = 5
+SCALED = 30
+LOOP = ("manager1", "manager1", "worker1", "worker1", "worker2")  # 2/2/1, as a spread
+TIMEOUT = 120.0
+
+
+def run(argv: list[str], env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
+
+
+class Hosts:
+    """A lab's hosts, over ssh as a user reaches them and over their sockets for checks."""
+
+    def __init__(self, lab: Lab, hosts: list[LabHost]) -> None:
+        self.lab = lab
+        self.hosts = hosts
+        self.docker = {
+            h.name: docker.APIClient(base_url=f"unix://{h.docker_socket}") for h in hosts
+        }
+
+    def ssh(self, host: str, command: str) -> str:
+        return run(self.lab.ssh_argv(host, [command]))
+
+    def on_all(self, command: str) -> None:
+        with ThreadPoolExecutor(len(self.hosts)) as pool:
+            list(pool.map(lambda h: self.ssh(h.name, command), self.hosts))
+
+    def containers(self, **filters: str) -> int:
+        return sum(len(c.containers(all=True, filters=filters)) for c in self.docker.values())
+
+    def container_events(self, since: float, until: float) -> list[str]:
+        actions = []
+        for client in self.docker.values():
+            events = client.events(
+                since=since, until=until, filters={"type": "container"}, decode=True
+            )
+            actions += [e["Action"] for e in events]
+        return actions
+
+    def close(self) -> None:
+        for client in self.docker.values():
+            client.close()
+
+
+class Swarmctl:
+    def __init__(self, hosts: Hosts, folder: Path) -> None:
+        self.hosts = hosts
+        self.env = {
+            **os.environ,
+            "SWARMCTL_INVENTORY": str(hosts.lab.layout.inventory),
+            "SWARMCTL_STATE": str(folder / "state.json"),
+        }
+        self.env.pop("SWARMCTL_LAB", None)
+        self("init", "manager1")
+        self("join", "--all")
+
+    def __call__(self, *args: str) -> str:
+        return run([sys.executable, "-m", "swarmctl", *args], env=self.env)
+
+    def create(self) -> None:
+        self("service", "create", "--name", "web", "--replicas", str(REPLICAS), "nginx")
+
+    def scale(self, replicas: int) -> None:
+        self("service", "scale", f"web={replicas}")
+
+    def remove(self) -> None:
+        self("service", "rm", "web", "--yes")
+        gone = {"label": "swarmctl.service.name=web"}
+        wait_until("web's containers gone", lambda: not self.hosts.containers(**gone))
+
+
+class Swarm:
+    """Docker swarm mode on the other lab: the reference."""
+
+    def __init__(self, hosts: Hosts) -> None:
+        self.hosts = hosts
+        manager = hosts.lab.host("manager1").address
+        hosts.ssh("manager1", f"docker swarm init --advertise-addr {manager}")
+        token = hosts.ssh("manager1", "docker swarm join-token -q worker").strip()
+        for host in hosts.hosts[1:]:
+            hosts.ssh(host.name, f"docker swarm join --token {token} {manager}:2377")
+        self.manager = hosts.docker["manager1"]
+
+    def running(self) -> int:
+        services = self.manager.services(filters={"name": "web"}, status=True)
+        return services[0]["ServiceStatus"]["RunningTasks"] if services else -1
+
+    def converge(self, command: str, replicas: int) -> None:
+        self.hosts.ssh("manager1", command)
+        wait_until(f"web {replicas}/{replicas}", lambda: self.running() == replicas)
+
+    def create(self) -> None:
+        self.converge(
+            f"docker service create -d --name web --replicas {REPLICAS} --no-resolve-image nginx",
+            REPLICAS,
+        )
+
+    def scale(self, replicas: int) -> None:
+        self.converge(f"docker service scale -d web={replicas}", replicas)
+
+    def remove(self) -> None:
+        self.hosts.ssh("manager1", "docker service rm web")
+        gone = {"label": "com.docker.swarm.service.name=web"}
+        wait_until("web's containers gone", lambda: not self.hosts.containers(**gone))
+
+    def leave(self) -> None:
+        for host in reversed(self.hosts.hosts):
+            with suppress(SystemExit):
+                self.hosts.ssh(host.name, "docker swarm leave --force")
+
+
+def ssh_loop(hosts: Hosts) -> float:
+    argvs = [hosts.lab.ssh_argv(h, ["docker", "run", "-d", "nginx"]) for h in LOOP]
+    start = time.perf_counter()
+    procs = [subprocess.Popen(a, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for a in argvs]
+    for proc in procs:
+        _, err = proc.communicate(timeout=TIMEOUT)
+        if proc.returncode != 0:
+            raise SystemExit(f"ssh docker run -d nginx: {err.decode().strip()}")
+    seconds = time.perf_counter() - start
+    hosts.on_all("docker ps -aq | xargs -r docker rm -f >/dev/null")
+    return seconds
+
+
+def scale_again(system: Swarmctl | Swarm, hosts: Hosts) -> tuple[float, int]:
+    """(seconds, container events on the hosts) of scaling to what it already is."""
+    since = time.time()
+    seconds = timed(lambda: system.scale(REPLICAS))
+    time.sleep(0.2)  # events in flight
+    return seconds, len(hosts.container_events(since, time.time()))
+
+
+def up(name: str) -> Hosts:
+    lab = Lab(LabLayout(name), say=lambda _: None)
+    lab.down()  # leftovers of an interrupted run
+    started = time.perf_counter()
+    hosts = Hosts(lab, lab.up(HOSTS))
+    print(f"lab {name}: {HOSTS} hosts up in {time.perf_counter() - started:.1f} s")
+    hosts.on_all("docker pull -q nginx >/dev/null && docker pull -q busybox >/dev/null")
+    return hosts
+
+
+def ms(values: list[float]) -> str:
+    listed = " ".join(f"{v * 1000:.0f}" for v in values)
+    return (
+        f"median {statistics.median(values) * 1000:6.0f} ms, min {min(values) * 1000:6.0f} ms"
+        f"  [{listed}]"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs of (a), (b) and (c)")
+    parser.add_argument("--scale-runs", type=int, default=3, help="runs of (d)")
+    args = parser.parse_args()
+    figures: dict[str, list] = {}
+
+    def note(key: str, value: object) -> None:
+        figures.setdefault(key, []).append(value)
+
+    labs: list[Hosts] = []
+    swarm = None
+    try:
+        mine = up("bs")
+        labs.append(mine)
+        anchor = up("bss")
+        labs.append(anchor)
+        with tempfile.TemporaryDirectory() as tmp:
+            ctl = Swarmctl(mine, Path(tmp))
+            swarm = Swarm(anchor)
+            for _ in range(args.runs):
+                note("ls", timed(lambda: ctl("service", "ls")))
+                note("loop", ssh_loop(mine))
+                for label, system, hosts in (("ctl", ctl, mine), ("swarm", swarm, anchor)):
+                    note(f"{label} create", timed(system.create))
+                    seconds, events = scale_again(system, hosts)
+                    note(f"{label} again", seconds)
+                    note(f"{label} again events", events)
+                    if len(figures.get(f"{label} scale", [])) < args.scale_runs:
+                        note(f"{label} scale", timed(lambda s=system: s.scale(SCALED)))
+                    system.remove()
+        report(figures)
+    finally:
+        if swarm is not None:
+            swarm.leave()
+        for hosts in labs:
+            hosts.close()
+            hosts.lab.down()
+        print("labs bs, bss: down")
+
+
+def report(f: dict[str, list]) -> None:
+    rows = [
+        ("swarmctl service ls (CLI start-up, state read)", "ls", None),
+        ("(a) ssh loop: 5 x docker run -d, in parallel", "loop", None),
+        (f"(b) swarmctl service create --replicas {REPLICAS}", "ctl create", None),
+        (f"    swarm service create, until {REPLICAS}/{REPLICAS}", "swarm create", None),
+        (
+            f"(c) swarmctl service scale web={REPLICAS} (is {REPLICAS})",
+            "ctl again",
+            "ctl again events",
+        ),
+        (
+            f"    swarm service scale web={REPLICAS} (is {REPLICAS})",
+            "swarm again",
+            "swarm again events",
+        ),
+        (f"(d) swarmctl service scale web={SCALED} (from {REPLICAS})", "ctl scale", None),
+        (f"    swarm service scale web={SCALED}, until {SCALED}/{SCALED}", "swarm scale", None),
+    ]
+    print(f"\n{REPLICAS} replicas of nginx on {HOSTS} hosts; median, min [each run, ms]")
+    for label, key, events in rows:
+        extra = f"  container events: {f[events]}" if events else ""
+        print(f"{label:<46}{ms(f[key])}{extra}")
+    print("(e) the scheduler alone: python bench/scheduler.py")
+
+    def ratio(a: str, b: str) -> str:
+        return f"{statistics.median(f[a]) / statistics.median(f[b]):.2f}"
+
+    print("\nratios of medians:")
+    print(f"  swarmctl create / ssh loop    {ratio('ctl create', 'loop')}")
+    print(f"  swarmctl / swarm, create      {ratio('ctl create', 'swarm create')}")
+    print(f"  swarmctl / swarm, scale again {ratio('ctl again', 'swarm again')}")
+    print(f"  swarmctl / swarm, scale to {SCALED} {ratio('ctl scale', 'swarm scale')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,456 @@
+"""observe.py without hosts: `docker inspect` lines as text, tasks and containers as data,
+a fixed `now` and a frozen clock, so every observed state and timestamp is exact.
+"""
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from swarmctl import clock
+from swarmctl.models import Task, TaskState
+from swarmctl.observe import (
+    START_GRACE,
+    Container,
+    merge,
+    observed,
+    parse_inspect,
+    running_endpoints,
+)
+
+NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+STAMP = "2024-05-01T12:00:00.000+00:00"  # what the frozen clock says
+RUNNING, SHUTDOWN, FAILED = TaskState.RUNNING, TaskState.SHUTDOWN, TaskState.FAILED
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(clock, "now", lambda: STAMP)
+
+
+def at(seconds_ago: float) -> str:
+    return (NOW - timedelta(seconds=seconds_ago)).isoformat(timespec="milliseconds")
+
+
+def task(
+    id: str = "t1",
+    state: TaskState = RUNNING,
+    desired: TaskState = RUNNING,
+    node_id: str = "a",
+    ago: float = 600.0,
+    **fields: object,
+) -> Task:
+    """A task created `ago` seconds before NOW that entered `state` 1 s later."""
+    fields.setdefault("container_id", f"c-{id}" if state == RUNNING else "")
+    return Task(
+        id=id,
+        service_id="svc",
+        slot=1,
+        created_at=at(ago),
+        node_id=node_id,
+        desired_state=desired,
+        state=state,
+        timestamps={state.value: at(ago - 1)},
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def container(
+    task_id: str = "t1",
+    status: str = "running",
+    exit_code: int = 0,
+    oom: bool = False,
+    health: str = "",
+    id: str | None = None,
+    addresses: dict[str, str] | None = None,
+) -> Container:
+    return Container(
+        id=id or f"c-{task_id}",
+        task_id=task_id,
+        status=status,
+        exit_code=exit_code,
+        oom=oom,
+        error="",
+        health=health,
+        addresses=addresses or {},
+    )
+
+
+def inspect_line(**fields: object) -> str:
+    """One line as commands/docker.INSPECT_FORMAT prints it."""
+    info: dict[str, object] = {
+        "id": "abc123",
+        "task": "t1",
+        "status": "running",
+        "exit": 0,
+        "oom": False,
+        "error": "",
+        "health": "",
+        "networks": {},
+    }
+    return json.dumps({**info, **fields})
+
+
+# ------------------------------------------------------------------ parse_inspect
+
+
+def test_a_full_inspect_line_becomes_a_container() -> None:
+    line = inspect_line(
+        health="healthy",
+        networks={
+            "web-net": {"IPAddress": "10.0.1.5", "Gateway": "10.0.1.1"},
+            "bridge": {"IPAddress": "172.17.0.2"},
+        },
+    )
+
+    assert parse_inspect(line) == [
+        Container(
+            id="abc123",
+            task_id="t1",
+            status="running",
+            exit_code=0,
+            oom=False,
+            error="",
+            health="healthy",
+            addresses={"web-net": "10.0.1.5", "bridge": "172.17.0.2"},
+        )
+    ]
+
+
+def test_an_exited_line_keeps_exit_code_oom_and_error() -> None:
+    line = inspect_line(status="exited", exit=137, oom=True, error="killed")
+
+    [parsed] = parse_inspect(line)
+
+    assert (parsed.status, parsed.exit_code, parsed.oom, parsed.error) == (
+        "exited",
+        137,
+        True,
+        "killed",
+    )
+
+
+def test_blank_lines_between_and_around_containers_are_skipped() -> None:
+    text = "\n" + inspect_line(id="one") + "\n  \n\n" + inspect_line(id="two") + "\n\n"
+
+    assert [c.id for c in parse_inspect(text)] == ["one", "two"]
+
+
+def test_empty_output_means_no_containers() -> None:
+    assert parse_inspect("") == []
+
+
+@pytest.mark.parametrize("label", [None, ""], ids=["null", "empty"])
+def test_a_container_without_a_task_label_has_an_empty_task_id(label: str | None) -> None:
+    [parsed] = parse_inspect(inspect_line(task=label))
+
+    assert parsed.task_id == ""
+
+
+def test_a_line_with_no_task_key_at_all_has_an_empty_task_id() -> None:
+    info = json.loads(inspect_line())
+    del info["task"]
+
+    [parsed] = parse_inspect(json.dumps(info))
+
+    assert parsed.task_id == ""
+
+
+def test_networks_without_an_ip_address_are_dropped() -> None:
+    line = inspect_line(
+        networks={
+            "web-net": {"IPAddress": "10.0.1.5"},
+            "none": {"IPAddress": ""},
+            "detached": {},
+        }
+    )
+
+    [parsed] = parse_inspect(line)
+
+    assert parsed.addresses == {"web-net": "10.0.1.5"}
+
+
+def test_null_networks_give_no_addresses() -> None:
+    [parsed] = parse_inspect(inspect_line(networks=None))
+
+    assert parsed.addresses == {}
+
+
+# ------------------------------------------------------------------------ observed
+
+
+def test_a_running_container_makes_an_assigned_task_running() -> None:
+    assigned = task(state=TaskState.ASSIGNED, error="old error", message="scheduled")
+
+    updated = observed(assigned, container(addresses={"web-net": "10.0.1.5"}))
+
+    assert updated.state == RUNNING
+    assert updated.timestamps == {"assigned": at(599), "starting": STAMP, "running": STAMP}
+    assert updated.container_id == "c-t1"
+    assert updated.addresses == {"web-net": "10.0.1.5"}
+    assert (updated.message, updated.error, updated.exit_code) == ("started", "", None)
+
+
+def test_a_running_task_whose_container_still_runs_is_left_exactly_as_it_was() -> None:
+    running = task(addresses={"web-net": "10.0.1.5"})
+
+    updated = observed(running, container(addresses={"web-net": "10.0.1.5"}))
+
+    assert updated == running
+    assert "starting" not in updated.timestamps
+
+
+def test_a_running_task_takes_its_containers_new_addresses_without_new_timestamps() -> None:
+    running = task(addresses={"web-net": "10.0.1.5"})
+
+    updated = observed(running, container(addresses={"web-net": "10.0.1.9"}))
+
+    assert updated.addresses == {"web-net": "10.0.1.9"}
+    assert updated.timestamps == running.timestamps
+
+
+def test_a_container_that_exited_zero_makes_the_task_complete() -> None:
+    updated = observed(task(), container(status="exited", exit_code=0))
+
+    assert updated.state == TaskState.COMPLETE
+    assert updated.timestamps["complete"] == STAMP
+    assert (updated.message, updated.error, updated.exit_code) == ("finished", "", 0)
+
+
+def test_a_container_that_exited_non_zero_makes_the_task_failed_with_its_exit_code() -> None:
+    updated = observed(task(), container(status="exited", exit_code=137))
+
+    assert updated.state == FAILED
+    assert updated.timestamps["failed"] == STAMP
+    assert (updated.message, updated.error, updated.exit_code) == (
+        "failed",
+        "task: non-zero exit (137)",
+        137,
+    )
+
+
+def test_an_oom_killed_container_makes_the_task_failed_out_of_memory() -> None:
+    updated = observed(task(), container(status="exited", exit_code=137, oom=True))
+
+    assert updated.state == FAILED
+    assert updated.error == "task: container was killed: out of memory"
+
+
+def test_a_running_but_unhealthy_container_makes_the_task_failed() -> None:
+    updated = observed(task(), container(status="running", health="unhealthy"))
+
+    assert updated.state == FAILED
+    assert updated.error == "task: container is unhealthy"
+
+
+def test_a_container_whose_health_check_is_still_starting_counts_as_running() -> None:
+    updated = observed(task(state=TaskState.STARTING), container(health="starting"))
+
+    assert updated.state == RUNNING
+
+
+@pytest.mark.parametrize("status", ["created", "restarting", "paused"])
+def test_a_created_restarting_or_paused_container_leaves_the_task_state_alone(
+    status: str,
+) -> None:
+    starting = task(state=TaskState.STARTING, container_id="c-t1")
+
+    assert observed(starting, container(status=status)) == starting
+
+
+def test_a_failed_task_whose_container_runs_healthy_again_stays_failed() -> None:
+    failed = task(state=FAILED, container_id="c-t1", error="task: container is unhealthy")
+
+    assert observed(failed, container(health="healthy")).state == FAILED
+
+
+# --------------------------------------------------------------------------- merge
+
+
+def test_the_tasks_of_a_node_that_was_not_seen_are_left_alone() -> None:
+    on_b = task("t1", node_id="b")
+
+    result = merge([on_b], {"a": []}, NOW)
+
+    assert (result.changed, result.remove, result.start) == ([], {}, [])
+
+
+def test_a_running_task_on_a_converged_node_changes_nothing() -> None:
+    result = merge([task("t1")], {"a": [container("t1")]}, NOW)
+
+    assert (result.changed, result.remove, result.start) == ([], {}, [])
+
+
+def test_a_running_task_whose_container_is_gone_fails() -> None:
+    result = merge([task("t1")], {"a": []}, NOW)
+
+    [failed] = result.changed
+    assert failed.state == FAILED
+    assert failed.error == "task: container is gone (removed or lost)"
+    assert failed.timestamps["failed"] == STAMP
+
+
+def test_a_container_of_an_unknown_task_is_removed_from_its_node() -> None:
+    stray = container("ghost", id="c-ghost")
+
+    result = merge([task("t1")], {"a": [container("t1")], "b": [stray]}, NOW)
+
+    assert result.remove == {"b": ["c-ghost"]}
+
+
+def test_a_container_with_no_task_label_is_removed() -> None:
+    result = merge([], {"a": [container("", id="c-unlabelled")]}, NOW)
+
+    assert result.remove == {"a": ["c-unlabelled"]}
+
+
+def test_the_container_of_a_task_meant_to_shut_down_is_removed_and_the_task_unchanged() -> None:
+    stopping = task("t1", desired=SHUTDOWN)
+
+    result = merge([stopping], {"a": [container("t1")]}, NOW)
+
+    assert result.remove == {"a": ["c-t1"]}
+    assert result.changed == []
+
+
+def test_a_task_meant_to_shut_down_without_a_container_is_shut_down() -> None:
+    stopping = task("t1", desired=SHUTDOWN)
+
+    [shut] = merge([stopping], {"a": []}, NOW).changed
+
+    assert shut.state == SHUTDOWN
+    assert shut.message == "shut down"
+    assert shut.timestamps["shutdown"] == STAMP
+
+
+@pytest.mark.parametrize("state", [FAILED, TaskState.ORPHANED, TaskState.COMPLETE])
+def test_a_terminal_task_meant_to_shut_down_without_a_container_keeps_its_state(
+    state: TaskState,
+) -> None:
+    ended = task("t1", state=state, desired=SHUTDOWN)
+
+    changed = {t.id: t for t in merge([ended], {"a": []}, NOW).changed}
+
+    after = changed.get("t1", ended)
+    assert after.state.rank >= ended.state.rank
+    assert after == ended
+
+
+def assigned(seconds_ago: float) -> Task:
+    """A task of an hour ago, assigned `seconds_ago` seconds before NOW."""
+    return replace(
+        task("t1", state=TaskState.ASSIGNED, ago=3600), timestamps={"assigned": at(seconds_ago)}
+    )
+
+
+def test_an_assigned_task_without_a_container_within_the_grace_is_left_alone() -> None:
+    young = assigned(seconds_ago=START_GRACE - 1)
+
+    result = merge([young], {"a": []}, NOW)
+
+    assert (result.changed, result.start) == ([], [])
+
+
+def test_an_assigned_task_without_a_container_after_the_grace_is_started() -> None:
+    old = assigned(seconds_ago=START_GRACE + 1)
+
+    result = merge([old], {"a": []}, NOW)
+
+    assert result.start == [old]
+    assert result.changed == []
+
+
+def test_the_start_grace_counts_from_the_current_state_not_from_creation() -> None:
+    created_long_ago = replace(
+        task("t1", state=TaskState.STARTING, ago=3600), timestamps={"starting": at(2)}
+    )
+
+    assert merge([created_long_ago], {"a": []}, NOW).start == []
+
+
+def test_running_endpoints_count_only_running_tasks_meant_to_run() -> None:
+    tasks = [
+        task("up", addresses={"web-net": "10.0.1.2"}),
+        task("leaving", desired=SHUTDOWN, addresses={"web-net": "10.0.1.3"}),
+        task("failed", state=FAILED, addresses={"web-net": "10.0.1.4"}),
+        task("booting", state=TaskState.STARTING, addresses={"web-net": "10.0.1.5"}),
+    ]
+
+    assert running_endpoints(tasks) == {("svc", "web-net", "10.0.1.2")}
+
+
+def test_running_endpoints_hold_every_network_of_a_task() -> None:
+    tasks = [task("up", addresses={"web-net": "10.0.1.2", "db-net": "10.0.2.2"})]
+
+    assert running_endpoints(tasks) == {
+        ("svc", "web-net", "10.0.1.2"),
+        ("svc", "db-net", "10.0.2.2"),
+    }
+
+
+# ------------------------------------------------------------------- properties
+
+NODES = ["a", "b", "c"]
+TASK_IDS = [f"t{i}" for i in range(6)]
+
+TASKS = st.lists(
+    st.builds(
+        lambda id, state, desired, node_id, ago: task(id, state, desired, node_id, ago),
+        id=st.sampled_from(TASK_IDS),
+        state=st.sampled_from(list(TaskState)),
+        desired=st.sampled_from([RUNNING, RUNNING, SHUTDOWN]),
+        node_id=st.sampled_from(NODES),
+        ago=st.sampled_from([2.0, 600.0]),
+    ),
+    max_size=6,
+    unique_by=lambda t: t.id,
+)
+
+CONTAINERS = st.builds(
+    lambda task_id, status, exit_code, oom, health, n: container(
+        task_id, status, exit_code, oom, health, id=f"c-{task_id}-{n}"
+    ),
+    task_id=st.sampled_from([*TASK_IDS, "ghost", ""]),
+    status=st.sampled_from(["running", "exited", "created", "restarting", "paused", "dead"]),
+    exit_code=st.sampled_from([0, 1, 137]),
+    oom=st.booleans(),
+    health=st.sampled_from(["", "starting", "healthy", "unhealthy"]),
+    n=st.integers(0, 3),
+)
+
+SEEN = st.dictionaries(st.sampled_from(NODES), st.lists(CONTAINERS, max_size=4), max_size=3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(tasks=TASKS, seen=SEEN)
+@example(
+    tasks=[task("t0", state=FAILED, container_id="c-t0")],
+    seen={"a": [container("t0", status="running")]},
+)
+def test_merge_never_moves_a_task_state_backwards(
+    tasks: list[Task], seen: dict[str, list[Container]]
+) -> None:
+    before = {t.id: t for t in tasks}
+
+    for changed in merge(tasks, seen, NOW).changed:
+        assert changed.state.rank >= before[changed.id].state.rank, (
+            f"{changed.id}: {before[changed.id].state} -> {changed.state}"
+        )
+
+
+@settings(max_examples=300, deadline=None)
+@given(tasks=TASKS, seen=SEEN)
+def test_merge_never_removes_the_container_of_a_task_meant_to_run(
+    tasks: list[Task], seen: dict[str, list[Container]]
+) -> None:
+    meant_to_run = {t.id for t in tasks if t.desired_state == RUNNING}
+    containers = {c.id: c for found in seen.values() for c in found}
+
+    removed = merge(tasks, seen, NOW).remove
+
+    for ids in removed.values():
+        for container_id in ids:
+            assert containers[container_id].task_id not in meant_to_run
