@@ -8,8 +8,10 @@ is timed. Each run, the two systems take turns, so machine noise hits both alike
   (a) a user's shell loop: 5 x `ssh host docker run -d nginx` in parallel (2/2/1), fresh
       connections from the lab's control namespace, until the last one returns;
   (b) `swarmctl service create --replicas 5 nginx`, until it returns (it waits for the
-      tasks); swarm: `docker service create -d … --no-resolve-image` over ssh, until
-      `docker service ls` (asked on the manager's socket) shows 5/5;
+      tasks); swarm: `docker service create -d …` over ssh, until `docker service ls`
+      (asked on the manager's socket) shows 5/5: once as swarm does by default (the image
+      resolved to a digest, so nodes that have it do not pull), once with
+      --no-resolve-image (every task pulls the tag first);
   (c) the same scale again with nothing to change: `service scale web=5`, with the
       container events it caused on the hosts (should be none);
   (d) `service scale web=30` from 5.
@@ -124,16 +126,25 @@ class Swarmctl:
 
 
 class Swarm:
-    """Docker swarm mode on the other lab: the reference."""
+    """Docker swarm mode on the other lab: the reference.
 
-    def __init__(self, hosts: Hosts) -> None:
+    By default `docker service create` resolves the image to a digest (through the lab's
+    registry, at once), and a node that has the image does not pull it again. With
+    `resolve=False` (--no-resolve-image, a tag) every task pulls "nginx" before it
+    starts; in this lab a node's second task then starts about 5 s after its first.
+    """
+
+    def __init__(self, hosts: Hosts, resolve: bool = True) -> None:
         self.hosts = hosts
-        manager = hosts.lab.host("manager1").address
-        hosts.ssh("manager1", f"docker swarm init --advertise-addr {manager}")
-        token = hosts.ssh("manager1", "docker swarm join-token -q worker").strip()
-        for host in hosts.hosts[1:]:
-            hosts.ssh(host.name, f"docker swarm join --token {token} {manager}:2377")
+        self.options = "" if resolve else "--no-resolve-image "
         self.manager = hosts.docker["manager1"]
+
+    def join(self) -> None:
+        manager = self.hosts.lab.host("manager1").address
+        self.hosts.ssh("manager1", f"docker swarm init --advertise-addr {manager}")
+        token = self.hosts.ssh("manager1", "docker swarm join-token -q worker").strip()
+        for host in self.hosts.hosts[1:]:
+            self.hosts.ssh(host.name, f"docker swarm join --token {token} {manager}:2377")
 
     def running(self) -> int:
         services = self.manager.services(filters={"name": "web"}, status=True)
@@ -145,7 +156,7 @@ class Swarm:
 
     def create(self) -> None:
         self.converge(
-            f"docker service create -d --name web --replicas {REPLICAS} --no-resolve-image nginx",
+            f"docker service create -d --name web --replicas {REPLICAS} {self.options}nginx",
             REPLICAS,
         )
 
@@ -222,10 +233,16 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             ctl = Swarmctl(mine, Path(tmp))
             swarm = Swarm(anchor)
+            swarm.join()
+            systems = (
+                ("ctl", ctl, mine),
+                ("swarm", swarm, anchor),
+                ("tag", Swarm(anchor, resolve=False), anchor),
+            )
             for _ in range(args.runs):
                 note("ls", timed(lambda: ctl("service", "ls")))
                 note("loop", ssh_loop(mine))
-                for label, system, hosts in (("ctl", ctl, mine), ("swarm", swarm, anchor)):
+                for label, system, hosts in systems:
                     note(f"{label} create", timed(system.create))
                     seconds, events = scale_again(system, hosts)
                     note(f"{label} again", seconds)
@@ -261,9 +278,16 @@ def report(f: dict[str, list]) -> None:
         ),
         (f"(d) swarmctl service scale web={SCALED} (from {REPLICAS})", "ctl scale", None),
         (f"    swarm service scale web={SCALED}, until {SCALED}/{SCALED}", "swarm scale", None),
+        ("swarm with --no-resolve-image (every task pulls the tag):", None, None),
+        (f"(b)   create, until {REPLICAS}/{REPLICAS}", "tag create", None),
+        (f"(c)   scale web={REPLICAS} (is {REPLICAS})", "tag again", "tag again events"),
+        (f"(d)   scale web={SCALED}, until {SCALED}/{SCALED}", "tag scale", None),
     ]
     print(f"\n{REPLICAS} replicas of nginx on {HOSTS} hosts; median, min [each run, ms]")
     for label, key, events in rows:
+        if key is None:
+            print(label)
+            continue
         extra = f"  container events: {f[events]}" if events else ""
         print(f"{label:<46}{ms(f[key])}{extra}")
     print("(e) the scheduler alone: python bench/scheduler.py")
@@ -272,10 +296,13 @@ def report(f: dict[str, list]) -> None:
         return f"{statistics.median(f[a]) / statistics.median(f[b]):.2f}"
 
     print("\nratios of medians:")
-    print(f"  swarmctl create / ssh loop    {ratio('ctl create', 'loop')}")
-    print(f"  swarmctl / swarm, create      {ratio('ctl create', 'swarm create')}")
-    print(f"  swarmctl / swarm, scale again {ratio('ctl again', 'swarm again')}")
-    print(f"  swarmctl / swarm, scale to {SCALED} {ratio('ctl scale', 'swarm scale')}")
+    print(f"  swarmctl create / ssh loop: {ratio('ctl create', 'loop')}")
+    for other, name in (("swarm", "swarm"), ("tag", "swarm --no-resolve-image")):
+        print(
+            f"  swarmctl / {name}: create {ratio('ctl create', f'{other} create')},"
+            f" scale again {ratio('ctl again', f'{other} again')},"
+            f" scale to {SCALED} {ratio('ctl scale', f'{other} scale')}"
+        )
 
 
 if __name__ == "__main__":

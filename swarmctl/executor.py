@@ -16,7 +16,7 @@ from swarmctl.commands import docker
 from swarmctl.errors import SwarmctlError
 from swarmctl.mesh import INGRESS
 from swarmctl.models import Node, NodeState, PublishMode, Service, Task, TaskState
-from swarmctl.observe import observed, parse_inspect, stamp
+from swarmctl.observe import STARTABLE, observed, parse_inspect, stamp
 from swarmctl.reconciler import Plan
 from swarmctl.repo import Repo
 from swarmctl.state import StateStore
@@ -102,7 +102,7 @@ def apply(store: StateStore, pool: Pool, plan: Plan, progress: Progress | None =
         services = {s.id: s for s in repo.services.all()}
         nodes = {n.id: n for n in repo.nodes.all()}
         networks = {n.name for n in repo.networks.all()}
-    starts = [t for t in [*plan.create, *plan.update] if t.state == TaskState.ASSIGNED]
+    starts = [t for t in [*plan.create, *plan.update] if t.state in STARTABLE]
     # Orphans sit on nodes that cannot be reached; the supervisor clears them on return.
     stops = [
         t
@@ -174,7 +174,9 @@ def _start(
     nodes: dict[str, Node],
     notify: Progress,
 ) -> Task:
-    task = stamp(stamp(task, TaskState.ACCEPTED), TaskState.PREPARING, message="preparing")
+    for step in (TaskState.ACCEPTED, TaskState.PREPARING):  # only forward
+        if task.state.rank < step.rank:
+            task = stamp(task, step, message=step.value)
     notify(task)
     wanted = [n for n in task_networks(service) if n in networks]
     script = docker.run_task(cluster_id, service, task, wanted)

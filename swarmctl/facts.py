@@ -44,7 +44,7 @@ def parse_facts(text: str) -> HostFacts:
             except ValueError:
                 continue  # never let a malformed line reach a command or a rule
             addresses.append((iface, cidr))
-        elif key in ("vxlan", "bridge", "iptables"):
+        elif key in ("vxlan", "bridge", "iptables", "ebtables"):
             features[key] = value == "yes"
         else:
             values[key] = value
@@ -141,8 +141,9 @@ def plan_join(facts: HostFacts, host: str) -> JoinPlan:
         for feature in ("vxlan", "bridge")
         if not facts.features.get(feature)
     ]
-    if not facts.features.get("iptables"):
-        problems.append(f"{host}: iptables does not work (is the package installed?)")
+    for tool in ("iptables", "ebtables"):
+        if not facts.features.get(tool):
+            problems.append(f"{host}: {tool} does not work (is the package installed?)")
     install = None
     if not (facts.docker_cli and facts.dockerd):
         install = _install_command(facts)

@@ -18,7 +18,8 @@ from swarmctl.models import Task, TaskState
 # An ASSIGNED task with no container this long after it was assigned was never started
 # (its starter died): start it.
 START_GRACE = 10.0
-_STARTING = (TaskState.ASSIGNED, TaskState.ACCEPTED, TaskState.PREPARING, TaskState.STARTING)
+# Placed but, as far as the state knows, not running yet: what a start may pick up.
+STARTABLE = (TaskState.ASSIGNED, TaskState.ACCEPTED, TaskState.PREPARING, TaskState.STARTING)
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ def merge(tasks: Sequence[Task], seen: dict[str, list[Container]], now: datetime
                     error="task: container is gone (removed or lost)",
                 )
             )
-        elif task.state in _STARTING and _older_than(task, now, START_GRACE):
+        elif task.state in STARTABLE and _older_than(task, now, START_GRACE):
             start.append(task)
     return Merge(changed, remove, start)
 

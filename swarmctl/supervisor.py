@@ -135,39 +135,40 @@ class Supervisor:
         with self.store.read() as db:
             repo = Repo(db)
             cluster, nodes = repo.cluster(), repo.nodes.all()
-        seen, down, restarted = self._observe(cluster.id, nodes)
-        back = self._record_nodes(nodes, seen, down)
+        seen, down, unknown, restarted = self._observe(cluster.id, nodes)
+        back = self._record_nodes(nodes, seen, down, unknown)
         with self.store.read() as db:
             tasks = Repo(db).tasks.all()
         merged = observe.merge(tasks, seen, now)
         executor.save(self.store, merged.changed, known_only=True)
         self._remove_strays(merged.remove, nodes)
-        if back or restarted or self.ticks % self.settings.repair_every == 1:
-            repair = (
-                [n for n in nodes if n.id in back | restarted]
-                if self.ticks > 1
-                else [n for n in nodes if n.id in seen]
-            )
+        periodic = self.ticks % self.settings.repair_every == 1
+        if back or restarted or periodic:
+            repair = [n for n in nodes if n.id in (seen if periodic else back | restarted)]
             self._warn(networking.converge(self.store, self.pool, repair))
         wake = self._act(merged.start)
-        self._mesh(force=bool(back or restarted) or self.ticks % self.settings.repair_every == 1)
+        self._mesh(force=bool(back or restarted) or periodic)
         self._print_events()
         return wake
 
     def _observe(self, cluster_id: str, nodes: list[Node]):
+        # dockerd's pid file is rewritten when it starts: its time tells a restart or a
+        # reboot (the pid alone does not: in a fresh pid namespace it is often the same).
         command = (
-            'echo "dockerd=$(cat /var/run/docker.pid 2>/dev/null)"; '
+            'echo "dockerd=$(stat -c %y /var/run/docker.pid 2>/dev/null)"; '
             + docker.inspect_cluster(cluster_id)
         )
         results = self.pool.each(lambda conn: conn.run(command), [n.hostname for n in nodes])
         grace = 2 if self.ticks <= self.settings.misses * 2 else 1
-        seen, down, restarted = {}, {}, set()
+        seen, down, unknown, restarted = {}, {}, {}, set()
         for node in nodes:
             result = results.get(node.hostname)
             if isinstance(result, SwarmctlError) or result is None:
                 self.misses[node.id] += 1
-                if self.misses[node.id] >= self.settings.misses * grace:
-                    down[node.id] = str(result) if result else "not in the inventory"
+                why = str(result) if result else "not in the inventory"
+                # Unknown at once (no new tasks go there), down after `misses` in a row.
+                down[node.id] = why if self.misses[node.id] >= self.settings.misses * grace else ""
+                unknown[node.id] = why
                 continue
             self.misses[node.id] = 0
             first, _, rest = result.stdout.partition("\n")
@@ -176,9 +177,11 @@ class Supervisor:
                 restarted.add(node.id)
             self.daemons[node.id] = pid
             seen[node.id] = observe.parse_inspect(rest)
-        return seen, down, restarted
+        return seen, {k: v for k, v in down.items() if v}, unknown, restarted
 
-    def _record_nodes(self, nodes: list[Node], seen: dict, down: dict[str, str]) -> set[str]:
+    def _record_nodes(
+        self, nodes: list[Node], seen: dict, down: dict[str, str], unknown: dict[str, str]
+    ) -> set[str]:
         """Write node states; returns the nodes that came back."""
         back, changes = set(), []
         with self.store.transaction() as db:
@@ -191,6 +194,8 @@ class Supervisor:
                         back.add(node.id)
                 elif node.id in down and node.state != NodeState.DOWN:
                     updated = replace(node, state=NodeState.DOWN, message=down[node.id])
+                elif node.id in unknown and node.state == NodeState.READY:
+                    updated = replace(node, state=NodeState.UNKNOWN, message=unknown[node.id])
                 else:
                     continue
                 if updated.state != node.state:
@@ -253,9 +258,7 @@ class Supervisor:
                     new_id,
                     only=mine | removed,
                 )
-            restart = tuple(
-                replace(t, state=TaskState.ASSIGNED) for t in never_started if t.service_id in mine
-            )
+            restart = tuple(t for t in never_started if t.service_id in mine)
             if restart:
                 plan = replace(plan, update=plan.update + restart)
             if not plan.empty:

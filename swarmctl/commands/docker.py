@@ -146,8 +146,9 @@ def inspect_cluster(cluster_id: str) -> str:
             f"label={LABEL_TASK_ID}",
         ]
     )
+    # A daemon that does not answer must fail the command: "no containers" would be a lie.
     return (
-        f'ids=$({select}); [ -z "$ids" ] || '
+        f'ids=$({select}) || exit 1; [ -z "$ids" ] || '
         f"docker inspect --format {shlex.quote(INSPECT_FORMAT)} $ids"
     )
 

@@ -42,6 +42,7 @@ default_iface=eth0
 vxlan=yes
 bridge=yes
 iptables=yes
+ebtables=yes
 """
 
 # The same host with Docker's programs hidden: `command -v` and `docker version` print nothing.
@@ -52,11 +53,12 @@ DEBIAN_NO_DOCKER = (
     .replace("addr=docker0 172.17.0.1/16\n", "")
 )
 
-# A container-like host: no vxlan or bridge module, iptables missing.
+# A container-like host: no vxlan or bridge module, iptables and ebtables missing.
 NO_FEATURES = (
     DEBIAN_FULL.replace("vxlan=yes", "vxlan=no")
     .replace("bridge=yes", "bridge=no")
     .replace("iptables=yes", "iptables=no")
+    .replace("ebtables=yes", "ebtables=no")
 )
 
 UBUNTU_NO_DOCKER = """\
@@ -80,6 +82,7 @@ default_iface=enp1s0
 vxlan=yes
 bridge=yes
 iptables=yes
+ebtables=yes
 """
 
 APT_INSTALL = [
@@ -126,7 +129,7 @@ def test_full_output_parses_into_every_fact() -> None:
             ("docker0", "172.17.0.1/16"),
         ),
         default_iface="eth0",
-        features={"vxlan": True, "bridge": True, "iptables": True},
+        features={"vxlan": True, "bridge": True, "iptables": True, "ebtables": True},
     )
 
 
@@ -141,6 +144,7 @@ def test_missing_kernel_features_read_as_false() -> None:
         "vxlan": False,
         "bridge": False,
         "iptables": False,
+        "ebtables": False,
     }
 
 
@@ -339,13 +343,13 @@ def test_missing_kernel_features_are_problems_in_a_fixed_order() -> None:
 
 
 def test_unknown_features_count_as_missing() -> None:
-    assert len(plan_join(facts(features={}), "w").problems) == 3
+    assert len(plan_join(facts(features={}), "w").problems) == 4
 
 
 def test_every_problem_names_the_host() -> None:
     broken = no_docker(features={}, os_id="arch", tools=frozenset())
     problems = plan_join(broken, "edge-7").problems
-    assert len(problems) == 4
+    assert len(problems) == 5
     assert all(p.startswith("edge-7: ") and "\n" not in p for p in problems)
 
 
