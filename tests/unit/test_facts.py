@@ -339,6 +339,7 @@ def test_missing_kernel_features_are_problems_in_a_fixed_order() -> None:
         "worker1: the kernel cannot create vxlan devices",
         "worker1: the kernel cannot create bridge devices",
         "worker1: iptables does not work (is the package installed?)",
+        "worker1: ebtables does not work (is the package installed?)",
     )
 
 
