@@ -289,7 +289,7 @@ def report(f: dict[str, list]) -> None:
             print(label)
             continue
         extra = f"  container events: {f[events]}" if events else ""
-        print(f"{label:<46}{ms(f[key])}{extra}")
+        print(f"{label:<48}{ms(f[key])}{extra}")
     print("(e) the scheduler alone: python bench/scheduler.py")
 
     def ratio(a: str, b: str) -> str:

@@ -28,8 +28,10 @@ from swarmctl import scheduler
 from swarmctl.models import (
     Availability,
     Mode,
+    Network,
     Node,
     NodeState,
+    PublishMode,
     Resources,
     RestartCondition,
     Service,
@@ -95,9 +97,11 @@ def reconcile(
     now: datetime,
     new_id: Callable[[], str],
     only: set[str] | None = None,
+    networks: Sequence[Network] = (),
 ) -> Plan:
     """Plan for every service (or those whose IDs are in `only`), placing new tasks with
-    the load of the whole cluster in mind."""
+    the load of the whole cluster in mind; `networks` tells which nodes have a block of
+    each overlay network (a task can only run where its networks can give it an address)."""
     b = _Builder(now, new_id)
     by_node = {n.id: n for n in nodes}
     by_service: dict[str, list[Task]] = defaultdict(list)
@@ -108,7 +112,7 @@ def reconcile(
         if service_id not in known and (only is None or service_id in only):
             _remove_service(b, orphans)
     active = [t for t in tasks if t.service_id in known]
-    loads = _Loads(services, active, nodes, b)
+    loads = _Loads(services, active, nodes, b, networks)
     for service in sorted(services, key=lambda s: s.spec.name):
         if only is None or service.id in only:
             _service(b, service, by_service.get(service.id, []), by_node, loads)
@@ -344,9 +348,15 @@ class _Loads:
     """What each node already carries, kept up to date as the plan places tasks."""
 
     def __init__(
-        self, services: Sequence[Service], tasks: Iterable[Task], nodes: Sequence[Node], b: _Builder
+        self,
+        services: Sequence[Service],
+        tasks: Iterable[Task],
+        nodes: Sequence[Node],
+        b: _Builder,
+        networks: Sequence[Network],
     ) -> None:
         self._services = {s.id: s for s in services}
+        self._blocks = {n.name: set(n.node_ranges) for n in networks}
         self._nodes = list(nodes)
         self._tasks: dict[str, list[Task]] = defaultdict(list)
         for task in tasks:
@@ -362,6 +372,11 @@ class _Loads:
         for node in self._nodes:
             # A service that keeps failing on a node is placed elsewhere for a while.
             failing = self._failures.get((service.id, node.id), 0) >= FAILURES_TO_AVOID_NODE
+            homeless = any(
+                node.id not in self._blocks[name]
+                for name in _networks_of(service)
+                if name in self._blocks
+            )
             tasks = self._tasks.get(node.id, [])
             counts: dict[str, int] = defaultdict(int)
             cpus = memory = 0
@@ -383,9 +398,17 @@ class _Loads:
                     Resources(cpus, memory),
                     frozenset(ports),
                     frozenset({service.id}) if failing else frozenset(),
+                    frozenset({service.id}) if homeless else frozenset(),
                 )
             )
         return loads
+
+
+def _networks_of(service: Service) -> list[str]:
+    names = list(service.spec.networks)
+    if any(p.mode == PublishMode.INGRESS for p in service.spec.ports):
+        names.append("ingress")  # the routing mesh's network
+    return names
 
 
 def _recent_failures(tasks: Iterable[Task], now: datetime) -> dict[tuple[str, str], int]:

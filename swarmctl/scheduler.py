@@ -20,6 +20,7 @@ CONSTRAINTS_NOT_SATISFIED = "scheduling constraints not satisfied"
 INSUFFICIENT_RESOURCES = "insufficient resources"
 MAX_REPLICAS_REACHED = "max replicas per node reached"
 FAILING = "the service failed repeatedly"
+NO_ADDRESSES = "no address range on the service's networks"
 NO_NODES = "no suitable node (no nodes in the cluster)"
 
 
@@ -32,6 +33,7 @@ class NodeLoad:
     reserved: Resources = field(default_factory=Resources)  # reservations of active tasks
     host_ports: frozenset[tuple[int, str]] = frozenset()  # (published, protocol), host mode
     failing: frozenset[str] = frozenset()  # services that failed repeatedly here of late
+    homeless: frozenset[str] = frozenset()  # services with a network that has no block here
 
     @property
     def total_tasks(self) -> int:
@@ -123,6 +125,7 @@ class _Filters:
         self.reasons = [
             NOT_AVAILABLE,
             CONSTRAINTS_NOT_SATISFIED,
+            NO_ADDRESSES,
             FAILING,
             INSUFFICIENT_RESOURCES,
             *self.ports.values(),
@@ -138,6 +141,8 @@ class _Filters:
             return NOT_AVAILABLE
         if not all(constraint.holds(node) for constraint in self.constraints):
             return CONSTRAINTS_NOT_SATISFIED
+        if self.service_id in load.homeless:
+            return NO_ADDRESSES
         if self.service_id in load.failing:
             return FAILING
         return ""

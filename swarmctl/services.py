@@ -229,6 +229,7 @@ def _converge(
                 datetime.now(UTC),
                 new_id,
                 only=service_ids,
+                networks=repo.networks.all(),
             )
         if plan.empty:
             break

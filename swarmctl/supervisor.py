@@ -257,6 +257,7 @@ class Supervisor:
                     now,
                     new_id,
                     only=mine | removed,
+                    networks=repo.networks.all(),
                 )
             restart = tuple(t for t in never_started if t.service_id in mine)
             if restart:
