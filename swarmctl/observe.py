@@ -1,7 +1,8 @@
 """What the hosts' containers say about the tasks, merged into the task records (pure).
 
-The supervisor reads every cluster container of a node with one `docker inspect`
-(commands/docker.INSPECT_FORMAT); this module turns that into observed task states and
+The supervisor lists every cluster container of a node through the Engine API
+(from_api), and a task's start prints its container as commands/docker.INSPECT_FORMAT
+(parse_inspect); this module turns those into observed task states and
 into the containers that must go: those of tasks no longer meant to run (an orphan on a
 node that came back, a replica left behind by a crash) and those no task knows. A node
 that could not be read tells nothing: its tasks are left as they were.
@@ -56,6 +57,35 @@ def parse_inspect(text: str) -> list[Container]:
             )
         )
     return containers
+
+
+def from_api(summary: dict, detail: dict | None = None) -> Container:
+    """A container from the Engine API's list entry (GET /containers/json) and, for one
+    that is not running, its full record (GET /containers/{id}/json) for exit code and
+    out-of-memory."""
+    state = (detail or {}).get("State") or {}
+    status = summary.get("Status") or ""
+    health = (state.get("Health") or {}).get("Status") or next(
+        (
+            word
+            for word in ("unhealthy", "healthy", "starting")
+            if f"({word}" in status or f"health: {word}" in status
+        ),
+        "",
+    )
+    networks = (summary.get("NetworkSettings") or {}).get("Networks") or {}
+    return Container(
+        id=summary["Id"],
+        task_id=(summary.get("Labels") or {}).get("swarmctl.task.id", ""),
+        status=state.get("Status") or summary.get("State", ""),
+        exit_code=int(state.get("ExitCode") or 0),
+        oom=bool(state.get("OOMKilled")),
+        error=state.get("Error") or "",
+        health=health,
+        addresses={
+            name: net["IPAddress"] for name, net in networks.items() if net.get("IPAddress")
+        },
+    )
 
 
 @dataclass(frozen=True)

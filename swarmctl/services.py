@@ -160,6 +160,9 @@ def scale(store: StateStore, targets: dict[str, int]) -> list[Service]:
                 )
             if replicas < 0:
                 raise SwarmctlError(f"{service.spec.name}={replicas}: replicas must be 0 or more")
+            if replicas == service.spec.replicas:
+                changed.append(service)  # nothing to write: converging still checks it
+                continue
             updated = replace(
                 service,
                 spec=replace(service.spec, replicas=replicas),
@@ -180,12 +183,17 @@ def remove(store: StateStore, refs: Sequence[str]) -> list[Service]:
 
 
 def converge(
-    store: StateStore, pool: Pool, service_ids: set[str], progress: Progress | None = None
+    store: StateStore,
+    pool: Pool,
+    service_ids: set[str],
+    progress: Progress | None = None,
+    always_mesh: bool = False,
 ) -> list[str]:
-    """Reconcile and apply the given services until nothing more can be done now; then
+    """Reconcile and apply the given services until nothing more can be done now; then,
+    if anything changed (or `always_mesh`: a service's virtual IPs are new or gone),
     bring every node's mesh up to date. Returns warnings."""
     with leased(store, service_ids):
-        return _converge(store, pool, service_ids, progress)
+        return _converge(store, pool, service_ids, progress, always_mesh)
 
 
 @contextmanager
@@ -216,9 +224,14 @@ def leased(store: StateStore, service_ids: set[str], wait: float = LEASE_WAIT) -
 
 
 def _converge(
-    store: StateStore, pool: Pool, service_ids: set[str], progress: Progress | None
+    store: StateStore,
+    pool: Pool,
+    service_ids: set[str],
+    progress: Progress | None,
+    always_mesh: bool,
 ) -> list[str]:
     warnings: list[str] = []
+    acted = False
     for _ in range(MAX_ROUNDS):
         with store.read() as db:
             repo = Repo(db)
@@ -233,6 +246,7 @@ def _converge(
             )
         if plan.empty:
             break
+        acted = True
         outcome = executor.apply(store, pool, plan, progress)
         warnings += [f"{error}: its tasks go elsewhere" for error in outcome.unreachable.values()]
         # Another round helps tasks that a lost node turned away, and finishes removals
@@ -240,7 +254,8 @@ def _converge(
         # restart policy, which the supervisor applies.
         if not outcome.unreachable and not plan.shutdown:
             break
-    warnings += converge_mesh(store, pool)
+    if acted or always_mesh:
+        warnings += converge_mesh(store, pool)
     return warnings
 
 

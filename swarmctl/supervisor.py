@@ -3,8 +3,9 @@
 Each tick, level-triggered (the Kubernetes controller pattern), so a missed tick or a
 restart of the supervisor itself can never leave the cluster wrong:
 1. take (renew) the supervisor lease; a second supervisor waits and says why;
-2. observe every member node in parallel over the persistent SSH connections: one
-   `docker inspect` of the cluster's containers each;
+2. observe every member node in parallel: one request to its Docker engine's API, over
+   a channel kept open on the node's SSH connection (transport/engine.py), lists the
+   cluster's containers — no process started on the node;
 3. nodes that answer are Ready; a node that misses `misses` heartbeats in a row is Down
    (twice as many right after the supervisor starts, as swarm does);
 4. merge what was seen into the tasks (observe.py): exited, removed or unhealthy
@@ -29,16 +30,17 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from swarmctl import clock, events, executor, leases, networking, observe, services
-from swarmctl.commands import docker
 from swarmctl.errors import SwarmctlError
 from swarmctl.inventory import Inventory
 from swarmctl.membership import recorded_trust
 from swarmctl.models import Node, NodeState, TaskState
-from swarmctl.naming import new_id
+from swarmctl.naming import LABEL_CLUSTER, LABEL_TASK_ID, new_id
 from swarmctl.reconciler import reconcile
 from swarmctl.repo import Repo
 from swarmctl.state import StateStore
+from swarmctl.transport.engine import Engine, NotFound
 from swarmctl.transport.group import Pool
+from swarmctl.transport.ssh import SSHConnection
 
 Say = Callable[[str], None]
 
@@ -71,7 +73,8 @@ class Supervisor:
             command_timeout=settings.observe_timeout,
         )
         self.misses: dict[str, int] = defaultdict(int)
-        self.daemons: dict[str, str] = {}  # node id -> dockerd pid last seen
+        self.engines: dict[str, Engine] = {}  # hostname -> its Docker engine's API
+        self.connects: dict[str, int] = {}  # node id -> reconnections to its engine
         self.endpoints: frozenset = frozenset()
         self.ticks = 0
         self.waiting_for = ""
@@ -152,13 +155,31 @@ class Supervisor:
         return wake
 
     def _observe(self, cluster_id: str, nodes: list[Node]):
-        # dockerd's pid file is rewritten when it starts: its time tells a restart or a
-        # reboot (the pid alone does not: in a fresh pid namespace it is often the same).
-        command = (
-            'echo "dockerd=$(stat -c %y /var/run/docker.pid 2>/dev/null)"; '
-            + docker.inspect_cluster(cluster_id)
-        )
-        results = self.pool.each(lambda conn: conn.run(command), [n.hostname for n in nodes])
+        def look(conn: SSHConnection) -> tuple[list[observe.Container], int]:
+            engine = self.engines.get(conn.name)
+            if engine is None:
+                engine = self.engines[conn.name] = Engine(conn, self.settings.observe_timeout)
+            listed = engine.get(
+                "/containers/json",
+                all="1",
+                filters={"label": [f"{LABEL_CLUSTER}={cluster_id}", LABEL_TASK_ID]},
+            )
+            # Only a container that stopped needs its full record (exit code, OOM); one
+            # removed meanwhile is simply gone.
+            containers = []
+            for summary in listed:
+                try:
+                    detail = (
+                        None
+                        if summary.get("State") == "running"
+                        else engine.get(f"/containers/{summary['Id']}/json")
+                    )
+                except NotFound:
+                    continue
+                containers.append(observe.from_api(summary, detail))
+            return containers, engine.reconnects
+
+        results = self.pool.each(look, [n.hostname for n in nodes])
         grace = 2 if self.ticks <= self.settings.misses * 2 else 1
         seen, down, unknown, restarted = {}, {}, {}, set()
         for node in nodes:
@@ -171,12 +192,13 @@ class Supervisor:
                 unknown[node.id] = why
                 continue
             self.misses[node.id] = 0
-            first, _, rest = result.stdout.partition("\n")
-            pid = first.removeprefix("dockerd=").strip()
-            if self.daemons.get(node.id, pid) != pid:
+            containers, connects = result
+            # The engine's channel broke and was made again: dockerd restarted, or the host
+            # rebooted; either may have undone what the overlay and mesh set up there.
+            if self.connects.get(node.id, connects) != connects:
                 restarted.add(node.id)
-            self.daemons[node.id] = pid
-            seen[node.id] = observe.parse_inspect(rest)
+            self.connects[node.id] = connects
+            seen[node.id] = containers
         return seen, {k: v for k, v in down.items() if v}, unknown, restarted
 
     def _record_nodes(

@@ -99,17 +99,25 @@ def create(
     with e.pool() as pool:
         service, warnings = services.create(e.store, pool, spec, ssh_ports)
         typer.echo(service.id)
-        _converge(e, pool, [service.id], detach, quiet, warnings)
+        _converge(e, pool, [service.id], detach, quiet, warnings, always_mesh=True)
 
 
 def _converge(
-    e, pool, service_ids: list[str], detach: bool, quiet: bool, warnings: list[str]
+    e,
+    pool,
+    service_ids: list[str],
+    detach: bool,
+    quiet: bool,
+    warnings: list[str],
+    always_mesh: bool = False,
 ) -> None:
     """Converge the services; report per slot; exit non-zero when they did not converge."""
     from swarmctl import services
 
     show = None if quiet or detach else _progress_line
-    warnings += services.converge(e.store, pool, set(service_ids), progress=show)
+    warnings += services.converge(
+        e.store, pool, set(service_ids), progress=show, always_mesh=always_mesh
+    )
     warn(warnings)
     report = services.status(e.store, service_ids)
     if not quiet and not detach:
@@ -469,6 +477,6 @@ def rm(
             raise SwarmctlError("nothing removed")
     removed = services.remove(e.store, [s.id for s in found])
     with e.pool() as pool:
-        warn(services.converge(e.store, pool, {s.id for s in removed}))
+        warn(services.converge(e.store, pool, {s.id for s in removed}, always_mesh=True))
     for service in removed:
         typer.echo(service.spec.name)

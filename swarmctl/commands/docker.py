@@ -108,7 +108,9 @@ def run_task(cluster_id: str, service: Service, task: Task, networks: Sequence[s
             f'docker network connect {shlex.quote(n)} "$id" || exit {CREATE_FAILED}'
             for n in networks[1:]
         ],
-        f'docker start "$id" >/dev/null || exit {START_FAILED}',
+        # docker start only names the container; the reason is in its state.
+        f'docker start "$id" >/dev/null 2>&1 || {{ docker inspect --format '
+        f"'{{{{.State.Error}}}}' \"$id\" >&2; exit {START_FAILED}; }}",
         f'docker inspect --format {shlex.quote(INSPECT_FORMAT)} "$id"',
     ]
     return "set -e\n" + "\n".join(steps)
@@ -130,26 +132,6 @@ def remove_tasks(task_ids: Sequence[str]) -> str:
     return (
         f'for filter in {ids}; do docker ps -aq --filter "$filter"; done'
         " | xargs -r docker rm -f >/dev/null"
-    )
-
-
-def inspect_cluster(cluster_id: str) -> str:
-    """Every container of the cluster on the host, one JSON object per line."""
-    select = shlex.join(
-        [
-            "docker",
-            "ps",
-            "-aq",
-            "--filter",
-            f"label={LABEL_CLUSTER}={cluster_id}",
-            "--filter",
-            f"label={LABEL_TASK_ID}",
-        ]
-    )
-    # A daemon that does not answer must fail the command: "no containers" would be a lie.
-    return (
-        f'ids=$({select}) || exit 1; [ -z "$ids" ] || '
-        f"docker inspect --format {shlex.quote(INSPECT_FORMAT)} $ids"
     )
 
 

@@ -242,6 +242,18 @@ class SSHConnection:
 
     # -------------------------------------------------------------------- run
 
+    def open_stream(self, command: Sequence[str]) -> paramiko.Channel:
+        """A channel running `command` for as long as the caller keeps it (one of
+        OpenSSH's 10 sessions, beside the MAX_CHANNELS that run() uses)."""
+        line = shlex.join(["sudo", "-n", *command] if self.sudo else command)
+        try:
+            channel = self._transport().open_session(timeout=self.connect_timeout)
+            channel.exec_command(line)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            self.close()
+            raise self._unreachable(exc) from None
+        return channel
+
     def run(
         self,
         command: str | Sequence[str],
