@@ -90,6 +90,7 @@ def _observed_over(record: Task, seen: Task) -> Task:
         container_id=seen.container_id,
         exit_code=seen.exit_code,
         addresses=seen.addresses,
+        macs=seen.macs,
     )
 
 

@@ -16,6 +16,7 @@ templates/services/converge.sh.j2 turns a NodeServices into commands.
 
 import hashlib
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -66,6 +67,11 @@ class NodeServices:
     vips: tuple[VirtualIP, ...]
     helpers: tuple[Helper, ...]
     helper_image: str
+    # (bridge, IP, MAC) of every running task on the node's overlay networks: the host
+    # knows where each task is and never ARPs across the overlay for one (its ARP would
+    # carry the gateway address every node shares, which the overlay drops).
+    neighbours: tuple[tuple[str, str, str], ...] = ()
+    bridges: tuple[str, ...] = ()  # the node's overlay bridges, whose neighbours it owns
 
 
 def chain(kind: str, *parts: str) -> str:
@@ -129,6 +135,16 @@ def node_services(
                         _ipv4(vip),
                     )
                 )
+    mine = {n.name: device_names(n.id)[1] for n in networks if node.id in n.node_ranges}
+    neighbours = sorted(
+        {
+            (mine[name], _ipv4(ip), _mac(task.macs[name]))
+            for tasks_of in running.values()
+            for task in tasks_of
+            for name, ip in task.addresses.items()
+            if name in mine and name in task.macs
+        }
+    )
     bridge = address = ""
     if ingress is not None and node.id in ingress.node_ranges:
         bridge = device_names(ingress.id)[1]
@@ -142,7 +158,16 @@ def node_services(
         tuple(vips),
         tuple(helpers),
         helper_image,
+        tuple(neighbours),
+        tuple(sorted(mine.values())),
     )
+
+
+def _mac(text: str) -> str:
+    """A MAC address as `ip neigh` takes it, or an error (it reaches a command line)."""
+    if not re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", text.lower()):
+        raise ValueError(f"not a MAC address: {text!r}")
+    return text.lower()
 
 
 def probability(index: int, count: int) -> str:

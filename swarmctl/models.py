@@ -241,6 +241,7 @@ class Task:
     exit_code: int | None = None
     spec_version: int = 1
     addresses: dict[str, str] = field(default_factory=dict)  # network name -> IP
+    macs: dict[str, str] = field(default_factory=dict)  # network name -> MAC
     restarts: int = 0  # how many tasks of this slot failed or completed in a row before it
 
     @property

@@ -33,6 +33,16 @@ class Container:
     error: str
     health: str  # "", starting, healthy, unhealthy
     addresses: dict[str, str] = field(default_factory=dict)  # network name -> IP
+    macs: dict[str, str] = field(default_factory=dict)  # network name -> MAC address
+
+
+def _addresses(networks: dict) -> tuple[dict[str, str], dict[str, str]]:
+    """(IPs, MACs) by network name, of the networks where the container has an address."""
+    with_ip = {name: net for name, net in networks.items() if net.get("IPAddress")}
+    return (
+        {name: net["IPAddress"] for name, net in with_ip.items()},
+        {name: net["MacAddress"] for name, net in with_ip.items() if net.get("MacAddress")},
+    )
 
 
 def parse_inspect(text: str) -> list[Container]:
@@ -41,7 +51,7 @@ def parse_inspect(text: str) -> list[Container]:
         if not line.strip():
             continue
         info = json.loads(line)
-        networks = info.get("networks") or {}
+        addresses, macs = _addresses(info.get("networks") or {})
         containers.append(
             Container(
                 id=info["id"],
@@ -51,9 +61,8 @@ def parse_inspect(text: str) -> list[Container]:
                 oom=bool(info.get("oom")),
                 error=info.get("error") or "",
                 health=info.get("health") or "",
-                addresses={
-                    name: net["IPAddress"] for name, net in networks.items() if net.get("IPAddress")
-                },
+                addresses=addresses,
+                macs=macs,
             )
         )
     return containers
@@ -73,7 +82,7 @@ def from_api(summary: dict, detail: dict | None = None) -> Container:
         ),
         "",
     )
-    networks = (summary.get("NetworkSettings") or {}).get("Networks") or {}
+    addresses, macs = _addresses((summary.get("NetworkSettings") or {}).get("Networks") or {})
     return Container(
         id=summary["Id"],
         task_id=(summary.get("Labels") or {}).get("swarmctl.task.id", ""),
@@ -82,9 +91,8 @@ def from_api(summary: dict, detail: dict | None = None) -> Container:
         oom=bool(state.get("OOMKilled")),
         error=state.get("Error") or "",
         health=health,
-        addresses={
-            name: net["IPAddress"] for name, net in networks.items() if net.get("IPAddress")
-        },
+        addresses=addresses,
+        macs=macs,
     )
 
 
@@ -100,7 +108,12 @@ def observed(task: Task, container: Container) -> Task:
     forward, and the reconciler shuts it down)."""
     if task.state.terminal:
         return task
-    task = replace(task, container_id=container.id, addresses=dict(container.addresses))
+    task = replace(
+        task,
+        container_id=container.id,
+        addresses=dict(container.addresses),
+        macs=dict(container.macs),
+    )
     if container.status == "running" and container.health != "unhealthy":
         if task.state == TaskState.RUNNING:
             return task

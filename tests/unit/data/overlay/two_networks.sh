@@ -36,16 +36,17 @@ fi
 # dockerd recreates its bridge after a restart without our port: put it back each time.
 ip link set "$vxlan" mtu 1450 master "$bridge" up
 ip link set "$bridge" up
-# The node's own address is the bridge's primary one, so that what the host sends into the
-# overlay (ARP requests included) comes from it, not from the gateway address that every
-# node shares and whose ARP never crosses the overlay.
+# The node's own address rides beside the gateway's, which dockerd wants as the bridge's
+# primary one (or it cannot bring the network back after a restart). The host reaches the
+# tasks of other nodes through neighbour entries the services converge writes, so it
+# never has to ARP across the overlay with the gateway address that every node shares.
 sysctl -qw "net.ipv4.conf.$bridge.promote_secondaries=1"
 primary=$(ip -4 -o addr show dev "$bridge" | awk '{print $4; exit}')
-if [ "$primary" != 10.0.2.16/24 ]; then
-    ip addr replace 10.0.2.16/24 dev "$bridge"
-    ip addr del 10.0.2.1/24 dev "$bridge"
-    ip addr add 10.0.2.1/24 dev "$bridge"
+if [ "$primary" = 10.0.2.16/24 ]; then
+    ip addr del 10.0.2.16/24 dev "$bridge"  # the gateway moves up
 fi
+ip addr replace 10.0.2.16/24 dev "$bridge"
+ip route replace 10.0.2.0/24 dev "$bridge" src 10.0.2.16
 # Head-end replication: broadcast and unknown frames go to every peer.
 have=$(bridge fdb show dev "$vxlan" | awk '$1 == "00:00:00:00:00:00" {print $3}' | tr '\n' ' ')
 for peer in $peers; do
@@ -83,16 +84,17 @@ fi
 # dockerd recreates its bridge after a restart without our port: put it back each time.
 ip link set "$vxlan" mtu 1400 master "$bridge" up
 ip link set "$bridge" up
-# The node's own address is the bridge's primary one, so that what the host sends into the
-# overlay (ARP requests included) comes from it, not from the gateway address that every
-# node shares and whose ARP never crosses the overlay.
+# The node's own address rides beside the gateway's, which dockerd wants as the bridge's
+# primary one (or it cannot bring the network back after a restart). The host reaches the
+# tasks of other nodes through neighbour entries the services converge writes, so it
+# never has to ARP across the overlay with the gateway address that every node shares.
 sysctl -qw "net.ipv4.conf.$bridge.promote_secondaries=1"
 primary=$(ip -4 -o addr show dev "$bridge" | awk '{print $4; exit}')
-if [ "$primary" != 10.0.1.16/24 ]; then
-    ip addr replace 10.0.1.16/24 dev "$bridge"
-    ip addr del 10.0.1.1/24 dev "$bridge"
-    ip addr add 10.0.1.1/24 dev "$bridge"
+if [ "$primary" = 10.0.1.16/24 ]; then
+    ip addr del 10.0.1.16/24 dev "$bridge"  # the gateway moves up
 fi
+ip addr replace 10.0.1.16/24 dev "$bridge"
+ip route replace 10.0.1.0/24 dev "$bridge" src 10.0.1.16
 # Head-end replication: broadcast and unknown frames go to every peer.
 have=$(bridge fdb show dev "$vxlan" | awk '$1 == "00:00:00:00:00:00" {print $3}' | tr '\n' ' ')
 for peer in $peers; do
