@@ -28,7 +28,8 @@ def root(
             "--inventory",
             "-i",
             envvar="SWARMCTL_INVENTORY",
-            help="Inventory file (Ansible YAML or INI).",
+            show_envvar=False,  # typer's plain help would print it with a stray backslash
+            help="Inventory file (Ansible YAML or INI); or $SWARMCTL_INVENTORY.",
         ),
     ] = None,
     state_file: Annotated[
@@ -36,7 +37,9 @@ def root(
         typer.Option(
             "--state",
             envvar="SWARMCTL_STATE",
-            help="State file (default: <inventory>.state.json beside the inventory).",
+            show_envvar=False,
+            help="State file (default: <inventory>.state.json beside the inventory); "
+            "or $SWARMCTL_STATE.",
         ),
     ] = None,
 ) -> None:

@@ -13,7 +13,12 @@ app = new_app("A local lab of hosts (network namespaces with sshd and dockerd)."
 
 LabName = Annotated[
     str,
-    typer.Option("--lab", envvar="SWARMCTL_LAB", help="Which lab (several can run side by side)."),
+    typer.Option(
+        "--lab",
+        envvar="SWARMCTL_LAB",
+        show_envvar=False,
+        help="Which lab (several can run side by side); or $SWARMCTL_LAB.",
+    ),
 ]
 HostArg = Annotated[str, typer.Argument(help="A lab host, e.g. worker1.")]
 CommandArg = Annotated[
