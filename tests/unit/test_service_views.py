@@ -228,9 +228,24 @@ def test_the_ports_column_never_shows_none_for_a_host_port_the_engine_picks() ->
 # ------------------------------------------------------------------------------ taskview
 
 
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+class FrozenDatetime(datetime):
+    @classmethod
+    def now(cls, tz: Any = None) -> "FrozenDatetime":
+        return cls.fromtimestamp(NOW.timestamp(), tz)
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """taskview words states relative to now; the stamps below are fixed, so now is too."""
+    monkeypatch.setattr("swarmctl.clock.datetime", FrozenDatetime)
+
+
 def ago(seconds: float) -> str:
-    """A stamp `seconds` before the real now: taskview words states relative to it."""
-    return (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat(timespec="milliseconds")
+    """A stamp `seconds` before the frozen now."""
+    return (NOW - timedelta(seconds=seconds)).isoformat(timespec="milliseconds")
 
 
 def task(
