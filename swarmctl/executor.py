@@ -49,6 +49,8 @@ def save(
     laid over the records as they are now, so a record forgotten meanwhile is not brought
     back and a desired state changed meanwhile (by another command) is not undone."""
     down = down or {}
+    if not tasks and not forget and not down:
+        return
     with store.transaction() as db:
         repo = Repo(db)
         before = {t.id: t for t in repo.tasks.all()}

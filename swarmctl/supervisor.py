@@ -43,6 +43,7 @@ from swarmctl.transport.group import Pool
 from swarmctl.transport.ssh import SSHConnection
 
 Say = Callable[[str], None]
+LAST_SEEN_STEP = 10.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Supervisor:
         self.connects: dict[str, int] = {}  # node id -> reconnections to its engine
         self.endpoints: frozenset = frozenset()
         self.ticks = 0
+        self.renew_at = 0.0  # when to renew the supervisor lease (monotonic clock)
         self.waiting_for = ""
         path = events.path_for(store.path)
         self.events_offset = path.stat().st_size if path.exists() else 0  # new events only
@@ -115,15 +117,19 @@ class Supervisor:
     def tick(self) -> float | None:
         """One round; returns seconds until a back-off ends, if sooner than a tick."""
         now = datetime.now(UTC)
-        with self.store.transaction() as db:
-            other = leases.take(
-                db,
-                leases.SUPERVISOR,
-                self.holder,
-                self.settings.lease_ttl,
-                now,
-                note=f"last tick {now.isoformat(timespec='seconds')}",
-            )
+        other = None
+        # Renewed when half of it is left, not every tick: an idle tick writes nothing.
+        if time.monotonic() > self.renew_at:
+            with self.store.transaction() as db:
+                other = leases.take(
+                    db,
+                    leases.SUPERVISOR,
+                    self.holder,
+                    self.settings.lease_ttl,
+                    now,
+                    note=f"alive {now.isoformat(timespec='seconds')}",
+                )
+            self.renew_at = 0.0 if other else time.monotonic() + self.settings.lease_ttl / 2
         if other is not None:
             message = (
                 f"waiting: another supervisor ({other.holder}) holds the lease "
@@ -206,6 +212,8 @@ class Supervisor:
     ) -> set[str]:
         """Write node states; returns the nodes that came back."""
         back, changes = set(), []
+        if not any(self._node_changes(node, seen, down, unknown) for node in nodes):
+            return back
         with self.store.transaction() as db:
             repo = Repo(db)
             now = clock.now()
@@ -227,16 +235,24 @@ class Supervisor:
         events.append(events.path_for(self.store.path), changes)
         return back
 
+    @staticmethod
+    def _node_changes(node: Node, seen: dict, down: dict, unknown: dict) -> bool:
+        """Whether this tick has news of the node worth a write; last_seen is kept only
+        to LAST_SEEN_STEP seconds so that idle ticks write nothing."""
+        if node.id in seen:
+            stale = not node.last_seen or clock.seconds_since(node.last_seen) >= LAST_SEEN_STEP
+            return node.state != NodeState.READY or stale
+        if node.id in down:
+            return node.state != NodeState.DOWN
+        return node.id in unknown and node.state == NodeState.READY
+
     def _remove_strays(self, remove: dict[str, list[str]], nodes: list[Node]) -> None:
         """Containers no task wants: gone before anything starts on their node."""
         if not remove:
             return
         names = {n.id: n.hostname for n in nodes}
         by_host = {names[node_id]: ids for node_id, ids in remove.items() if node_id in names}
-        results = self.pool.each(
-            lambda conn: conn.run(["docker", "rm", "-f", *by_host[conn.name]], timeout=30),
-            list(by_host),
-        )
+        results = self.pool.each(lambda conn: self._rm(conn, by_host[conn.name]), list(by_host))
         self._warn([str(r) for r in results.values() if isinstance(r, SwarmctlError)])
         gone = {
             cid
@@ -256,9 +272,36 @@ class Supervisor:
         ]
         executor.save(self.store, shut, known_only=True)
 
+    @staticmethod
+    def _rm(conn: SSHConnection, ids: list[str]) -> None:
+        """docker rm -f, where a container already gone, or going (a command removing the
+        same service right now), is as good as removed."""
+        result = conn.run(["docker", "rm", "-f", *ids], timeout=30, check=False)
+        errors = [
+            line
+            for line in result.stderr.splitlines()
+            if line.strip()
+            and "already in progress" not in line
+            and "No such container" not in line
+        ]
+        if result.exit_code and errors:
+            raise SwarmctlError(f"{conn.name}: docker rm -f failed: {errors[-1]}")
+
     def _act(self, never_started: list) -> float | None:
         """Reconcile and apply every service not being changed by someone else."""
         now = datetime.now(UTC)
+        with self.store.read() as db:
+            repo = Repo(db)
+            look = reconcile(
+                repo.services.all(),
+                repo.tasks.all(),
+                repo.nodes.all(),
+                now,
+                new_id,
+                networks=repo.networks.all(),
+            )
+        if look.empty and not never_started:  # nothing to do: no lease to take, no write
+            return (look.wake_at - now).total_seconds() if look.wake_at else None
         with self.store.transaction() as db:
             repo = Repo(db)
             mine = set()

@@ -69,10 +69,10 @@ def supervisor_status(db) -> str:
     lease = leases.get(db, leases.SUPERVISOR)
     if lease is None:
         return "none (states are as the last swarmctl command saw them)"
-    last = lease.note.removeprefix("last tick ")
+    last = lease.note.removeprefix("alive ")  # renewed at half its time to live
     age = clock.human_duration(max(0.0, clock.seconds_since(last))) + " ago" if last else "?"
     alive = datetime.fromisoformat(lease.expires_at) > datetime.now(UTC)
-    return f"{lease.holder}, last tick {age}" + ("" if alive else " (stopped or stuck)")
+    return f"{lease.holder}, alive {age}" + ("" if alive else " (stopped or stuck)")
 
 
 def _split_listen_addr(value: str | None) -> tuple[str | None, int | None]:
