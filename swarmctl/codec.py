@@ -8,6 +8,7 @@ import enum
 import functools
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -26,35 +27,41 @@ def to_json(value: Any) -> Any:
 
 
 def from_json(cls: type[T], data: dict[str, Any]) -> T:
-    hints = _hints(cls)
-    kwargs = {
-        f.name: _convert(hints[f.name], data[f.name])
-        for f in dataclasses.fields(cls)
-        if f.name in data
-    }
-    return cls(**kwargs)
+    return cls(**{name: convert(data[name]) for name, convert in _fields(cls) if name in data})
+
+
+# Converters are worked out once per type: every read of the state decodes every record,
+# and asking `typing` about each value again made up most of an idle supervisor tick.
 
 
 @functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def _fields(cls: type) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, _converter(hints[f.name])) for f in dataclasses.fields(cls))
 
 
-def _convert(hint: Any, value: Any) -> Any:
-    if value is None:
-        return None
+@functools.cache
+def _converter(hint: Any) -> Callable[[Any], Any]:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
-        return _convert(inner, value)
+        return _converter(inner)
     if origin is tuple:
-        inner = typing.get_args(hint)[0]
-        return tuple(_convert(inner, v) for v in value)
+        item = _converter(typing.get_args(hint)[0])
+        return _none_kept(lambda value: tuple(item(v) for v in value))
     if origin is dict:
-        inner = typing.get_args(hint)[1]
-        return {k: _convert(inner, v) for k, v in value.items()}
+        item = _converter(typing.get_args(hint)[1])
+        return _none_kept(lambda value: {k: item(v) for k, v in value.items()})
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return from_json(hint, value)
+        return _none_kept(functools.partial(from_json, hint))
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return hint(value)
+        return _none_kept(hint)
+    return _as_is
+
+
+def _none_kept(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else convert(value)
+
+
+def _as_is(value: Any) -> Any:
     return value

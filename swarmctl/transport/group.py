@@ -23,6 +23,11 @@ class Pool:
     ) -> None:
         self.trust = trust or Trust()
         self.connections = {h.name: SSHConnection(h, self.trust, **timeouts) for h in hosts}
+        # Kept for the pool's life: starting threads anew made up most of an idle
+        # supervisor tick. Actions never call each() themselves, so one thread per host does.
+        self.threads = ThreadPoolExecutor(
+            max_workers=max(1, len(self.connections)), thread_name_prefix="swarmctl-host"
+        )
 
     def __getitem__(self, name: str) -> SSHConnection:
         return self.connections[name]
@@ -44,20 +49,22 @@ class Pool:
             except SwarmctlError as exc:
                 return exc
 
-        executor = ThreadPoolExecutor(max_workers=len(names))
+        futures = [self.threads.submit(attempt, name) for name in names]
         try:
-            futures = [executor.submit(attempt, name) for name in names]
             pending = set(futures)
             while pending:
                 # Short waits: Ctrl-C may land on a worker thread, and only a main thread
                 # that wakes up runs the handler.
                 pending = wait(pending, timeout=0.1).not_done
             return {name: future.result() for name, future in zip(names, futures, strict=True)}
-        finally:
+        except BaseException:
             # On Ctrl-C, do not wait here for hosts that are still being tried.
-            executor.shutdown(wait=False, cancel_futures=True)
+            for future in futures:
+                future.cancel()
+            raise
 
     def close(self) -> None:
+        self.threads.shutdown(wait=False, cancel_futures=True)
         for connection in self.connections.values():
             connection.close()
 
