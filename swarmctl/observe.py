@@ -190,10 +190,11 @@ def _older_than(task: Task, now: datetime, seconds: float) -> bool:
     return now - datetime.fromisoformat(since) > timedelta(seconds=seconds)
 
 
-def running_endpoints(tasks: Iterable[Task]) -> frozenset[tuple[str, str, str]]:
-    """(service, network, address) of every running task: what the mesh is made from."""
+def running_endpoints(tasks: Iterable[Task]) -> frozenset[tuple[str, str, str, str]]:
+    """(service, network, address, MAC) of every running task: what the mesh is made from.
+    The MAC counts too: an address handed out again may come with another one."""
     return frozenset(
-        (t.service_id, name, ip)
+        (t.service_id, name, ip, t.macs.get(name, ""))
         for t in tasks
         if t.state == TaskState.RUNNING and t.desired_state == TaskState.RUNNING
         for name, ip in t.addresses.items()

@@ -379,16 +379,23 @@ def test_running_endpoints_count_only_running_tasks_meant_to_run() -> None:
         task("booting", state=TaskState.STARTING, addresses={"web-net": "10.0.1.5"}),
     ]
 
-    assert running_endpoints(tasks) == {("svc", "web-net", "10.0.1.2")}
+    assert running_endpoints(tasks) == {("svc", "web-net", "10.0.1.2", "")}
 
 
 def test_running_endpoints_hold_every_network_of_a_task() -> None:
     tasks = [task("up", addresses={"web-net": "10.0.1.2", "db-net": "10.0.2.2"})]
 
     assert running_endpoints(tasks) == {
-        ("svc", "web-net", "10.0.1.2"),
-        ("svc", "db-net", "10.0.2.2"),
+        ("svc", "web-net", "10.0.1.2", ""),
+        ("svc", "db-net", "10.0.2.2", ""),
     }
+
+
+def test_running_endpoints_change_when_an_address_comes_back_with_another_mac() -> None:
+    before = task("old", addresses={"web-net": "10.0.1.2"}, macs={"web-net": "02:42:0a:00:01:02"})
+    after = replace(before, id="new", macs={"web-net": "8a:11:22:33:44:55"})
+
+    assert running_endpoints([before]) != running_endpoints([after])
 
 
 # ------------------------------------------------------------------- properties
