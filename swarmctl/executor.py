@@ -199,7 +199,11 @@ def _start(
 
 
 def _reason(failure: CommandFailed) -> str:
-    lines = [line.strip() for line in failure.result.stderr.splitlines() if line.strip()]
+    lines = [
+        line.strip()
+        for line in failure.result.stderr.splitlines()
+        if line.strip() and not line.startswith("See 'docker")  # docker run's help hint
+    ]
     return lines[-1] if lines else f"exit status {failure.result.exit_code}"
 
 

@@ -190,8 +190,8 @@ def converge(
     always_mesh: bool = False,
 ) -> list[str]:
     """Reconcile and apply the given services until nothing more can be done now; then,
-    if anything changed (or `always_mesh`: a service's virtual IPs are new or gone),
-    bring every node's mesh up to date. Returns warnings."""
+    if anything changed (or `always_mesh`: a service's virtual IPs are new or gone) for a
+    service the mesh carries, bring every node's mesh up to date. Returns warnings."""
     with leased(store, service_ids):
         return _converge(store, pool, service_ids, progress, always_mesh)
 
@@ -232,9 +232,13 @@ def _converge(
 ) -> list[str]:
     warnings: list[str] = []
     acted = False
+    meshed = True
     for _ in range(MAX_ROUNDS):
         with store.read() as db:
             repo = Repo(db)
+            touched = [s for s in repo.services.all() if s.id in service_ids]
+            # Records already removed (service rm) say nothing: then converge to be safe.
+            meshed = not touched or any(s.spec.ports or s.spec.networks for s in touched)
             plan = reconcile(
                 repo.services.all(),
                 repo.tasks.all(),
@@ -254,7 +258,8 @@ def _converge(
         # restart policy, which the supervisor applies.
         if not outcome.unreachable and not plan.shutdown:
             break
-    if acted or always_mesh:
+    # A service with neither ports nor networks has no mesh rule, virtual IP or neighbour.
+    if (acted or always_mesh) and meshed:
         warnings += converge_mesh(store, pool)
     return warnings
 

@@ -99,20 +99,34 @@ def run_task(cluster_id: str, service: Service, task: Task, networks: Sequence[s
     if spec.limits.memory_bytes:
         create += ["--memory", str(spec.limits.memory_bytes)]
     create += [image, *spec.command, *spec.args]
+    quoted = shlex.quote(image)
+    # Every docker CLI call costs a process on a host that may be busy: the usual case,
+    # an image already there and one network at most, takes three.
     steps = [
-        f"docker version --format '{{{{.Server.Version}}}}' >/dev/null 2>&1 || exit {DAEMON_DOWN}",
-        f"(docker image inspect {shlex.quote(image)} >/dev/null 2>&1"
-        f" || docker pull -q {shlex.quote(image)} >/dev/null || exit {PULL_FAILED})",
-        f"id=$({shlex.join(create)}) || exit {CREATE_FAILED}",
-        *[
-            f'docker network connect {shlex.quote(n)} "$id" || exit {CREATE_FAILED}'
-            for n in networks[1:]
-        ],
-        # docker start only names the container; the reason is in its state.
-        f'docker start "$id" >/dev/null 2>&1 || {{ docker inspect --format '
-        f"'{{{{.State.Error}}}}' \"$id\" >&2; exit {START_FAILED}; }}",
-        f'docker inspect --format {shlex.quote(INSPECT_FORMAT)} "$id"',
+        f"docker image inspect {quoted} >/dev/null 2>&1 || {{"
+        f" docker version --format '{{{{.Server.Version}}}}' >/dev/null 2>&1 || exit {DAEMON_DOWN};"
+        f" docker pull -q {quoted} >/dev/null || exit {PULL_FAILED}; }}",
     ]
+    # A start that fails leaves the container made, with the reason in its state.
+    name = shlex.quote(task_container(service, task))
+    start_failed = (
+        f"docker inspect --format '{{{{.State.Error}}}}' {name} >&2 2>/dev/null"
+        f" && exit {START_FAILED}; exit {CREATE_FAILED}"
+    )
+    if len(networks) <= 1:
+        steps.append(
+            f"id=$({shlex.join(['docker', 'run', '-d', *create[2:]])}) || {{ {start_failed}; }}"
+        )
+    else:  # a container is created with one network (API < 1.44): join the others first
+        steps += [
+            f"id=$({shlex.join(create)}) || exit {CREATE_FAILED}",
+            *[
+                f'docker network connect {shlex.quote(n)} "$id" || exit {CREATE_FAILED}'
+                for n in networks[1:]
+            ],
+            f'docker start "$id" >/dev/null 2>&1 || {{ {start_failed}; }}',
+        ]
+    steps.append(f'docker inspect --format {shlex.quote(INSPECT_FORMAT)} "$id"')
     return "set -e\n" + "\n".join(steps)
 
 

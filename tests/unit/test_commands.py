@@ -14,8 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from swarmctl.commands import docker, render
+from swarmctl.executor import _reason
 from swarmctl.inventory import InventoryHost
-from swarmctl.transport.ssh import CommandFailed, CommandTimeout, SSHConnection
+from swarmctl.models import Service, ServiceSpec, Task
+from swarmctl.transport.ssh import CommandFailed, CommandTimeout, Result, SSHConnection
 
 HOSTILE = [
     "$(rm -rf /)",
@@ -302,3 +304,116 @@ def test_a_command_that_does_not_finish_times_out_naming_the_host() -> None:
     with pytest.raises(CommandTimeout) as caught:
         conn.run(["sleep", "1d"], timeout=0.05)
     assert str(caught.value) == "worker1 (10.0.0.12:22): `sleep 1d` did not finish within 0.05 s"
+
+
+# ------------------------------------------------------------------------- run_task
+
+# A stand-in `docker` that logs its argv (one NUL-separated line per call) and acts as
+# FAKE_IMAGE (present|missing), FAKE_DAEMON (up|down), FAKE_PULL (ok|fail) and FAKE_RUN
+# (ok|no-create|no-start) say: the script's branches are tested, not Docker.
+FAKE_DOCKER = r"""#!/bin/sh
+printf '%s\0' "$@" >> "$LOG"; printf '\n' >> "$LOG"
+case "$1 $2" in
+  "image inspect") [ "$FAKE_IMAGE" = present ] ;;
+  "version --format") [ "$FAKE_DAEMON" = up ] ;;
+  "pull -q") [ "$FAKE_PULL" = ok ] || { echo "pull access denied" >&2; exit 1; } ;;
+  "create --name")
+    [ "$FAKE_RUN" = no-create ] && { echo "Error response from daemon: no network" >&2; exit 1; }
+    touch "$LOG.made"; echo c0ffee ;;
+  "run -d")
+    case "$FAKE_RUN" in
+      ok) echo c0ffee ;;
+      no-create) echo "docker: Error response from daemon: no such network" >&2
+                 echo "See 'docker run --help'." >&2; exit 125 ;;
+      no-start) touch "$LOG.made"; echo "docker: Error response from daemon: shim" >&2; exit 127 ;;
+    esac ;;
+  "start "*) [ "$FAKE_RUN" = ok ] || { echo "Error: shim" >&2; exit 1; } ;;
+  "network connect") ;;
+  "inspect --format")
+    case "$3" in
+      "{{.State.Error}}") [ -e "$LOG.made" ] && echo 'exec: "nope": not found' ;;
+      *) echo '{"Id": "c0ffee"}' ;;
+    esac ;;
+esac
+"""
+
+
+def run_script(tmp_path: Path, script: str, **fake: str) -> tuple[int, list[list[str]], str]:
+    """(exit status, docker calls, stderr) of `script` run by sh with the stand-in docker."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "docker").write_text(FAKE_DOCKER)
+    (bin_dir / "docker").chmod(0o755)
+    log = tmp_path / "calls"
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "LOG": str(log),
+        **{f"FAKE_{k.upper()}": v for k, v in fake.items()},
+    }
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env)
+    calls = [line.split("\0")[:-1] for line in log.read_text().splitlines()] if log.exists() else []
+    return done.returncode, calls, done.stderr
+
+
+def run_task_script(networks: list[str], env: tuple[str, ...] = ()) -> str:
+    service = Service("svc", ServiceSpec("web", "nginx", env=env), "", "")
+    task = Task("t1", "svc", 1, "2026-11-25T12:00:00.000+00:00", node_id="n1")
+    return docker.run_task("c1", service, task, networks)
+
+
+UP = {"image": "present", "daemon": "up", "pull": "ok", "run": "ok"}
+
+
+def test_a_task_with_its_image_and_one_network_takes_three_docker_calls(tmp_path: Path) -> None:
+    status, calls, _ = run_script(tmp_path, run_task_script(["ngx_net"], ("X=$(reboot)",)), **UP)
+
+    assert status == 0
+    assert [c[:2] for c in calls] == [["image", "inspect"], ["run", "-d"], ["inspect", "--format"]]
+    run = calls[1]
+    assert run[run.index("--network") + 1] == "ngx_net"
+    assert run[run.index("--env") + 1] == "X=$(reboot)"  # literally, never run
+    assert run[-1] == "nginx"
+
+
+def test_a_second_network_is_joined_before_the_container_starts(tmp_path: Path) -> None:
+    status, calls, _ = run_script(tmp_path, run_task_script(["ngx_net", "ingress"]), **UP)
+
+    assert status == 0
+    assert [c[:2] for c in calls[1:]] == [
+        ["create", "--name"],
+        ["network", "connect"],
+        ["start", "c0ffee"],
+        ["inspect", "--format"],
+    ]
+    assert calls[2][2] == "ingress"
+
+
+@pytest.mark.parametrize(
+    ("fake", "status"),
+    [
+        ({"image": "missing", "daemon": "down"}, docker.DAEMON_DOWN),
+        ({"image": "missing", "pull": "fail"}, docker.PULL_FAILED),
+        ({"run": "no-create"}, docker.CREATE_FAILED),
+        ({"run": "no-start"}, docker.START_FAILED),
+    ],
+)
+@pytest.mark.parametrize("networks", [["ngx_net"], ["ngx_net", "ingress"]])
+def test_each_failure_exits_with_its_own_status(
+    tmp_path: Path, fake: dict[str, str], status: int, networks: list[str]
+) -> None:
+    got, _, _ = run_script(tmp_path, run_task_script(networks), **{**UP, **fake})
+
+    assert got == status
+
+
+def test_a_container_that_would_not_start_reports_its_state_error_last(tmp_path: Path) -> None:
+    _, _, stderr = run_script(tmp_path, run_task_script(["ngx_net"]), **{**UP, "run": "no-start"})
+
+    assert stderr.strip().splitlines()[-1] == 'exec: "nope": not found'
+
+
+def test_a_failed_run_is_explained_by_the_daemon_not_by_dockers_help_hint() -> None:
+    stderr = "docker: Error response from daemon: no such network.\nSee 'docker run --help'.\n"
+    failed = CommandFailed("x", Result("worker1", "sh", docker.CREATE_FAILED, "", stderr, 0.1))
+
+    assert _reason(failed) == "docker: Error response from daemon: no such network."
