@@ -20,7 +20,7 @@ from swarmctl.mesh import INGRESS, MESH_MARK, node_services, probability
 from swarmctl.models import Mode, NodeState, PublishMode, Service, ServiceSpec, Task, TaskState
 from swarmctl.naming import new_id
 from swarmctl.network import ipam
-from swarmctl.reconciler import reconcile
+from swarmctl.reconciler import Plan, reconcile
 from swarmctl.repo import Repo
 from swarmctl.state import StateStore
 from swarmctl.transport.group import Pool
@@ -192,8 +192,28 @@ def converge(
     """Reconcile and apply the given services until nothing more can be done now; then,
     if anything changed (or `always_mesh`: a service's virtual IPs are new or gone) for a
     service the mesh carries, bring every node's mesh up to date. Returns warnings."""
+    if not always_mesh and _plan(store, service_ids)[0].empty:
+        return []  # nothing to do: no lease taken, nothing written
     with leased(store, service_ids):
         return _converge(store, pool, service_ids, progress, always_mesh)
+
+
+def _plan(store: StateStore, service_ids: set[str]) -> tuple[Plan, bool]:
+    """What reconciling the services would do now, and whether the mesh carries any of
+    them (records already removed by `service rm` say nothing: then it may)."""
+    with store.read() as db:
+        repo = Repo(db)
+        touched = [s for s in repo.services.all() if s.id in service_ids]
+        plan = reconcile(
+            repo.services.all(),
+            repo.tasks.all(),
+            repo.nodes.all(),
+            datetime.now(UTC),
+            new_id,
+            only=service_ids,
+            networks=repo.networks.all(),
+        )
+    return plan, not touched or any(s.spec.ports or s.spec.networks for s in touched)
 
 
 @contextmanager
@@ -231,23 +251,9 @@ def _converge(
     always_mesh: bool,
 ) -> list[str]:
     warnings: list[str] = []
-    acted = False
-    meshed = True
+    acted = meshed = False
     for _ in range(MAX_ROUNDS):
-        with store.read() as db:
-            repo = Repo(db)
-            touched = [s for s in repo.services.all() if s.id in service_ids]
-            # Records already removed (service rm) say nothing: then converge to be safe.
-            meshed = not touched or any(s.spec.ports or s.spec.networks for s in touched)
-            plan = reconcile(
-                repo.services.all(),
-                repo.tasks.all(),
-                repo.nodes.all(),
-                datetime.now(UTC),
-                new_id,
-                only=service_ids,
-                networks=repo.networks.all(),
-            )
+        plan, meshed = _plan(store, service_ids)
         if plan.empty:
             break
         acted = True

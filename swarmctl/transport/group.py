@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from swarmctl.errors import SwarmctlError
 from swarmctl.inventory import InventoryHost
-from swarmctl.transport.ssh import SSHConnection, Trust
+from swarmctl.transport.ssh import SSHConnection, Trust, load_libraries
 
 T = TypeVar("T")
 
@@ -49,6 +49,7 @@ class Pool:
             except SwarmctlError as exc:
                 return exc
 
+        load_libraries()
         futures = [self.threads.submit(attempt, name) for name in names]
         try:
             pending = set(futures)

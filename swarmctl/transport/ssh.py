@@ -7,6 +7,8 @@ an unknown key is refused unless the caller accepts new keys, a changed key alwa
 This module knows nothing of Docker or of the cluster.
 """
 
+from __future__ import annotations
+
 import base64
 import contextlib
 import hashlib
@@ -17,14 +19,25 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-import paramiko
-from paramiko.ssh_exception import NoValidConnectionsError
+from typing import TYPE_CHECKING
 
 from swarmctl import netns
 from swarmctl.errors import SwarmctlError
 from swarmctl.inventory import InventoryHost
 from swarmctl.proc import last_line
+
+# paramiko (and invoke, which it pulls in) takes ~100 ms to import: it is imported where a
+# connection is used, so that commands which reach no host never pay for it.
+if TYPE_CHECKING:
+    import paramiko
+
+
+def load_libraries() -> None:
+    """Import paramiko and fabric in the calling thread, before threads that connect need
+    them: modules first imported by several threads at once can deadlock on each other."""
+    import fabric  # noqa: F401
+    import paramiko  # noqa: F401
+
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_COMMAND_TIMEOUT = 120.0
@@ -49,7 +62,7 @@ class CommandTimeout(SSHError):
 
 
 class CommandFailed(SwarmctlError):
-    def __init__(self, message: str, result: "Result") -> None:
+    def __init__(self, message: str, result: Result) -> None:
         super().__init__(message)
         self.result = result
 
@@ -87,7 +100,7 @@ class Trust:
     learned: dict[str, str] = field(default_factory=dict)
 
 
-class _Policy(paramiko.MissingHostKeyPolicy):
+class _Policy:  # paramiko's MissingHostKeyPolicy, which paramiko takes by its method
     def __init__(self, host: InventoryHost, trust: Trust) -> None:
         self.host = host
         self.trust = trust
@@ -146,6 +159,7 @@ class SSHConnection:
             return transport
 
     def _open(self) -> paramiko.SSHClient:
+        import paramiko
         from fabric import Connection
 
         host = self.host
@@ -203,10 +217,12 @@ class SSHConnection:
         except OSError as exc:
             raise self._unreachable(exc) from None
 
-    def _unreachable(self, exc: BaseException) -> "HostUnreachable":
+    def _unreachable(self, exc: BaseException) -> HostUnreachable:
         return HostUnreachable(f"{_where(self.host)}: {_describe(exc, self.connect_timeout)}")
 
     def _load_host_keys(self, client: paramiko.SSHClient, conn) -> None:
+        import paramiko
+
         files = conn.ssh_config.get("userknownhostsfile", "~/.ssh/known_hosts").split()
         if self.host.known_hosts:
             files.append(self.host.known_hosts)
@@ -245,6 +261,8 @@ class SSHConnection:
     def open_stream(self, command: Sequence[str]) -> paramiko.Channel:
         """A channel running `command` for as long as the caller keeps it (one of
         OpenSSH's 10 sessions, beside the MAX_CHANNELS that run() uses)."""
+        import paramiko
+
         line = shlex.join(["sudo", "-n", *command] if self.sudo else command)
         try:
             channel = self._transport().open_session(timeout=self.connect_timeout)
@@ -289,6 +307,8 @@ class SSHConnection:
     def _exec(
         self, command: str | Sequence[str], timeout: float | None, stdin: bytes | None
     ) -> tuple[str, int, bytes, bytes, float]:
+        import paramiko
+
         line = command if isinstance(command, str) else shlex.join(command)
         if self.sudo:
             line = shlex.join(["sudo", "-n", "sh", "-c", line])
@@ -342,6 +362,8 @@ def _drain(channel: paramiko.Channel, deadline: float) -> tuple[bytes | None, by
 
 
 def _describe(exc: BaseException, timeout: float) -> str:
+    from paramiko.ssh_exception import NoValidConnectionsError
+
     if isinstance(exc, TimeoutError):
         return f"connection timed out after {timeout:g} s"
     if isinstance(exc, ConnectionRefusedError | NoValidConnectionsError):
