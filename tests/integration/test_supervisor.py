@@ -256,16 +256,23 @@ def test_a_second_supervisor_waits_and_says_why(web: Cluster) -> None:
 
 
 def test_a_slow_host_is_late_not_down(web: Cluster, supervisor: Supervisor) -> None:
-    # No netem in this kernel: every docker command on worker2 takes a second longer.
-    slow = (
-        "mkdir -p /run/slow && cp /usr/bin/docker /run/slow/docker.real && "
-        "printf '#!/bin/sh\\nsleep 1\\nexec /run/slow/docker.real \"$@\"\\n' > /run/slow/docker"
-        " && chmod +x /run/slow/docker && mount --bind /run/slow/docker /usr/bin/docker"
-        " && (! [ -e /usr/local/bin/docker ]"
-        " || mount --bind /run/slow/docker /usr/local/bin/docker)"
-    )
-    subprocess.run(web.lab.lab.exec_argv("worker2", [slow]), check=True)
+    # No netem in this kernel: a token bucket on worker2's cable, both ways, at 96 kbit/s
+    # makes each of its answers hundreds of milliseconds late.
+    lab = web.lab.lab
+    cable = lab.host("worker2").veth
+
+    switch = ["ip", "netns", "exec", lab.layout.switch_netns]
+
+    def shape(device: str, action: str) -> list[str]:
+        rate = ["tbf", "rate", "96kbit", "burst", "1600", "latency", "2s"]
+        return ["tc", "qdisc", action, "dev", device, "root", *(rate if action == "add" else [])]
+
+    subprocess.run(lab.exec_argv("worker2", shape("eth0", "add")), check=True)
+    subprocess.run([*switch, *shape(cable, "add")], check=True)
     try:
+        started = time.monotonic()
+        web.lab.ssh("worker2", "head -c 20000 /dev/zero")
+        assert time.monotonic() - started > 1.0  # 20 kB at 12 kB/s: the link is slow indeed
         victim = next(
             t for t in running(web) if t["node_id"] not in web("node", "inspect", "worker2").stdout
         )
@@ -278,12 +285,8 @@ def test_a_slow_host_is_late_not_down(web: Cluster, supervisor: Supervisor) -> N
         time.sleep(3)
         assert node_state(web, "worker2") == "ready"
     finally:
-        subprocess.run(
-            web.lab.lab.exec_argv(
-                "worker2",
-                ["umount /usr/bin/docker; umount /usr/local/bin/docker 2>/dev/null; true"],
-            )
-        )
+        subprocess.run(lab.exec_argv("worker2", shape("eth0", "del")))
+        subprocess.run([*switch, *shape(cable, "del")])
 
 
 def test_supervise_once_observes_and_exits(web: Cluster) -> None:
