@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
+from labbench import first_hosts
 
 HOSTS = 8
 LS_RUNS = 20
@@ -34,20 +34,6 @@ def timed(*args: str) -> float:
     start = time.perf_counter()
     swarmctl(*args)
     return time.perf_counter() - start
-
-
-def first_hosts(inventory: Path, count: int, folder: Path) -> Path:
-    """The lab inventory cut down to its first `count` hosts."""
-    data = yaml.safe_load(inventory.read_text())
-    left = count
-    for group in data["all"]["children"].values():
-        names = list(group["hosts"])
-        group["hosts"] = {n: group["hosts"][n] for n in names[: max(left, 0)]}
-        left -= len(group["hosts"])
-    data["all"]["children"] = {k: g for k, g in data["all"]["children"].items() if g["hosts"]}
-    path = folder / f"hosts{count}.yml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
 
 
 def join_all_seconds(inventory: Path, folder: Path) -> tuple[float, float]:

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
+from labbench import first_hosts
 
 from swarmctl.lab.layout import LabLayout
 from swarmctl.lab.manager import Lab
@@ -48,20 +48,6 @@ def ssh(lab: Lab, host: str, command: str) -> str:
     if result.returncode != 0:
         raise SystemExit(f"{host}: {command}: {result.stderr.strip()}")
     return result.stdout
-
-
-def first_hosts(inventory: Path, count: int, folder: Path) -> Path:
-    """The lab inventory cut down to its first `count` hosts."""
-    data = yaml.safe_load(inventory.read_text())
-    left = count
-    for group in data["all"]["children"].values():
-        names = list(group["hosts"])
-        group["hosts"] = {n: group["hosts"][n] for n in names[: max(left, 0)]}
-        left -= len(group["hosts"])
-    data["all"]["children"] = {k: g for k, g in data["all"]["children"].items() if g["hosts"]}
-    path = folder / f"hosts{count}.yml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
 
 
 def cluster(inventory: Path, folder: Path) -> dict[str, str]:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import docker
-import yaml
+from labbench import first_hosts
 
 from swarmctl import leases
 from swarmctl.inventory import load_inventory
@@ -80,20 +80,6 @@ def percentile(values: list[float], p: int) -> float:
     if len(values) == 1:
         return values[0]
     return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
-
-
-def first_hosts(inventory: Path, count: int, folder: Path) -> Path:
-    """The lab inventory cut down to its first `count` hosts."""
-    data = yaml.safe_load(inventory.read_text())
-    left = count
-    for group in data["all"]["children"].values():
-        names = list(group["hosts"])
-        group["hosts"] = {n: group["hosts"][n] for n in names[: max(left, 0)]}
-        left -= len(group["hosts"])
-    data["all"]["children"] = {k: g for k, g in data["all"]["children"].items() if g["hosts"]}
-    path = folder / f"hosts{count}.yml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
 
 
 def up(name: str, hosts: int) -> Lab:

@@ -6,6 +6,7 @@ writes each task's desired state, the supervisor writes observed state (node sta
 task state). Conversion to and from the state file's JSON lives in `codec`.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -247,3 +248,13 @@ class Task:
     @property
     def updated_at(self) -> str:
         return self.timestamps.get(self.state.value, self.created_at)
+
+
+def replicas(service: Service, tasks: Iterable[Task]) -> tuple[int, int]:
+    """(running, desired) tasks of the service, as `service ls` shows them."""
+    current = [
+        t for t in tasks if t.service_id == service.id and t.desired_state == TaskState.RUNNING
+    ]
+    running = sum(1 for t in current if t.state == TaskState.RUNNING)
+    desired = service.spec.replicas if service.spec.mode == Mode.REPLICATED else len(current)
+    return running, desired

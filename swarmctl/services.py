@@ -17,7 +17,16 @@ from swarmctl import clock, executor, leases, networking
 from swarmctl.commands.render import render
 from swarmctl.errors import SwarmctlError
 from swarmctl.mesh import INGRESS, MESH_MARK, node_services, probability
-from swarmctl.models import Mode, NodeState, PublishMode, Service, ServiceSpec, Task, TaskState
+from swarmctl.models import (
+    Mode,
+    NodeState,
+    PublishMode,
+    Service,
+    ServiceSpec,
+    Task,
+    TaskState,
+    replicas,
+)
 from swarmctl.naming import new_id
 from swarmctl.network import ipam
 from swarmctl.reconciler import Plan, reconcile
@@ -204,16 +213,21 @@ def _plan(store: StateStore, service_ids: set[str]) -> tuple[Plan, bool]:
     with store.read() as db:
         repo = Repo(db)
         touched = [s for s in repo.services.all() if s.id in service_ids]
-        plan = reconcile(
-            repo.services.all(),
-            repo.tasks.all(),
-            repo.nodes.all(),
-            datetime.now(UTC),
-            new_id,
-            only=service_ids,
-            networks=repo.networks.all(),
-        )
+        plan = reconcile_now(repo, datetime.now(UTC), only=service_ids)
     return plan, not touched or any(s.spec.ports or s.spec.networks for s in touched)
+
+
+def reconcile_now(repo: Repo, now: datetime, only: set[str] | None = None) -> Plan:
+    """The reconciler's plan for the records of one snapshot or transaction."""
+    return reconcile(
+        repo.services.all(),
+        repo.tasks.all(),
+        repo.nodes.all(),
+        now,
+        new_id,
+        only=only,
+        networks=repo.networks.all(),
+    )
 
 
 @contextmanager
@@ -305,11 +319,7 @@ def status(store: StateStore, service_ids: Iterable[str]) -> list[Convergence]:
         service = services.get(service_id)
         if service is None:
             continue
-        current = [
-            t for t in tasks if t.service_id == service_id and t.desired_state == TaskState.RUNNING
-        ]
-        running = sum(1 for t in current if t.state == TaskState.RUNNING)
-        desired = service.spec.replicas if service.spec.mode == Mode.REPLICATED else len(current)
+        running, desired = replicas(service, tasks)
         problems = []
         for task in tasks:
             if task.service_id != service_id or task.state == TaskState.RUNNING:

@@ -34,8 +34,7 @@ from swarmctl.errors import SwarmctlError
 from swarmctl.inventory import Inventory
 from swarmctl.membership import recorded_trust
 from swarmctl.models import Node, NodeState, TaskState
-from swarmctl.naming import LABEL_CLUSTER, LABEL_TASK_ID, new_id
-from swarmctl.reconciler import reconcile
+from swarmctl.naming import LABEL_CLUSTER, LABEL_TASK_ID
 from swarmctl.repo import Repo
 from swarmctl.state import StateStore
 from swarmctl.transport.engine import Engine, NotFound
@@ -291,15 +290,7 @@ class Supervisor:
         """Reconcile and apply every service not being changed by someone else."""
         now = datetime.now(UTC)
         with self.store.read() as db:
-            repo = Repo(db)
-            look = reconcile(
-                repo.services.all(),
-                repo.tasks.all(),
-                repo.nodes.all(),
-                now,
-                new_id,
-                networks=repo.networks.all(),
-            )
+            look = services.reconcile_now(Repo(db), now)
         if look.empty and not never_started:  # nothing to do: no lease to take, no write
             return (look.wake_at - now).total_seconds() if look.wake_at else None
         with self.store.transaction() as db:
@@ -314,16 +305,7 @@ class Supervisor:
             removed = {t.service_id for t in repo.tasks.all()} - {s.id for s in repo.services.all()}
         try:
             with self.store.read() as db:
-                repo = Repo(db)
-                plan = reconcile(
-                    repo.services.all(),
-                    repo.tasks.all(),
-                    repo.nodes.all(),
-                    now,
-                    new_id,
-                    only=mine | removed,
-                    networks=repo.networks.all(),
-                )
+                plan = services.reconcile_now(Repo(db), now, only=mine | removed)
             restart = tuple(t for t in never_started if t.service_id in mine)
             if restart:
                 plan = replace(plan, update=plan.update + restart)

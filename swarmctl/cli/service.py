@@ -157,7 +157,7 @@ def ls(
 ) -> None:
     """List services."""
     from swarmctl.cli.output import as_json, check_format, table
-    from swarmctl.models import Mode, TaskState
+    from swarmctl.models import replicas
     from swarmctl.repo import Repo
 
     check_format(fmt)
@@ -175,11 +175,7 @@ def ls(
         return
     rows = []
     for s in found:
-        current = [
-            t for t in tasks if t.service_id == s.id and t.desired_state == TaskState.RUNNING
-        ]
-        running = sum(1 for t in current if t.state == TaskState.RUNNING)
-        desired = s.spec.replicas if s.spec.mode == Mode.REPLICATED else len(current)
+        running, desired = replicas(s, tasks)
         rows.append(
             (
                 s.id[:12],
