@@ -105,21 +105,29 @@ def read(
     `follow`."""
     offset = 0
     while True:
-        try:
-            with open(path) as handle:
-                handle.seek(offset)
-                for line in handle:
-                    if not line.endswith("\n"):
-                        break  # a line still being written
-                    offset += len(line.encode())
-                    event = Event(**json.loads(line))
-                    if since and event.time < since:
-                        continue
-                    if service and event.service != service:
-                        continue
-                    yield event
-        except FileNotFoundError:
-            pass
+        found, offset = read_after(path, offset)
+        for event in found:
+            if since and event.time < since:
+                continue
+            if service and event.service != service:
+                continue
+            yield event
         if not follow:
             return
         time.sleep(poll)
+
+
+def read_after(path: Path, offset: int) -> tuple[list[Event], int]:
+    """The events written after byte `offset`, and the offset after them."""
+    found = []
+    try:
+        with open(path) as handle:
+            handle.seek(offset)
+            for line in handle:
+                if not line.endswith("\n"):
+                    break  # a line still being written: next time
+                offset += len(line.encode())
+                found.append(Event(**json.loads(line)))
+    except FileNotFoundError:
+        pass
+    return found, offset

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from swarmctl import clock, events
 from swarmctl.commands import docker
 from swarmctl.errors import SwarmctlError
-from swarmctl.mesh import INGRESS
-from swarmctl.models import Node, NodeState, PublishMode, Service, Task, TaskState
+from swarmctl.mesh import task_networks
+from swarmctl.models import Node, NodeState, Service, Task, TaskState
 from swarmctl.observe import STARTABLE, observed, parse_inspect, stamp
 from swarmctl.reconciler import Plan
 from swarmctl.repo import Repo
@@ -31,7 +31,6 @@ Progress = Callable[[Task], None]
 
 @dataclass(frozen=True)
 class Outcome:
-    tasks: list[Task]  # every task this run changed, as recorded
     unreachable: dict[str, str]  # node id -> why
 
 
@@ -152,7 +151,7 @@ def apply(store: StateStore, pool: Pool, plan: Plan, progress: Progress | None =
     for task in changed:
         notify(task)
     save(store, changed, down=unreachable, known_only=True)
-    return Outcome(changed, unreachable)
+    return Outcome(unreachable)
 
 
 def _rejected(task: Task, error: str) -> Task:
@@ -181,7 +180,7 @@ def _start(
         if task.state.rank < step.rank:
             task = stamp(task, step, message=step.value)
     notify(task)
-    wanted = [n for n in task_networks(service) if n in networks]
+    wanted = [n for n in task_networks(service.spec) if n in networks]
     script = docker.run_task(cluster_id, service, task, wanted)
     try:
         result = conn.run(script, timeout=START_TIMEOUT)
@@ -222,22 +221,13 @@ def _failed(task: Task, code: int, error: str, service: Service) -> Task:
     )
 
 
-def task_networks(service: Service) -> list[str]:
-    """The Docker networks a task joins: the service's, and `ingress` for its mesh ports."""
-    names = list(service.spec.networks)
-    if any(p.mode == PublishMode.INGRESS for p in service.spec.ports):
-        names.append(INGRESS)
-    return names
-
-
 def _fetch_image(conn: SSHConnection, image: str, pool: Pool, nodes: dict[str, Node]) -> bool:
     """Air-gapped nodes: copy the image from a peer that has it (docker save | docker load)."""
     for node in nodes.values():
         if node.hostname == conn.name or node.hostname not in pool.connections:
             continue
         peer = pool[node.hostname]
-        try:
-            peer.run(docker.has_image(image), timeout=10)
+        try:  # a peer without the image fails `docker save` at once
             archive = peer.output(docker.save_image(image), timeout=START_TIMEOUT)
             conn.run(docker.load_image(), stdin=archive, timeout=START_TIMEOUT)
             return True

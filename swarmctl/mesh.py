@@ -20,12 +20,19 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from swarmctl.models import Network, Node, PublishMode, Service, Task, TaskState
+from swarmctl.models import Network, Node, PublishMode, Service, ServiceSpec, Task, TaskState
 from swarmctl.network.overlay import device_names, node_address
 
 INGRESS = "ingress"
 MESH_MARK = "0x100000"
-HELPER_COMMAND = ("sleep", "2147483647")
+
+
+def task_networks(spec: ServiceSpec) -> list[str]:
+    """The Docker networks a task joins: the service's, and `ingress` for its mesh ports."""
+    names = list(spec.networks)
+    if any(p.mode == PublishMode.INGRESS for p in spec.ports):
+        names.append(INGRESS)
+    return names
 
 
 @dataclass(frozen=True)

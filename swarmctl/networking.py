@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 from swarmctl import clock
 from swarmctl.commands.render import render
 from swarmctl.errors import SwarmctlError
-from swarmctl.mesh import INGRESS
-from swarmctl.models import Cluster, Network, Node, PublishMode
+from swarmctl.mesh import INGRESS, task_networks
+from swarmctl.models import Cluster, Network, Node
 from swarmctl.naming import new_id, valid_name
 from swarmctl.network import ipam
 from swarmctl.network.overlay import assign_ranges, node_overlays
@@ -113,14 +113,7 @@ def remove(store: StateStore, pool: Pool, ref: str) -> tuple[Network, list[str]]
     with store.transaction() as db:
         repo = Repo(db)
         network = repo.networks.get(ref)
-        users = [
-            s.spec.name
-            for s in repo.services.all()
-            if network.name in s.spec.networks
-            or (
-                network.name == INGRESS and any(p.mode == PublishMode.INGRESS for p in s.spec.ports)
-            )
-        ]
+        users = [s.spec.name for s in repo.services.all() if network.name in task_networks(s.spec)]
         if users:
             raise SwarmctlError(
                 f"network {network.name} is in use by service "

@@ -25,13 +25,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from swarmctl import scheduler
+from swarmctl.mesh import task_networks
 from swarmctl.models import (
     Availability,
     Mode,
     Network,
     Node,
     NodeState,
-    PublishMode,
     Resources,
     RestartCondition,
     Service,
@@ -374,7 +374,7 @@ class _Loads:
             failing = self._failures.get((service.id, node.id), 0) >= FAILURES_TO_AVOID_NODE
             homeless = any(
                 node.id not in self._blocks[name]
-                for name in _networks_of(service)
+                for name in task_networks(service.spec)
                 if name in self._blocks
             )
             tasks = self._tasks.get(node.id, [])
@@ -402,13 +402,6 @@ class _Loads:
                 )
             )
         return loads
-
-
-def _networks_of(service: Service) -> list[str]:
-    names = list(service.spec.networks)
-    if any(p.mode == PublishMode.INGRESS for p in service.spec.ports):
-        names.append("ingress")  # the routing mesh's network
-    return names
 
 
 def _recent_failures(tasks: Iterable[Task], now: datetime) -> dict[tuple[str, str], int]:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from swarmctl import clock, executor, leases, networking
 from swarmctl.commands.render import render
 from swarmctl.errors import SwarmctlError
-from swarmctl.mesh import INGRESS, MESH_MARK, node_services, probability
+from swarmctl.mesh import INGRESS, MESH_MARK, node_services, probability, task_networks
 from swarmctl.models import (
     Mode,
     NodeState,
@@ -59,7 +59,6 @@ def create(
     pool: Pool,
     spec: ServiceSpec,
     ssh_ports: Iterable[int],
-    progress: Progress | None = None,
 ) -> tuple[Service, list[str]]:
     """Record a new service; return it and warnings. Converging is the caller's next step."""
     warnings: list[str] = []
@@ -79,7 +78,7 @@ def create(
                     "with -p instead of attaching to it"
                 )
         published = _publish(spec, services, set(ssh_ports))
-        needs_ingress = any(p.mode == PublishMode.INGRESS for p in spec.ports)
+        needs_ingress = INGRESS in task_networks(spec)
         now = clock.now()
         service = Service(
             id=new_id(),
@@ -93,9 +92,8 @@ def create(
         new_ingress = needs_ingress and INGRESS not in networks
         if new_ingress:
             networking.add_ingress(repo)
+        nodes = repo.nodes.all()
     if new_ingress:
-        with store.read() as db:
-            nodes = Repo(db).nodes.all()
         warnings += networking.converge(store, pool, nodes)
     return service, warnings
 

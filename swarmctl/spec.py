@@ -77,6 +77,11 @@ _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 Invalid = Callable[[str], SwarmctlError]
 
 
+def default_name(image: str) -> str:
+    """A service's name when none is given: registry:port/path/NAME:tag@digest."""
+    return image.split("@")[0].rsplit("/", 1)[-1].split(":")[0]
+
+
 def build_spec(
     *,
     name: str,

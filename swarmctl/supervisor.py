@@ -20,8 +20,6 @@ An unreachable node is unknown, never "has no containers": its tasks stay as the
 until it is declared down.
 """
 
-import contextlib
-import json
 import time
 import traceback
 from collections import defaultdict
@@ -303,9 +301,8 @@ class Supervisor:
                 if held is None:
                     mine.add(service.id)
             removed = {t.service_id for t in repo.tasks.all()} - {s.id for s in repo.services.all()}
+            plan = services.reconcile_now(repo, now, only=mine | removed)
         try:
-            with self.store.read() as db:
-                plan = services.reconcile_now(Repo(db), now, only=mine | removed)
             restart = tuple(t for t in never_started if t.service_id in mine)
             if restart:
                 plan = replace(plan, update=plan.update + restart)
@@ -331,10 +328,6 @@ class Supervisor:
 
     def _print_events(self) -> None:
         path = events.path_for(self.store.path)
-        with contextlib.suppress(FileNotFoundError), open(path) as handle:
-            handle.seek(self.events_offset)
-            for line in handle:
-                if not line.endswith("\n"):
-                    break
-                self.events_offset += len(line.encode())
-                self.say(events.Event(**json.loads(line)).line())
+        found, self.events_offset = events.read_after(path, self.events_offset)
+        for event in found:
+            self.say(event.line())

@@ -70,7 +70,7 @@ def supervisor_status(db) -> str:
     if lease is None:
         return "none (states are as the last swarmctl command saw them)"
     last = lease.note.removeprefix("alive ")  # renewed at half its time to live
-    age = clock.human_duration(max(0.0, clock.seconds_since(last))) + " ago" if last else "?"
+    age = clock.ago(last) if last else "?"
     alive = datetime.fromisoformat(lease.expires_at) > datetime.now(UTC)
     return f"{lease.holder}, alive {age}" + ("" if alive else " (stopped or stuck)")
 

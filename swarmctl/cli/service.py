@@ -1,5 +1,6 @@
 """`swarmctl service create|ls|ps|tasks|inspect|scale|rm`."""
 
+import re
 import sys
 from typing import Annotated
 
@@ -64,10 +65,10 @@ def create(
 ) -> None:
     """Create a service and wait until its tasks run (unless --detach)."""
     from swarmctl import services
-    from swarmctl.spec import build_spec
+    from swarmctl.spec import build_spec, default_name
 
     spec = build_spec(
-        name=name or image.split("@")[0].split(":")[0].rsplit("/", 1)[-1],
+        name=name or default_name(image),
         image=image,
         args=args or [],
         replicas=replicas,
@@ -436,7 +437,7 @@ def scale(
     targets = {}
     for pair in pairs:
         name, sep, count = pair.partition("=")
-        if not sep or not count.lstrip("-").isdigit():
+        if not sep or not re.fullmatch(r"-?[0-9]+", count):
             raise SwarmctlError(f"{pair!r}: expected SERVICE=REPLICAS, e.g. nginx=5")
         targets[name] = int(count)
     e = env(ctx)

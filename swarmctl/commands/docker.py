@@ -149,10 +149,6 @@ def remove_tasks(task_ids: Sequence[str]) -> str:
     )
 
 
-def has_image(image: str) -> str:
-    return shlex.join(["docker", "image", "inspect", "--format", "{{.Id}}", image])
-
-
 def save_image(image: str) -> str:
     return shlex.join(["docker", "save", image])
 

@@ -722,19 +722,26 @@ def fetch(layout: LabLayout, url: str, timeout: float = 5.0) -> str:
     import urllib.parse
 
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
+    try:
+        port = parts.port or 80
+    except ValueError:  # not a number, or out of range
+        port = 0
+    if parts.scheme != "http" or not parts.hostname or not port:
         raise SwarmctlError(f"{url!r}: give an http://ADDRESS[:PORT]/ URL")
 
     class InLab(http.client.HTTPConnection):
         def connect(self) -> None:
             self.sock = netns.connect(self.host, self.port, netns=layout.ctl_netns, timeout=timeout)
 
-    connection = InLab(parts.hostname, parts.port or 80, timeout=timeout)
+    connection = InLab(parts.hostname, port, timeout=timeout)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
-        connection.request("GET", parts.path or "/")
+        connection.request("GET", target)
         return connection.getresponse().read().decode(errors="replace")
     except OSError as exc:
         raise SwarmctlError(f"{url}: {exc.strerror or exc}") from None
+    except http.client.HTTPException as exc:  # not HTTP there, or a URL it cannot send
+        raise SwarmctlError(f"{url}: {type(exc).__name__} {exc}".strip()) from None
     finally:
         connection.close()
 

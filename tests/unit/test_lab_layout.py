@@ -75,3 +75,9 @@ def test_lab_names_the_missing_debian_package(monkeypatch: pytest.MonkeyPatch) -
         "docker-registry is missing: install the Debian package "
         "docker-registry (scripts/setup installs everything the lab needs)"
     )
+
+
+@pytest.mark.parametrize("url", ["http://10.99.0.11:abc/", "http://10.99.0.11:99999/", "ftp://x/"])
+def test_lab_curl_refuses_a_url_it_cannot_send_before_sending_anything(url: str) -> None:
+    with pytest.raises(SwarmctlError, match="give an http://ADDRESS"):
+        manager.fetch(LabLayout("nolab"), url)

@@ -574,3 +574,11 @@ def test_a_join_killed_at_its_second_write_leaves_the_state_as_before_or_after(
 ) -> None:
     store = join_worker1_killed_at_write(inventory, monkeypatch, write=2)
     assert worker1_and_its_block(store) in ((False, False), (True, True))
+
+
+@pytest.mark.parametrize("pair", ["web=²", "web=1.5", "web=", "web"])
+def test_service_scale_refuses_a_count_that_is_not_a_number(state: Path, pair: str) -> None:
+    before = state.read_bytes()
+    result = swarmctl("--state", str(state), "service", "scale", pair)
+    assert one_error(result) == f"{pair!r}: expected SERVICE=REPLICAS, e.g. nginx=5"
+    assert state.read_bytes() == before

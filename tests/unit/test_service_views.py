@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from swarmctl import executor, mesh, observe
+from swarmctl import mesh, observe
 from swarmctl.cli.service import _filter, inspect_json, ports_text
 from swarmctl.cli.taskview import current_state, ordered, print_tasks, task_name
 from swarmctl.errors import SwarmctlError
@@ -505,9 +505,9 @@ def test_a_container_without_networks_has_no_addresses() -> None:
 
 
 def test_a_task_joins_the_services_networks_and_ingress_for_mesh_ports() -> None:
-    assert executor.task_networks(FULL) == ["front", "ingress"]
+    assert mesh.task_networks(FULL.spec) == ["front", "ingress"]
     host_only = service(networks=("front",), ports=(PortSpec(80, 8080, mode=PublishMode.HOST),))
-    assert executor.task_networks(host_only) == ["front"]
+    assert mesh.task_networks(host_only.spec) == ["front"]
 
 
 # ------------------------------------------------------------------- mesh.node_services

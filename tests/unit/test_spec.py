@@ -18,6 +18,7 @@ from swarmctl.models import (
 )
 from swarmctl.spec import (
     build_spec,
+    default_name,
     parse_bytes,
     parse_cpus,
     parse_duration,
@@ -836,3 +837,17 @@ def test_any_text_parses_or_fails_with_a_one_line_error(
         parse(text)
     except SwarmctlError as error:
         assert "\n" not in str(error) and "\r" not in str(error)
+
+
+@pytest.mark.parametrize(
+    ("image", "name"),
+    [
+        ("nginx", "nginx"),
+        ("nginx:1.25", "nginx"),
+        ("library/nginx@sha256:0123", "nginx"),
+        ("localhost:5000/team/app:2", "app"),
+        ("localhost:5000/app", "app"),
+    ],
+)
+def test_a_service_is_named_after_its_image(image: str, name: str) -> None:
+    assert default_name(image) == name
