@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
-"""Measure swarmctl's overlay: TCP throughput across hosts against the underlay, and the
-wall time of `network create` on 3 and on 8 hosts.
+"""Measure swarmctl's overlay: TCP throughput across hosts against the underlay and against
+Docker swarm mode's own VXLAN overlay, and the wall time of `network create` on 3 and on 8
+hosts.
 
 Run as root: sudo .venv/bin/python bench/overlay.py [--lab bo] [--rounds 3] [--runs 5]
+[--seconds 5]
 Brings up an 8-host lab of its own (taken down at the end) and drives the real CLI in
 subprocesses, as a user would. Throughput: iperf3 (the lab's swarmctl/tools image) from
 worker1 to manager1, once between two containers on a swarmctl overlay and once between
 the two hosts' own network namespaces (containers with --network host), alternating,
-`--rounds` times each, 5 s per test. Both ends share this machine's CPUs, so the figures
-are CPU-bound and noisy when the machine is busy; the ratio is what to read.
+and once between two containers on an attachable overlay of real swarm mode made on the
+same two hosts (its data port moved to 4790 and its address pool out of swarmctl's way, so
+both overlays coexist), rotating, `--rounds` times each, `--seconds` per test. Swarm's
+overlay works in this lab (only its IPVS load balancing does not), so it is a peer doing
+the same encapsulation on the same CPUs. Both ends share this machine's CPUs, so the
+figures are CPU-bound and noisy when the machine is busy; the ratios are what to read.
 `network create` is timed `--runs` times per cluster size, each network removed again.
 Prints figures only.
 """
@@ -29,7 +35,6 @@ from swarmctl.lab.layout import LabLayout
 from swarmctl.lab.manager import Lab
 
 HOSTS = 8
-SECONDS = 5
 SERVER, CLIENT = "manager1", "worker1"
 TOOLS = "swarmctl/tools"
 
@@ -74,50 +79,79 @@ def network_create_seconds(env: dict[str, str], runs: int) -> list[float]:
     return times
 
 
-def iperf_gbits(lab: Lab, network: str, address: str) -> tuple[float, int]:
+def iperf_gbits(lab: Lab, network: str, address: str, seconds: int) -> tuple[float, int]:
     """(Gbit/s received, retransmits) of one iperf3 run from CLIENT to `address`."""
     out = ssh(
         lab,
         CLIENT,
-        f"docker run --rm --network {network} {TOOLS} iperf3 -c {address} -t {SECONDS} -J",
+        f"docker run --rm --network {network} {TOOLS} iperf3 -c {address} -t {seconds} -J",
     )
     end = json.loads(out)["end"]
     return end["sum_received"]["bits_per_second"] / 1e9, end["sum_sent"].get("retransmits", 0)
 
 
-def throughput(lab: Lab, env: dict[str, str], rounds: int) -> None:
+def container_address(lab: Lab, name: str) -> str:
+    template = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
+    return ssh(lab, SERVER, f"docker inspect -f '{template}' {name}").strip()
+
+
+def swarm_overlay_up(lab: Lab) -> None:
+    """Real swarm mode on SERVER and CLIENT, with an attachable overlay `swarmperf`."""
+    address = lab.host(SERVER).address
+    ssh(
+        lab,
+        SERVER,
+        f"docker swarm init --advertise-addr {address} --data-path-port 4790"
+        " --default-addr-pool 10.250.0.0/16 >/dev/null",
+    )
+    token = ssh(lab, SERVER, "docker swarm join-token -q worker").strip()
+    ssh(lab, CLIENT, f"docker swarm join --token {token} {address}:2377 >/dev/null")
+    ssh(lab, SERVER, "docker network create -d overlay --attachable swarmperf >/dev/null")
+
+
+def swarm_overlay_down(lab: Lab) -> None:
+    for host in (CLIENT, SERVER):
+        ssh(lab, host, "docker swarm leave --force >/dev/null 2>&1 || true")
+
+
+def throughput(lab: Lab, env: dict[str, str], rounds: int, seconds: int) -> None:
     swarmctl("network", "create", "-d", "overlay", "perf", env=env)
     for host in (SERVER, CLIENT):
         ssh(lab, host, f"docker pull -q {TOOLS}")
-    ssh(lab, SERVER, f"docker run -d --name iperf-overlay --network perf {TOOLS} iperf3 -s")
-    ssh(lab, SERVER, f"docker run -d --name iperf-underlay --network host {TOOLS} iperf3 -s")
+    swarm_overlay_up(lab)
+    servers = {"iperf-overlay": "perf", "iperf-underlay": "host", "iperf-swarm": "swarmperf"}
+    for name, network in servers.items():
+        ssh(lab, SERVER, f"docker run -d --name {name} --network {network} {TOOLS} iperf3 -s")
     try:
-        overlay_ip = ssh(
-            lab,
-            SERVER,
-            "docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}'"
-            " iperf-overlay",
-        ).strip()
-        underlay_ip = lab.host(SERVER).address
+        paths = {  # path -> (network the client joins, server address)
+            "underlay": ("host", lab.host(SERVER).address),
+            "swarmctl": ("perf", container_address(lab, "iperf-overlay")),
+            "swarm": ("swarmperf", container_address(lab, "iperf-swarm")),
+        }
         time.sleep(0.5)  # the servers listening
-        under, over = [], []
-        print(f"iperf3 {CLIENT} -> {SERVER}, {SECONDS} s per run:")
+        runs: dict[str, list[float]] = {path: [] for path in paths}
+        print(f"iperf3 {CLIENT} -> {SERVER}, {seconds} s per run:")
         for round_ in range(1, rounds + 1):
-            under.append(iperf_gbits(lab, "host", underlay_ip))
-            over.append(iperf_gbits(lab, "perf", overlay_ip))
-            print(
-                f"  round {round_}: underlay {under[-1][0]:6.2f} Gbit/s ({under[-1][1]} retr),"
-                f" overlay {over[-1][0]:6.2f} Gbit/s ({over[-1][1]} retr),"
-                f" ratio {over[-1][0] / under[-1][0]:.2f}"
-            )
+            line = []
+            for path, (network, address) in paths.items():
+                gbits, retransmits = iperf_gbits(lab, network, address, seconds)
+                runs[path].append(gbits)
+                line.append(f"{path} {gbits:6.2f} Gbit/s ({retransmits} retr)")
+            print(f"  round {round_}: " + ", ".join(line))
     finally:
-        ssh(lab, SERVER, "docker rm -f iperf-overlay iperf-underlay >/dev/null")
+        ssh(lab, SERVER, f"docker rm -f {' '.join(servers)} >/dev/null")
+        swarm_overlay_down(lab)
         swarmctl("network", "rm", "perf", env=env)
-    u = statistics.median(g for g, _ in under)
-    o = statistics.median(g for g, _ in over)
+    median = {path: statistics.median(values) for path, values in runs.items()}
     print(
-        f"  median of {rounds}: underlay {u:.2f} Gbit/s, overlay {o:.2f} Gbit/s,"
-        f" overlay/underlay = {o / u:.2f}"
+        f"  median of {rounds}: underlay {median['underlay']:.2f} Gbit/s,"
+        f" swarmctl overlay {median['swarmctl']:.2f} Gbit/s,"
+        f" swarm overlay {median['swarm']:.2f} Gbit/s"
+    )
+    print(
+        f"  swarmctl/swarm = {median['swarmctl'] / median['swarm']:.2f},"
+        f" swarmctl/underlay = {median['swarmctl'] / median['underlay']:.2f},"
+        f" swarm/underlay = {median['swarm'] / median['underlay']:.2f}"
     )
 
 
@@ -133,6 +167,7 @@ def main() -> None:
     parser.add_argument("--lab", default="bo", help="name of the bench's own lab")
     parser.add_argument("--rounds", type=int, default=3, help="iperf3 runs per path")
     parser.add_argument("--runs", type=int, default=5, help="network creates per size")
+    parser.add_argument("--seconds", type=int, default=5, help="length of one iperf3 run")
     args = parser.parse_args()
     lab = Lab(LabLayout(args.lab), say=lambda _: None)
     lab.down()  # leftovers of an interrupted run
@@ -144,7 +179,7 @@ def main() -> None:
             folder = Path(tmp)
             env3 = cluster(first_hosts(lab.layout.inventory, 3, folder), folder)
             report_create(3, network_create_seconds(env3, args.runs))
-            throughput(lab, env3, args.rounds)
+            throughput(lab, env3, args.rounds, args.seconds)
             env8 = cluster(first_hosts(lab.layout.inventory, HOSTS, folder), folder)
             report_create(HOSTS, network_create_seconds(env8, args.runs))
     finally:
