@@ -1,20 +1,25 @@
-"""Rendering the shell templates in templates/: strict, and every value quoted by `q`."""
+"""Rendering the shell templates in templates/: strict, and every value quoted by `q`.
+
+The package finds them as its own data (`swarmctl/templates` links to the checkout's
+`templates/`, and a wheel carries them there), so an installed swarmctl needs no checkout.
+"""
 
 import functools
 import ipaddress
 import re
 import shlex
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+if TYPE_CHECKING:
+    import jinja2
 
 
-@functools.cache
-def _environment():
+def environment(loader: object) -> "jinja2.Environment":
+    """A strict environment over `loader`, with the quoting filters every template uses."""
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
+        loader=loader,
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -29,6 +34,13 @@ def _environment():
     return env
 
 
+@functools.cache
+def _packaged() -> "jinja2.Environment":
+    import jinja2
+
+    return environment(jinja2.PackageLoader("swarmctl", "templates"))
+
+
 def _matching(value: object, pattern: str, what: str) -> str:
     if not re.fullmatch(pattern, str(value)):
         raise ValueError(f"not a valid {what}: {value!r}")
@@ -36,4 +48,4 @@ def _matching(value: object, pattern: str, what: str) -> str:
 
 
 def render(name: str, **values: object) -> str:
-    return _environment().get_template(name).render(**values)
+    return _packaged().get_template(name).render(**values)

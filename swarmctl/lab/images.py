@@ -114,8 +114,14 @@ def ensure(layout: LabLayout, builder: LabHost, say: Callable[[str], None]) -> N
     ]
     if not missing:
         return
+    try:
+        import docker
+    except ImportError:
+        raise SwarmctlError(
+            "lab images: the docker SDK is missing; install swarmctl with its lab extra: "
+            "pip install 'swarmctl[lab]'"
+        ) from None
     fetch_debs(sorted({p for r in missing for p in r.packages}))
-    import docker
 
     client = docker.DockerClient(base_url=f"unix://{builder.docker_socket}", timeout=120)
     with contextlib.closing(client), tempfile.TemporaryDirectory(dir=layout.dir) as tmp:

@@ -129,41 +129,32 @@ def test_the_facts_script_prints_only_key_value_lines_and_comments() -> None:
     assert echoed and all("=" in line for line in echoed)
 
 
-@pytest.fixture
-def templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """render() over a template folder of the test's own (the cached environment is reset)."""
-    monkeypatch.setattr(render, "TEMPLATES", tmp_path)
-    render._environment.cache_clear()
-    yield tmp_path
-    render._environment.cache_clear()
+def render_text(text: str, **values: object) -> str:
+    """Render `text` as a template with the environment every packaged template gets."""
+    env = render.environment(jinja2.DictLoader({"t.sh.j2": text}))
+    return env.get_template("t.sh.j2").render(**values)
 
 
-def test_rendering_with_a_missing_value_raises_instead_of_printing_nothing(
-    templates: Path,
-) -> None:
-    (templates / "t.sh.j2").write_text("docker rm -f {{ container | q }}\n")
+def test_rendering_with_a_missing_value_raises_instead_of_printing_nothing() -> None:
     with pytest.raises(jinja2.UndefinedError, match="'container' is undefined"):
-        render.render("t.sh.j2")
+        render_text("docker rm -f {{ container | q }}\n")
 
 
-def test_a_missing_attribute_raises_too(templates: Path) -> None:
-    (templates / "t.sh.j2").write_text("echo {{ node.address }}\n")
+def test_a_missing_attribute_raises_too() -> None:
     with pytest.raises(jinja2.UndefinedError):
-        render.render("t.sh.j2", node={})
+        render_text("echo {{ node.address }}\n", node={})
 
 
-def test_the_q_filter_quotes_every_hostile_value(templates: Path) -> None:
-    (templates / "t.sh.j2").write_text(
-        "printf '%s\\0'{% for v in values %} {{ v | q }}{% endfor %}"
+def test_the_q_filter_quotes_every_hostile_value() -> None:
+    line = render_text(
+        "printf '%s\\0'{% for v in values %} {{ v | q }}{% endfor %}", values=HOSTILE
     )
-    line = render.render("t.sh.j2", values=HOSTILE)
     assert line == "printf '%s\\0' " + " ".join(shlex.quote(v) for v in HOSTILE)
     assert sh(line).split("\0")[:-1] == HOSTILE
 
 
-def test_the_q_filter_quotes_non_text_values(templates: Path) -> None:
-    (templates / "t.sh.j2").write_text("{{ n | q }} {{ none | q }}")
-    assert render.render("t.sh.j2", n=4789, none=None) == "4789 None"
+def test_the_q_filter_quotes_non_text_values() -> None:
+    assert render_text("{{ n | q }} {{ none | q }}", n=4789, none=None) == "4789 None"
 
 
 # --------------------------------------------------------------- what SSH sends
