@@ -23,7 +23,7 @@ from swarmctl.models import Availability, Cluster, Network, Node, NodeFacts, Nod
 from swarmctl.network.overlay import assign_ranges
 from swarmctl.provision import Provisioned
 from swarmctl.repo import Repo
-from swarmctl.state import StateStore
+from swarmctl.state import StateStore, storage
 from swarmctl.transport.ssh import Trust
 
 NOW = "2026-01-02T03:04:05.000+00:00"
@@ -479,7 +479,7 @@ def test_every_error_is_one_line_without_traceback(state: Path, tmp_path: Path) 
         assert re.fullmatch(r"\S.*\S", line), (args, result.stderr)
 
 
-# ------------------------------------------- membership.join cut short between writes
+# --------------------------------- membership.join killed before or during its write
 
 
 class Killed(BaseException):
@@ -501,10 +501,7 @@ def provisioned(conn, dry_run: bool = False, listen_addr: str | None = None) -> 
     return Provisioned(replace(FACTS, address=address), JoinPlan())
 
 
-def join_worker1_killed_at_write(
-    inventory: Path, monkeypatch: pytest.MonkeyPatch, write: int | None
-) -> StateStore:
-    """Join worker1 into a cluster with one overlay network, dying at the `write`-th write."""
+def cluster_with_one_network(inventory: Path) -> StateStore:
     store = StateStore(inventory.with_name("lab.state.json"))
     make_state(store.path, [LEADER])
     web = Network(
@@ -517,34 +514,22 @@ def join_worker1_killed_at_write(
     )
     with store.transaction() as db:
         Repo(db).networks.put(assign_ranges(web, [LEADER]))
+    return store
+
+
+def join_worker1(store: StateStore, inventory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(membership, "provision", provisioned)
     monkeypatch.setattr(membership.networking, "converge", lambda *args, **kwargs: {})
-    real = StateStore.transaction
-    writes = 0
-
-    @contextmanager
-    def dying(self):
-        nonlocal writes
-        writes += 1
-        if writes == write:
-            raise Killed
-        with real(self) as db:
-            yield db
-
-    monkeypatch.setattr(StateStore, "transaction", dying)
-    with suppress(Killed):
-        membership.join(
-            store,
-            load_inventory(inventory),
-            FakePool(),
-            ["worker1"],
-            role=None,
-            everyone=False,
-            dry_run=False,
-            say=lambda _: None,
-        )
-    monkeypatch.setattr(StateStore, "transaction", real)
-    return store
+    membership.join(
+        store,
+        load_inventory(inventory),
+        FakePool(),
+        ["worker1"],
+        role=None,
+        everyone=False,
+        dry_run=False,
+        say=lambda _: None,
+    )
 
 
 def worker1_and_its_block(store: StateStore) -> tuple[bool, bool]:
@@ -558,22 +543,60 @@ def worker1_and_its_block(store: StateStore) -> tuple[bool, bool]:
 def test_a_join_gives_the_new_node_a_block_of_every_network(
     inventory: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = join_worker1_killed_at_write(inventory, monkeypatch, write=None)
+    store = cluster_with_one_network(inventory)
+    join_worker1(store, inventory, monkeypatch)
     assert worker1_and_its_block(store) == (True, True)
 
 
 def test_a_join_killed_before_its_first_write_leaves_the_state_as_before(
     inventory: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = join_worker1_killed_at_write(inventory, monkeypatch, write=1)
+    store = cluster_with_one_network(inventory)
+
+    @contextmanager
+    def dying(self):
+        raise Killed
+        yield
+
+    monkeypatch.setattr(StateStore, "transaction", dying)
+    with suppress(Killed):
+        join_worker1(store, inventory, monkeypatch)
+    monkeypatch.undo()
     assert worker1_and_its_block(store) == (False, False)
 
 
-def test_a_join_killed_at_its_second_write_leaves_the_state_as_before_or_after(
-    inventory: Path, monkeypatch: pytest.MonkeyPatch
+def die() -> None:
+    os._exit(137)  # as SIGKILL: no finally, no clean-up
+
+
+@pytest.mark.parametrize(
+    ("target", "name", "landed"),
+    [
+        (os, "fsync", False),  # the new state written to the temp file, not yet synced
+        (os, "replace", False),  # synced, not yet renamed over the state file
+        (storage, "fsync_dir", True),  # renamed, its directory entry not yet synced
+    ],
+    ids=["before-sync", "before-rename", "after-rename"],
+)
+def test_a_join_killed_during_its_write_leaves_the_state_as_before_or_after(
+    inventory: Path, monkeypatch: pytest.MonkeyPatch, target: object, name: str, landed: bool
 ) -> None:
-    store = join_worker1_killed_at_write(inventory, monkeypatch, write=2)
-    assert worker1_and_its_block(store) in ((False, False), (True, True))
+    store = cluster_with_one_network(inventory)
+    pid = os.fork()
+    if pid == 0:  # the process that dies in the middle of writing the state file
+        try:
+            monkeypatch.setattr(target, name, lambda *args: die())
+            join_worker1(store, inventory, monkeypatch)
+        finally:
+            os._exit(0)
+    assert os.waitpid(pid, 0)[1] >> 8 == 137, "the join finished without writing"
+    assert worker1_and_its_block(store) == (landed, landed)
+    left = list(inventory.parent.glob(".lab.state.json.tmp-*"))
+    assert bool(left) != landed  # a killed writer leaves its temp file behind …
+    if not landed:
+        join_worker1(store, inventory, monkeypatch)  # … the rerun joins, and sweeps it away
+        assert worker1_and_its_block(store) == (True, True)
+    assert not list(inventory.parent.glob(".lab.state.json.tmp-*"))
 
 
 @pytest.mark.parametrize("pair", ["web=²", "web=1.5", "web=", "web"])
