@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import os
 import select
 import shlex
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -30,6 +32,47 @@ from swarmctl.proc import last_line
 # connection is used, so that commands which reach no host never pay for it.
 if TYPE_CHECKING:
     import paramiko
+
+
+_ssh_config_lock = threading.Lock()
+
+
+@functools.cache
+def _local_fqdn() -> str:
+    return socket.getfqdn()
+
+
+def ssh_config() -> paramiko.SSHConfig:
+    """The ssh config files, read once per process (fabric would reread them per connection)."""
+    with _ssh_config_lock:
+        return _read_ssh_config()
+
+
+@functools.cache
+def _read_ssh_config() -> paramiko.SSHConfig:
+    return parse_ssh_config(["/etc/ssh/ssh_config", os.path.expanduser("~/.ssh/config")])
+
+
+def parse_ssh_config(paths: Sequence[str]) -> paramiko.SSHConfig:
+    import paramiko
+
+    class Config(paramiko.SSHConfig):
+        # paramiko renders %l (the local FQDN, a DNS lookup: seconds with a dead resolver)
+        # for every value of a key that allows it, whether the value uses it or not.
+        def _allowed_tokens(self, key):
+            return [token for token in super()._allowed_tokens(key) if token != "%l"]
+
+        def _tokenize(self, config, target_hostname, key, value):
+            if "%l" in value and "%l" in super()._allowed_tokens(key):
+                value = value.replace("%l", _local_fqdn())
+            return super()._tokenize(config, target_hostname, key, value)
+
+    config = Config()
+    for path in paths:
+        if os.path.exists(path):
+            with open(path) as file:
+                config.parse(file)
+    return config
 
 
 def load_libraries() -> None:
@@ -160,7 +203,7 @@ class SSHConnection:
 
     def _open(self) -> paramiko.SSHClient:
         import paramiko
-        from fabric import Connection
+        from fabric import Config, Connection
 
         host = self.host
         kwargs: dict = {"allow_agent": True}
@@ -170,6 +213,7 @@ class SSHConnection:
             kwargs["sock"] = self._socket_in_netns()
         conn = Connection(
             host.address,
+            config=Config(ssh_config=ssh_config()),
             user=host.user,
             port=host.port,
             connect_timeout=None if host.netns else self.connect_timeout,
