@@ -124,6 +124,13 @@ def exec_(host: HostArg, command: CommandArg = None, lab: LabName = DEFAULT_LAB)
     _replace_process(_lab(lab).exec_argv(host, command or []))
 
 
+@app.command(context_settings=PASSTHROUGH)
+def control(command: CommandArg = None, lab: LabName = DEFAULT_LAB) -> None:
+    """Run a command in the lab's control namespace with a dead resolver, as from an ops
+    laptop whose DNS does not answer (queries logged in <lab dir>/control/dns-queries.log)."""
+    _replace_process(_lab(lab).control_argv(command or []))
+
+
 @app.command()
 def curl(
     url: Annotated[str, typer.Argument(help="http://ADDRESS[:PORT]/PATH")],

@@ -71,6 +71,11 @@ class LabLayout:
         return self._address(2)
 
     @property
+    def dns_sink(self) -> str:
+        """The control namespace's dead resolver (a loopback address of that namespace)."""
+        return f"127.99.{self.subnet.network_address.packed[2]}.53"
+
+    @property
     def registry_address(self) -> str:
         return self._address(3)
 

@@ -21,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -159,6 +160,7 @@ class Lab:
             self._write_record(hosts, managers)
             self._switch()
             self._ctl()
+            self._dns_sink()
             self._registry()
             todo = [h for h in hosts if not self._running(h)]
             for host in hosts:
@@ -313,6 +315,75 @@ class Lab:
         if self._ns_add(ns):
             self._plug_in(ns, f"{self.layout.prefix}-c", self.layout.ctl_address)
             self._sysctl(ns, "net.ipv4.ip_forward", "0")
+
+    # ------------------------------------------------------- control: dead DNS
+
+    @property
+    def _control_dir(self) -> Path:
+        return self.layout.dir / "control"
+
+    def _dns_sink(self) -> None:
+        lay = self.layout
+        ctl = self._control_dir
+        if _alive(self._read_pid(ctl / "dnssink.pid"), str(lay.dir)):
+            return
+        ctl.mkdir(parents=True, exist_ok=True)
+        (ctl / "resolv.conf").write_text(f"nameserver {lay.dns_sink}\n")
+        (ctl / "hosts").write_text("127.0.0.1\tlocalhost\n::1\tlocalhost\n")
+        run(["ip", "-n", lay.ctl_netns, "link", "set", "lo", "up"])
+        with open(ctl / "dnssink.out", "ab") as out:
+            proc = subprocess.Popen(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    lay.ctl_netns,
+                    sys.executable,
+                    "-m",
+                    "swarmctl.lab.dnssink",
+                    lay.dns_sink,
+                    str(ctl / "dns-queries.log"),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+            )
+        (ctl / "dnssink.pid").write_text(f"{proc.pid}\n")
+
+    def control_argv(self, command: list[str]) -> list[str]:
+        """argv that runs `command` in the control namespace as on an ops laptop whose DNS
+        is dead: /etc/resolv.conf names the sink, /etc/hosts knows no lab host."""
+        ctl = self._control_dir
+        if not (ctl / "resolv.conf").exists():
+            raise SwarmctlError(f"{self.label} is not up: `swarmctl lab up`")
+        mounts = (
+            f"mount --bind {shlex.quote(str(ctl / 'resolv.conf'))} /etc/resolv.conf && "
+            f'mount --bind {shlex.quote(str(ctl / "hosts"))} /etc/hosts && exec "$@"'
+        )
+        return [
+            "ip",
+            "netns",
+            "exec",
+            self.layout.ctl_netns,
+            "unshare",
+            "--mount",
+            "--uts",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            mounts,
+            "sh",
+            *_shell_form(command),
+        ]
+
+    def dns_queries(self) -> list[tuple[str, str]]:
+        """The (name, type) of every lookup sent to the control namespace's resolver."""
+        path = self._control_dir / "dns-queries.log"
+        lines = path.read_text().splitlines() if path.exists() else []
+        return [tuple(line.split(" ", 1)) for line in lines]  # type: ignore[misc]
 
     def _cable(self, host: LabHost) -> None:
         if self._ns_add(host.netns):
@@ -586,10 +657,11 @@ class Lab:
             hosts_dir = lay.dir / "hosts"
             for host_dir in sorted(hosts_dir.iterdir()) if hosts_dir.is_dir() else []:
                 self._kill(host_dir)
-            registry = self._read_pid(lay.dir / "registry.pid")
-            if _alive(registry, str(lay.dir)):
-                os.kill(registry, signal.SIGKILL)
-                _wait_gone(registry)
+            for pid_file in (lay.dir / "registry.pid", self._control_dir / "dnssink.pid"):
+                pid = self._read_pid(pid_file)
+                if _alive(pid, str(lay.dir)):
+                    os.kill(pid, signal.SIGKILL)
+                    _wait_gone(pid)
             for ns in self.namespaces():
                 run(["ip", "netns", "delete", ns])
             self._remove_cgroups()
