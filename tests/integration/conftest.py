@@ -41,11 +41,17 @@ class RunningLab:
 
 
 def swarmctl(
-    *args: str, env: dict | None = None, check: bool = False, timeout: float = 300
+    *args: str,
+    env: dict | None = None,
+    check: bool = False,
+    timeout: float = 300,
+    lab: Lab | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run the real CLI in a subprocess, as a user would."""
+    """Run the real CLI in a subprocess, as a user would; with `lab`, from its control
+    namespace, as from an ops laptop whose DNS does not answer."""
+    argv = [sys.executable, "-m", "swarmctl", *args]
     result = subprocess.run(
-        [sys.executable, "-m", "swarmctl", *args],
+        lab.control_argv(argv) if lab else argv,
         capture_output=True,
         text=True,
         env=env,
@@ -98,12 +104,19 @@ class Cluster:
 
     lab: RunningLab
     env: dict
+    dead_dns: bool = False  # run swarmctl from the control namespace, resolver dead
 
     def __call__(
         self, *args: str, check: bool = True, timeout: float = 300, warnings: bool = False
     ):
         """Run swarmctl; with check, it must succeed and, unless `warnings`, warn of nothing."""
-        result = swarmctl(*args, env=self.env, check=check, timeout=timeout)
+        result = swarmctl(
+            *args,
+            env=self.env,
+            check=check,
+            timeout=timeout,
+            lab=self.lab.lab if self.dead_dns else None,
+        )
         if check and not warnings and "Warning" in result.stderr:
             raise AssertionError(f"swarmctl {' '.join(args)} warned: {result.stderr.strip()}")
         return result
