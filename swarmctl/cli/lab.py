@@ -39,11 +39,19 @@ def _lab(name: str):
 def up(
     hosts: Annotated[int, typer.Option("--hosts", "-n", help="Number of hosts.")] = 3,
     managers: Annotated[int, typer.Option(help="How many of them are managers.")] = 1,
+    offline: Annotated[
+        bool | None,
+        typer.Option(
+            "--offline/--online",
+            help="Hosts with no registry or mirror: images reach them by docker save | load. "
+            "Default: the mode the lab is already up in (online for a new lab).",
+        ),
+    ] = None,
     lab: LabName = DEFAULT_LAB,
 ) -> None:
     """Bring the lab up (again): hosts, registry, images. Running twice is harmless."""
     the_lab = _lab(lab)
-    the_lab.up(hosts, managers)
+    the_lab.up(hosts, managers, offline)
     typer.echo(f"inventory: {the_lab.layout.inventory}")
     typer.echo(f"use it with: swarmctl -i {the_lab.layout.inventory} …")
 

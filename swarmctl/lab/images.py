@@ -141,6 +141,58 @@ def ensure(layout: LabLayout, builder: LabHost, say: Callable[[str], None]) -> N
             say(f"image {recipe.repository}: built from Debian packages, pushed to {ref}")
 
 
+def offline_ref(layout: LabLayout, recipe: ImageRecipe) -> str:
+    """The name an offline host knows the image by: what users and tests name it online."""
+    return "nginx:latest" if recipe.repository == "library/nginx" else image_ref(layout, recipe)
+
+
+def load_into_hosts(layout: LabLayout, hosts: list[LabHost], say: Callable[[str], None]) -> None:
+    """Offline lab: build nginx and the tools image once and copy them to every host that
+    lacks them with `docker save | docker load` through the hosts' dockerd sockets."""
+    import docker
+
+    wanted = [r for r in RECIPES if r.repository != "library/busybox"]  # nobody named it
+    clients = {
+        h.name: docker.DockerClient(base_url=f"unix://{h.docker_socket}", timeout=300)
+        for h in hosts
+    }
+    try:
+        for recipe in wanted:
+            ref = offline_ref(layout, recipe)
+            have = [n for n, c in clients.items() if _has_image(c, ref)]
+            lacking = [n for n in clients if n not in have]
+            if not lacking:
+                continue
+            if not have:
+                source = lacking.pop(0)
+                fetch_debs(list(recipe.packages))
+                with tempfile.TemporaryDirectory(dir=layout.dir) as tmp:
+                    tar = Path(tmp) / "image.tar"
+                    build_rootfs(recipe, Path(tmp) / "rootfs", tar)
+                    repo, tag = ref.rsplit(":", 1)
+                    clients[source].api.import_image_from_file(
+                        str(tar), repository=repo, tag=tag, changes=list(recipe.changes)
+                    )
+                have = [source]
+            archive = b"".join(clients[have[0]].api.get_image(ref))
+            for name in lacking:
+                clients[name].api.load_image(archive)
+            say(f"image {ref}: loaded into {', '.join(lacking)} (docker save | docker load)")
+    finally:
+        for client in clients.values():
+            client.close()
+
+
+def _has_image(client, ref: str) -> bool:
+    import docker
+
+    try:
+        client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
 def fetch_debs(packages: list[str]) -> None:
     """Download (not install) the .deb files of `packages` into the cache."""
     DEB_CACHE.mkdir(parents=True, exist_ok=True)

@@ -137,7 +137,13 @@ class Lab:
 
     # ---------------------------------------------------------------------- up
 
-    def up(self, count: int, managers: int = 1) -> list[LabHost]:
+    def recorded_offline(self) -> bool:
+        """Whether the lab's record says it runs with no registry (`lab up --offline`)."""
+        path = self.layout.description
+        return path.exists() and bool(json.loads(path.read_text()).get("offline"))
+
+    def up(self, count: int, managers: int = 1, offline: bool | None = None) -> list[LabHost]:
+        """Bring the lab up; `offline` None keeps the mode the lab was brought up in."""
         preflight()
         hosts = self.layout.hosts(count, managers)
         with self.locked():
@@ -155,27 +161,33 @@ class Lab:
                 )
             if len(existing) > len(hosts):
                 hosts = existing
+            if offline is None:
+                offline = self.recorded_offline()
             started = time.monotonic()
-            self._prepare_files(hosts)
-            self._write_record(hosts, managers)
+            self._prepare_files(hosts, offline)
+            self._write_record(hosts, managers, offline)
             self._switch()
             self._ctl()
             self._dns_sink()
-            self._registry()
+            if not offline:
+                self._registry()
             todo = [h for h in hosts if not self._running(h)]
             for host in hosts:
                 self._cable(host)
             with ThreadPoolExecutor(max_workers=len(todo) or 1) as pool:
                 list(pool.map(self._boot, todo))
-            self._wait_registry()
             from swarmctl.lab import images
 
-            images.ensure(self.layout, hosts[0], self.say)
+            if offline:
+                images.load_into_hosts(self.layout, hosts, self.say)
+            else:
+                self._wait_registry()
+                images.ensure(self.layout, hosts[0], self.say)
             self._write_inventory(hosts)
             self.say(f"{self.label}: {len(hosts)} hosts up in {time.monotonic() - started:.1f} s")
         return hosts
 
-    def _prepare_files(self, hosts: list[LabHost]) -> None:
+    def _prepare_files(self, hosts: list[LabHost], offline: bool) -> None:
         lay = self.layout
         lay.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(lay.dir, 0o755)
@@ -208,18 +220,11 @@ class Lab:
                 )
             (d / "ssh" / "authorized_keys").write_text(public_key)
             (d / "ssh" / "sshd_config").write_text(_sshd_config(host))
-            (d / "etc-docker" / "daemon.json").write_text(
-                json.dumps(
-                    {
-                        "data-root": str(d / "docker"),
-                        "cgroup-parent": "/" + lay.cgroup_name(host),
-                        "insecure-registries": [lay.registry],
-                        "registry-mirrors": [f"http://{lay.registry}"],
-                    },
-                    indent=2,
-                )
-                + "\n"
-            )
+            daemon = {"data-root": str(d / "docker"), "cgroup-parent": "/" + lay.cgroup_name(host)}
+            if not offline:  # offline hosts know no registry at all
+                daemon["insecure-registries"] = [lay.registry]
+                daemon["registry-mirrors"] = [f"http://{lay.registry}"]
+            (d / "etc-docker" / "daemon.json").write_text(json.dumps(daemon, indent=2) + "\n")
             # Rewritten in place: a running host has these files bind-mounted.
             (d / "etc" / "hosts").write_text(etc_hosts)
             (d / "etc" / "resolv.conf").write_text(f"nameserver {lay.gateway}\n")
@@ -232,10 +237,11 @@ class Lab:
             )
         )
 
-    def _write_record(self, hosts: list[LabHost], managers: int) -> None:
+    def _write_record(self, hosts: list[LabHost], managers: int, offline: bool) -> None:
         lay = self.layout
         record = {
             "name": lay.name,
+            "offline": offline,
             "prefix": lay.prefix,
             "subnet": str(lay.subnet),
             "managers": sum(1 for h in hosts if h.role == "manager") or managers,
