@@ -17,6 +17,19 @@ from swarmctl.lab.manager import Lab
 
 # Another name lets two test runs share the machine (each lab has its own prefix and subnet).
 TEST_LAB = os.environ.get("SWARMCTL_TEST_LAB", "t")
+# Tests marked `@pytest.mark.modes("online", "offline")` also run on a second lab brought up
+# with --offline (no registry on the hosts) and drive swarmctl from its control namespace,
+# whose resolver never answers; the others run online only.
+LAB_NAMES = {"online": TEST_LAB, "offline": f"{TEST_LAB}x"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "lab" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("modes")
+        modes = marker.args if marker else ("online",)
+        metafunc.parametrize("lab", modes, indirect=True, scope="session")
+
+
 pytestmark = pytest.mark.lab
 
 
@@ -24,6 +37,7 @@ pytestmark = pytest.mark.lab
 class RunningLab:
     lab: Lab
     hosts: list[LabHost]
+    offline: bool = False
 
     @property
     def layout(self) -> LabLayout:
@@ -63,11 +77,12 @@ def swarmctl(
 
 
 @pytest.fixture(scope="session")
-def lab() -> RunningLab:
-    the_lab = Lab(LabLayout(TEST_LAB), say=lambda _: None)
+def lab(request: pytest.FixtureRequest) -> RunningLab:
+    offline = request.param == "offline"
+    the_lab = Lab(LabLayout(LAB_NAMES[request.param]), say=lambda _: None)
     the_lab.down()  # leftovers of an interrupted run
-    hosts = the_lab.up(3)
-    yield RunningLab(the_lab, hosts)
+    hosts = the_lab.up(3, offline=offline)
+    yield RunningLab(the_lab, hosts, offline)
     the_lab.down()
 
 
@@ -130,7 +145,7 @@ def cluster(lab: RunningLab, tmp_path: Path) -> Cluster:
         "SWARMCTL_STATE": str(tmp_path / "state.json"),
     }
     env.pop("SWARMCTL_LAB", None)
-    yield Cluster(lab, env)
+    yield Cluster(lab, env, dead_dns=lab.offline)
     for host in lab.hosts:
         if lab.lab._running(host):
             lab.ssh(host.name, WIPE_HOST, check=False)

@@ -18,6 +18,16 @@ except OSError:
 """
 
 
+@pytest.mark.modes("offline")
+def test_offline_hosts_have_no_registry(lab) -> None:
+    assert lab.lab.recorded_offline()
+    pulled = lab.ssh("worker1", "docker pull nginx", check=False)
+    assert pulled.returncode != 0
+    assert "nginx" in lab.ssh("worker1", "docker image ls --format '{{.Repository}}'").stdout
+    lab.lab.up(3)  # a later `lab up` keeps the mode
+    assert lab.lab.recorded_offline()
+
+
 def test_the_control_resolver_drops_and_logs_every_query(lab) -> None:
     result = subprocess.run(
         lab.lab.control_argv([sys.executable, "-c", LOOKUP]),

@@ -58,8 +58,9 @@ def node_state(cluster: Cluster, name: str) -> str:
 
 class Supervisor:
     def __init__(self, cluster: Cluster, *args: str) -> None:
+        argv = [sys.executable, "-m", "swarmctl", "supervise", "--interval", INTERVAL, *args]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "swarmctl", "supervise", "--interval", INTERVAL, *args],
+            cluster.lab.lab.control_argv(argv) if cluster.dead_dns else argv,
             env=cluster.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -88,6 +89,7 @@ def supervisor(web: Cluster) -> Iterator[Supervisor]:
     sup.stop()
 
 
+@pytest.mark.modes("online", "offline")
 def test_a_removed_replica_is_replaced_in_its_slot(web: Cluster, supervisor: Supervisor) -> None:
     (victim,) = [t for t in running(web) if t["slot"] == 2]
     host = next(
@@ -147,6 +149,7 @@ def test_an_unhealthy_replica_is_replaced(cluster: Cluster) -> None:
         sup.stop()
 
 
+@pytest.mark.modes("online", "offline")
 def test_a_crashed_host_is_down_and_its_replicas_run_elsewhere(
     web: Cluster, supervisor: Supervisor
 ) -> None:
@@ -168,6 +171,7 @@ def test_a_crashed_host_is_down_and_its_replicas_run_elsewhere(
     assert sum(len(ids) for ids in containers(web).values()) == 3
 
 
+@pytest.mark.modes("online", "offline")
 def test_a_healed_partition_leaves_exactly_the_replicas_asked_for(
     web: Cluster, supervisor: Supervisor
 ) -> None:
