@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from swarmctl import netns
+from swarmctl.commands.docker import error_line
 from swarmctl.errors import SwarmctlError
 from swarmctl.inventory import InventoryHost
-from swarmctl.proc import last_line
 
 # paramiko (and invoke, which it pulls in) takes ~100 ms to import: it is imported where a
 # connection is used, so that commands which reach no host never pay for it.
@@ -291,7 +291,7 @@ class SSHConnection:
             seconds,
         )
         if check and code != 0:
-            detail = last_line(result.stderr) or last_line(result.stdout) or f"exit {code}"
+            detail = error_line(result.stderr) or error_line(result.stdout) or f"exit {code}"
             raise CommandFailed(f"{self.name}: `{_short(line)}` failed: {detail}", result)
         return result
 
@@ -300,7 +300,7 @@ class SSHConnection:
         line, code, out, err, seconds = self._exec(command, timeout, None)
         if code != 0:
             result = Result(self.name, line, code, "", err.decode(errors="replace"), seconds)
-            detail = last_line(result.stderr) or f"exit {code}"
+            detail = error_line(result.stderr) or f"exit {code}"
             raise CommandFailed(f"{self.name}: `{_short(line)}` failed: {detail}", result)
         return out
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from swarmctl import mesh
-from swarmctl.commands.render import render
 from swarmctl.mesh import Destination, Helper, IngressPort, NodeServices, VirtualIP
+from swarmctl.services import mesh_script
 
 CLUSTER_ID = "clusterid0000000000000001"
 SERVICE_ID = "websvc000000000000000000w"
@@ -41,7 +41,7 @@ SERVICES = NodeServices(
 
 
 def script_for(services: NodeServices) -> str:
-    return render("services/converge.sh.j2", s=services, mark=MARK, probability=mesh.probability)
+    return mesh_script(services)
 
 
 def sh_syntax_errors(script: str) -> str:
