@@ -89,7 +89,7 @@ def up(name: str, hosts: int) -> Lab:
     lab.up(hosts)
     print(f"lab {name}: {hosts} hosts up in {time.perf_counter() - started:.1f} s", flush=True)
     for host in lab.recorded_hosts():
-        run(lab.ssh_argv(host.name, ["docker pull -q nginx && docker pull -q busybox"]))
+        run(lab.ssh_argv(host.name, ["docker pull -q nginx"]))
     return lab
 
 

@@ -201,7 +201,7 @@ def up(name: str) -> Hosts:
     started = time.perf_counter()
     hosts = Hosts(lab, lab.up(HOSTS))
     print(f"lab {name}: {HOSTS} hosts up in {time.perf_counter() - started:.1f} s")
-    hosts.on_all("docker pull -q nginx >/dev/null && docker pull -q busybox >/dev/null")
+    hosts.on_all("docker pull -q nginx >/dev/null")
     return hosts
 
 

@@ -198,12 +198,7 @@ def _start(
 
 
 def _reason(failure: CommandFailed) -> str:
-    lines = [
-        line.strip()
-        for line in failure.result.stderr.splitlines()
-        if line.strip() and not line.startswith("See 'docker")  # docker run's help hint
-    ]
-    return lines[-1] if lines else f"exit status {failure.result.exit_code}"
+    return docker.error_line(failure.result.stderr) or f"exit status {failure.result.exit_code}"
 
 
 def _failed(task: Task, code: int, error: str, service: Service) -> Task:

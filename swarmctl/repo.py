@@ -74,7 +74,13 @@ class Repo:
 
     def find_cluster(self) -> Cluster | None:
         docs = self._db.table("cluster").all()
-        return from_json(Cluster, docs[0]) if docs else None
+        if not docs:
+            return None
+        # States written before the built-in pause image hold the old default, "busybox",
+        # which no command let a user choose: they get the built-in image too.
+        if docs[0].get("helper_image") == "busybox":
+            return from_json(Cluster, {**docs[0], "helper_image": ""})
+        return from_json(Cluster, docs[0])
 
     def set_cluster(self, cluster: Cluster) -> None:
         table = self._db.table("cluster")

@@ -13,10 +13,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from swarmctl import clock, executor, leases, networking
+from swarmctl import clock, executor, leases, networking, pause
 from swarmctl.commands.render import render
 from swarmctl.errors import SwarmctlError
-from swarmctl.mesh import INGRESS, MESH_MARK, node_services, probability, task_networks
+from swarmctl.mesh import (
+    INGRESS,
+    MESH_MARK,
+    NodeServices,
+    node_services,
+    probability,
+    task_networks,
+)
 from swarmctl.models import (
     Mode,
     NodeState,
@@ -38,6 +45,8 @@ MAX_ROUNDS = 4
 LEASE_WAIT = 30.0  # how long a command waits for a service the supervisor is acting on
 LEASE_TTL = 600.0  # a command that dies mid-way blocks the service at most this long
 DYNAMIC_PORTS = range(30000, 32768)  # swarm's range for ingress ports left unnamed
+# The helpers' built-in image, carried by every converge script that may need it.
+PAUSE_ARCHIVES = {arch: pause.archive_base64(arch) for arch in ("amd64", "arm64")}
 
 Progress = Callable[[Task], None]
 
@@ -290,20 +299,33 @@ def converge_mesh(store: StateStore, pool: Pool) -> list[str]:
         services, tasks, networks = repo.services.all(), repo.tasks.all(), repo.networks.all()
     targets = [n for n in nodes if n.state != NodeState.DOWN]
     scripts = {
-        n.hostname: render(
-            "services/converge.sh.j2",
-            mark=MESH_MARK,
-            probability=probability,
-            s=node_services(cluster.id, n, services, tasks, networks, cluster.helper_image),
+        n.hostname: mesh_script(
+            node_services(cluster.id, n, services, tasks, networks, cluster.helper_image)
         )
         for n in targets
     }
-    results = pool.each(lambda conn: conn.run(scripts[conn.name], timeout=120), list(scripts))
-    return [
-        f"{error}: its routing mesh will be updated at the next change"
-        for error in results.values()
-        if isinstance(error, SwarmctlError)
-    ]
+    results = pool.each(
+        lambda conn: conn.run(scripts[conn.name], timeout=120, check=False), list(scripts)
+    )
+    warnings = []
+    for name, result in results.items():
+        if isinstance(result, SwarmctlError):
+            warnings.append(f"{result}: its routing mesh will be updated at the next change")
+        elif result.exit_code != 0:  # one line per failed step; the other steps were done
+            lines = [line for line in result.stderr.splitlines() if line.strip()]
+            warnings += [f"{name}: {line}" for line in lines or [f"exit {result.exit_code}"]]
+    return warnings
+
+
+def mesh_script(wanted: NodeServices) -> str:
+    return render(
+        "services/converge.sh.j2",
+        s=wanted,
+        mark=MESH_MARK,
+        probability=probability,
+        pause_image=pause.IMAGE,
+        pause=PAUSE_ARCHIVES,
+    )
 
 
 def status(store: StateStore, service_ids: Iterable[str]) -> list[Convergence]:

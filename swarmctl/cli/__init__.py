@@ -11,7 +11,7 @@ from typing import Annotated
 import click
 import typer
 
-from swarmctl.cli import cluster, lab, network, node, service, state, supervise
+from swarmctl.cli import cluster, image, lab, network, node, service, state, supervise
 from swarmctl.cli.common import new_app
 from swarmctl.cli.context import Env
 from swarmctl.errors import SwarmctlError
@@ -58,6 +58,7 @@ for command in (
 app.add_typer(node.app, name="node")
 app.add_typer(network.app, name="network")
 app.add_typer(service.app, name="service")
+app.add_typer(image.app, name="image")
 app.add_typer(state.app, name="state")
 app.add_typer(lab.app, name="lab")
 

@@ -149,6 +149,17 @@ def remove_tasks(task_ids: Sequence[str]) -> str:
     )
 
 
+def error_line(stderr: str) -> str:
+    """Docker's own error in a failed command's stderr, not the help hint it ends with
+    ("Run 'docker run --help' for more information"); "" if it said nothing."""
+    lines = [
+        line.strip()
+        for line in stderr.splitlines()
+        if line.strip() and not line.strip().startswith(("Run 'docker", "See 'docker"))
+    ]
+    return lines[-1] if lines else ""
+
+
 def save_image(image: str) -> str:
     return shlex.join(["docker", "save", image])
 

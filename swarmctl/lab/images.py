@@ -4,8 +4,8 @@ lab registry, from which every host pulls them as it would in production.
 - `nginx` (docker.io/library/nginx via the registry mirror): Debian's nginx, answering
   every request with the container's hostname, so a client sees which replica answered;
   busybox gives it a shell, wget and nc for health checks and debugging.
-- `busybox` (docker.io/library/busybox): busybox alone, as on Docker Hub; swarmctl's
-  helper containers (service virtual IPs) run it.
+- `busybox` (docker.io/library/busybox): busybox alone, as on Docker Hub, for services
+  that tests run (swarmctl's own helpers need no image from here: pause.py).
 - `swarmctl/tools`: busybox (sh, ping, wget, nc, nslookup) and iperf3, for tests.
 
 A rootfs is the packages unpacked with `dpkg-deb -x` plus the shared libraries their

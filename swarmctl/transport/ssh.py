@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from swarmctl import netns
+from swarmctl.commands.docker import error_line
 from swarmctl.errors import SwarmctlError
 from swarmctl.inventory import InventoryHost
-from swarmctl.proc import last_line
 
 # paramiko (and invoke, which it pulls in) takes ~100 ms to import: it is imported where a
 # connection is used, so that commands which reach no host never pay for it.
@@ -335,7 +335,7 @@ class SSHConnection:
             seconds,
         )
         if check and code != 0:
-            detail = last_line(result.stderr) or last_line(result.stdout) or f"exit {code}"
+            detail = error_line(result.stderr) or error_line(result.stdout) or f"exit {code}"
             raise CommandFailed(f"{self.name}: `{_short(line)}` failed: {detail}", result)
         return result
 
@@ -344,7 +344,7 @@ class SSHConnection:
         line, code, out, err, seconds = self._exec(command, timeout, None)
         if code != 0:
             result = Result(self.name, line, code, "", err.decode(errors="replace"), seconds)
-            detail = last_line(result.stderr) or f"exit {code}"
+            detail = error_line(result.stderr) or f"exit {code}"
             raise CommandFailed(f"{self.name}: `{_short(line)}` failed: {detail}", result)
         return out
 

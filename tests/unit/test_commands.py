@@ -408,3 +408,55 @@ def test_a_failed_run_is_explained_by_the_daemon_not_by_dockers_help_hint() -> N
     failed = CommandFailed("x", Result("worker1", "sh", docker.CREATE_FAILED, "", stderr, 0.1))
 
     assert _reason(failed) == "docker: Error response from daemon: no such network."
+
+
+# ------------------------------------------------------------------- docker's error line
+# stderr as the lab's dockerd (Docker 26) wrote it.
+BIND_SOURCE_MISSING = (
+    'docker: Error response from daemon: invalid mount config for type "bind": '
+    "bind source path does not exist: /nonexistent\n\n"
+    "Run 'docker run --help' for more information\n"
+)
+PULL_WITHOUT_REGISTRY = (
+    "Unable to find image 'nosuchimage:zz' locally\n"
+    'docker: Error response from daemon: Get "https://registry-1.docker.io/v2/": dial tcp: '
+    "lookup registry-1.docker.io on 10.99.151.1:53: read udp 10.99.151.11:58803->"
+    "10.99.151.1:53: read: connection refused\n\n"
+    "Run 'docker run --help' for more information\n"
+)
+NO_NETWORK = (
+    "Unable to find image 'nginx:latest' locally\nlatest: Pulling from library/nginx\n"
+    "Status: Downloaded newer image for nginx:latest\n"
+    "docker: Error response from daemon: network nonet not found\n\n"
+    "Run 'docker run --help' for more information\n"
+)
+OLD_HINT = "docker: Error response from daemon: Conflict.\nSee 'docker run --help'.\n"
+BAD_LOAD = "Error processing tar file(exit status 1): unexpected EOF\n"
+
+
+@pytest.mark.parametrize(
+    ("stderr", "line"),
+    [
+        (
+            BIND_SOURCE_MISSING,
+            'docker: Error response from daemon: invalid mount config for type "bind": '
+            "bind source path does not exist: /nonexistent",
+        ),
+        (PULL_WITHOUT_REGISTRY, PULL_WITHOUT_REGISTRY.splitlines()[1]),
+        (NO_NETWORK, "docker: Error response from daemon: network nonet not found"),
+        (OLD_HINT, "docker: Error response from daemon: Conflict."),
+        (BAD_LOAD, "Error processing tar file(exit status 1): unexpected EOF"),
+        ("", ""),
+        ("\nRun 'docker run --help' for more information\n", ""),
+    ],
+    ids=["bind-source", "pull", "network", "old-hint", "load", "empty", "hint-only"],
+)
+def test_error_line_is_dockers_error_not_its_help_hint(stderr: str, line: str) -> None:
+    assert docker.error_line(stderr) == line
+
+
+def test_a_task_rejected_for_a_missing_bind_source_names_dockers_error() -> None:
+    failed = CommandFailed(
+        "x", Result("w1", "docker run", docker.CREATE_FAILED, "", BIND_SOURCE_MISSING, 0.1)
+    )
+    assert _reason(failed).endswith("bind source path does not exist: /nonexistent")

@@ -4,6 +4,7 @@ docker/iptables/iptables-restore first on PATH, including with hostile names.
 """
 
 import os
+import platform
 import shlex
 import subprocess
 from dataclasses import dataclass, replace
@@ -11,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from swarmctl import mesh
-from swarmctl.commands.render import render
+from swarmctl import mesh, pause
 from swarmctl.mesh import Destination, Helper, IngressPort, NodeServices, VirtualIP
+from swarmctl.services import mesh_script
 
 CLUSTER_ID = "clusterid0000000000000001"
 SERVICE_ID = "websvc000000000000000000w"
@@ -41,7 +42,7 @@ SERVICES = NodeServices(
 
 
 def script_for(services: NodeServices) -> str:
-    return render("services/converge.sh.j2", s=services, mark=MARK, probability=mesh.probability)
+    return mesh_script(services)
 
 
 def sh_syntax_errors(script: str) -> str:
@@ -155,7 +156,10 @@ def test_a_target_that_is_no_address_is_refused_at_render_time() -> None:
 # Each stub logs its argv, NUL-separated. `docker inspect` answers from answers/inspect,
 # `docker ps` from answers/ps, `iptables -t nat -S` from answers/nat; `iptables -C` finds
 # no rule, `iptables -S DOCKER-USER` succeeds if answers/docker-user exists, and
-# iptables-restore appends its input to restored.txt. `rm` and `touch` are stubbed too.
+# iptables-restore appends its input to restored.txt (and fails if answers/restore-fails
+# exists). `docker image inspect` finds an image if answers/image exists, `docker import`
+# keeps its input in answers/imported, `docker run` fails with answers/run-fails as its
+# stderr if that exists. `rm` and `touch` are stubbed too.
 
 STUB = """#!/bin/sh
 printf 'A%s\\000' "${0##*/}" "$@" >> LOG
@@ -164,6 +168,9 @@ case "${0##*/}" in
     docker)
         case "$1" in
             inspect) [ -f ANSWERS/inspect ] || exit 1; cat ANSWERS/inspect ;;
+            image) [ -f ANSWERS/image ] || exit 1 ;;
+            import) cat > ANSWERS/imported ;;
+            run) [ -f ANSWERS/run-fails ] && { cat ANSWERS/run-fails >&2; exit 125; } ;;
             ps) [ -f ANSWERS/ps ] && cat ANSWERS/ps ;;
         esac ;;
     iptables)
@@ -172,7 +179,9 @@ case "${0##*/}" in
             *" -S DOCKER-USER "*) [ -f ANSWERS/docker-user ] || exit 1 ;;
             *" -t nat -S "*) [ -f ANSWERS/nat ] && cat ANSWERS/nat ;;
         esac ;;
-    iptables-restore) cat >> RESTORED ;;
+    iptables-restore)
+        cat >> RESTORED
+        [ -f ANSWERS/restore-fails ] && { echo "iptables-restore: line 3 failed" >&2; exit 1; } ;;
 esac
 exit 0
 """
@@ -396,3 +405,54 @@ def test_a_hostile_protocol_cannot_end_the_iptables_rules(tmp_path: Path) -> Non
         return
     run_with_stubs(tmp_path, script)
     assert not marker.exists()
+
+
+# ------------------------------------------------------------- failures and the pause image
+BIND_ERROR = (
+    "docker: Error response from daemon: network front not found\n\n"
+    "Run 'docker run --help' for more information\n"
+)
+
+
+def test_a_helper_that_cannot_start_leaves_every_rule_written(tmp_path: Path) -> None:
+    script = script_for(SERVICES)
+    run = run_with_stubs(tmp_path, script, {"run-fails": BIND_ERROR})
+    assert run.returncode == 3
+    assert run.restored.splitlines() == restore_input(script)
+    assert len([c for c in run.calls_of("iptables") if "-I" in c]) == 6
+    assert run.stderr.splitlines() == [
+        "starting helper swarmctl-vip.web.front: "
+        "docker: Error response from daemon: network front not found"
+    ]
+
+
+def test_rules_that_fail_to_restore_are_named_and_the_helpers_still_start(tmp_path: Path) -> None:
+    run = run_with_stubs(tmp_path, script_for(SERVICES), {"restore-fails": ""})
+    assert run.returncode == 3
+    assert run.stderr.splitlines() == [
+        "writing the mesh and VIP rules: iptables-restore: line 3 failed"
+    ]
+    assert len(run.calls_of("docker", "run")) == 1
+
+
+def test_without_an_image_of_their_own_helpers_run_the_imported_pause_image(
+    tmp_path: Path,
+) -> None:
+    run = run_with_stubs(tmp_path, script_for(replace(SERVICES, helper_image="")))
+    assert run.returncode == 0, run.stderr
+    (imported,) = run.calls_of("docker", "import")
+    assert imported == ["docker", "import", "--change", 'CMD ["/pause"]', "-", pause.IMAGE]
+    arch = pause.docker_arch(platform.machine())
+    assert (tmp_path / "answers" / "imported").read_bytes() == pause.archive(arch)
+    (start,) = run.calls_of("docker", "run")
+    assert start[-1] == pause.IMAGE
+
+
+def test_a_node_that_has_the_pause_image_does_not_import_it_again(tmp_path: Path) -> None:
+    run = run_with_stubs(tmp_path, script_for(replace(SERVICES, helper_image="")), {"image": ""})
+    assert run.calls_of("docker", "import") == []
+    assert run.calls_of("docker", "run")[0][-1] == pause.IMAGE
+
+
+def test_a_script_without_helpers_carries_no_pause_image() -> None:
+    assert "base64" not in script_for(replace(SERVICES, helpers=(), helper_image=""))
