@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from swarmctl import clock, executor, leases, networking
+from swarmctl import clock, executor, leases, networking, pinning
 from swarmctl.commands.render import render
 from swarmctl.errors import SwarmctlError
 from swarmctl.mesh import INGRESS, MESH_MARK, node_services, probability, task_networks
@@ -29,9 +29,11 @@ from swarmctl.models import (
 )
 from swarmctl.naming import new_id
 from swarmctl.network import ipam
+from swarmctl.pinning import ResolveImage
 from swarmctl.reconciler import Plan, reconcile
 from swarmctl.repo import Repo
 from swarmctl.state import StateStore
+from swarmctl.transport.engine import Engine
 from swarmctl.transport.group import Pool
 
 MAX_ROUNDS = 4
@@ -59,9 +61,19 @@ def create(
     pool: Pool,
     spec: ServiceSpec,
     ssh_ports: Iterable[int],
+    resolve: ResolveImage = ResolveImage.ALWAYS,
 ) -> tuple[Service, list[str]]:
-    """Record a new service; return it and warnings. Converging is the caller's next step."""
+    """Record a new service; return it and warnings. Converging is the caller's next step.
+
+    The image is pinned to its digest first (resolve), outside the state lock: a registry
+    that does not answer holds no other command up."""
     warnings: list[str] = []
+    if pinning.wants_digest(spec.image, resolve):
+        with store.read() as db:
+            ready = [n for n in Repo(db).nodes.all() if n.state == NodeState.READY]
+        image, warning = pinning.pin(spec.image, ready, _distribution(pool))
+        spec = replace(spec, image=image)
+        warnings += [warning] if warning else []
     with store.transaction() as db:
         repo = Repo(db)
         repo.cluster()
@@ -96,6 +108,21 @@ def create(
     if new_ingress:
         warnings += networking.converge(store, pool, nodes)
     return service, warnings
+
+
+def _distribution(pool: Pool) -> Callable[[str, str, float], dict]:
+    """Ask a node's engine what its registry says a reference is (its digest)."""
+
+    def inspect(hostname: str, reference: str, timeout: float) -> dict:
+        if hostname not in pool.connections:
+            raise SwarmctlError(f"{hostname}: not in the inventory")
+        engine = Engine(pool[hostname], timeout)
+        try:
+            return engine.get(f"/distribution/{reference}/json")
+        finally:
+            engine.close()
+
+    return inspect
 
 
 def _publish(spec: ServiceSpec, services: Sequence[Service], ssh_ports: set[int]) -> dict:
