@@ -127,7 +127,9 @@ class ImageRef:
 
     def shown(self) -> str:
         """The full reference as `service inspect` shows it: `nginx:latest@sha256:…`."""
-        return self.brief() + (f"@{self.digest}" if self.digest else "")
+        if self.tag is None and self.digest:
+            return f"{self.name}@{self.digest}"
+        return f"{self.name}:{self.tag or 'latest'}" + (f"@{self.digest}" if self.digest else "")
 
     def brief(self) -> str:
         """As `service ls`/`ps` show it: the tag without the digest (`nginx:latest`),
