@@ -300,8 +300,8 @@ def test_a_command_that_does_not_finish_times_out_naming_the_host() -> None:
 # ------------------------------------------------------------------------- run_task
 
 # A stand-in `docker` that logs its argv (one NUL-separated line per call) and acts as
-# FAKE_IMAGE (present|missing|the one reference present), FAKE_DAEMON (up|down), FAKE_PULL (ok|fail) and FAKE_RUN
-# (ok|no-create|no-start) say: the script's branches are tested, not Docker.
+# FAKE_IMAGE (present|missing|the one reference present), FAKE_DAEMON (up|down),
+# FAKE_PULL (ok|fail) and FAKE_RUN (ok|no-create|no-start) say: the script's branches are tested, not Docker.
 FAKE_DOCKER = r"""#!/bin/sh
 printf '%s\0' "$@" >> "$LOG"; printf '\n' >> "$LOG"
 case "$1 $2" in

@@ -78,7 +78,7 @@ def test_a_pinned_reference_runs_by_digest_and_is_copied_under_a_tag() -> None:
 def test_resolve_modes_as_docker_names_them() -> None:
     assert resolve_mode("always", False) == ResolveImage.ALWAYS
     assert resolve_mode("always", True) == ResolveImage.NEVER
-    with pytest.raises(SwarmctlError, match="^--resolve-image 'sometimes': use always"):
+    with pytest.raises(SwarmctlError, match=r"^--resolve-image 'sometimes': use always"):
         resolve_mode("sometimes", False)
 
 
