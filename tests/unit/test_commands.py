@@ -301,7 +301,8 @@ def test_a_command_that_does_not_finish_times_out_naming_the_host() -> None:
 
 # A stand-in `docker` that logs its argv (one NUL-separated line per call) and acts as
 # FAKE_IMAGE (present|missing|the one reference present), FAKE_DAEMON (up|down),
-# FAKE_PULL (ok|fail) and FAKE_RUN (ok|no-create|no-start) say: the script's branches are tested, not Docker.
+# FAKE_PULL (ok|fail) and FAKE_RUN (ok|no-create|no-start) say: the script's branches are
+# tested, not Docker.
 FAKE_DOCKER = r"""#!/bin/sh
 printf '%s\0' "$@" >> "$LOG"; printf '\n' >> "$LOG"
 case "$1 $2" in
@@ -346,9 +347,7 @@ def run_script(tmp_path: Path, script: str, **fake: str) -> tuple[int, list[list
     return done.returncode, calls, done.stderr
 
 
-def run_task_script(
-    networks: list[str], env: tuple[str, ...] = (), image: str = "nginx"
-) -> str:
+def run_task_script(networks: list[str], env: tuple[str, ...] = (), image: str = "nginx") -> str:
     service = Service("svc", ServiceSpec("web", image, env=env), "", "")
     task = Task("t1", "svc", 1, "2026-11-25T12:00:00.000+00:00", node_id="n1")
     return docker.run_task("c1", service, task, networks)
