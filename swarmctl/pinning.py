@@ -22,6 +22,10 @@ PER_NODE_SECONDS = 1.5
 TOTAL_SECONDS = 4.0
 
 
+class UnknownImage(SwarmctlError):
+    """The registry answered that it has no such image: asking more nodes costs requests."""
+
+
 class ResolveImage(StrEnum):
     ALWAYS = "always"
     CHANGED = "changed"
@@ -60,7 +64,7 @@ def pin(
     """The image pinned to its digest, or as given with a one-line warning.
 
     inspect(hostname, reference, timeout) returns the engine's distribution document
-    or raises SwarmctlError."""
+    or raises SwarmctlError (UnknownImage when the registry has no such image)."""
     ref = ImageRef.parse(image)
     deadline = clock() + TOTAL_SECONDS
     failures: list[str] = []
@@ -73,6 +77,8 @@ def pin(
             document = inspect(node.hostname, ref.brief(), min(PER_NODE_SECONDS, left))
         except SwarmctlError as error:
             failures.append(str(error).splitlines()[0] if str(error) else node.hostname)
+            if isinstance(error, UnknownImage):
+                break
             continue
         digest = (document or {}).get("Descriptor", {}).get("digest", "")
         if SHA256_RE.fullmatch(digest):

@@ -33,7 +33,7 @@ from swarmctl.pinning import ResolveImage
 from swarmctl.reconciler import Plan, reconcile
 from swarmctl.repo import Repo
 from swarmctl.state import StateStore
-from swarmctl.transport.engine import Engine
+from swarmctl.transport.engine import Engine, NotFound
 from swarmctl.transport.group import Pool
 
 MAX_ROUNDS = 4
@@ -119,6 +119,8 @@ def _distribution(pool: Pool) -> Callable[[str, str, float], dict]:
         engine = Engine(pool[hostname], timeout)
         try:
             return engine.get(f"/distribution/{reference}/json")
+        except NotFound as error:
+            raise pinning.UnknownImage(str(error)) from None
         finally:
             engine.close()
 

@@ -4,7 +4,7 @@ import pytest
 
 from swarmctl.errors import SwarmctlError
 from swarmctl.models import Node, NodeState, Role
-from swarmctl.pinning import ResolveImage, pin, resolve_mode, wants_digest
+from swarmctl.pinning import ResolveImage, UnknownImage, pin, resolve_mode, wants_digest
 from swarmctl.spec import ImageRef
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
@@ -144,3 +144,16 @@ def test_no_registry_leaves_the_tag_with_one_warning_within_the_budget() -> None
     assert warning is not None and "\n" not in warning
     assert warning.startswith("image nginx could not be resolved to a digest (m1: the Docker")
     assert sum(timeouts) <= 5.0 and now[0] <= 5.0
+
+
+def test_an_image_the_registry_does_not_have_is_asked_for_once() -> None:
+    asked = []
+
+    def inspect(hostname: str, reference: str, timeout: float) -> dict:
+        asked.append(hostname)
+        raise UnknownImage(f"{hostname}: GET /distribution: 404 manifest unknown")
+
+    image, warning = pin("nosuch/image:1", NODES, inspect)
+
+    assert (image, asked) == ("nosuch/image:1", ["m1"])
+    assert warning is not None and "404 manifest unknown" in warning
