@@ -126,17 +126,15 @@ class ImageRef:
         return self.path.removeprefix("library/")
 
     def shown(self) -> str:
-        """The full reference as `service inspect` shows it: `nginx:latest@sha256:…`."""
-        if self.tag is None and self.digest:
-            return f"{self.name}@{self.digest}"
-        return f"{self.name}:{self.tag or 'latest'}" + (f"@{self.digest}" if self.digest else "")
+        """The whole reference as `service inspect` shows it: `nginx:latest@sha256:…`."""
+        return self.brief() + (f"@{self.digest}" if self.digest and self.tag else "")
 
     def brief(self) -> str:
-        """As `service ls`/`ps` show it: the tag without the digest (`nginx:latest`),
-        or the digest when no tag was named."""
-        if self.tag is None and self.digest:
-            return f"{self.name}@{self.digest}"
-        return f"{self.name}:{self.tag or 'latest'}"
+        """As `service ls`/`ps` show it, as docker's CLI does: a tagged reference without
+        its digest (`nginx:latest`), any other as it is (`nginx`, `nginx@sha256:…`)."""
+        if self.tag:
+            return f"{self.name}:{self.tag}"
+        return self.name + (f"@{self.digest}" if self.digest else "")
 
     def pinned(self, digest: str) -> "ImageRef":
         return replace(self, tag=self.tag or "latest", digest=digest)

@@ -54,7 +54,8 @@ def test_a_bad_reference_is_one_line_naming_it(text: str, why: str) -> None:
 @pytest.mark.parametrize(
     ("text", "shown", "brief"),
     [
-        ("nginx", "nginx:latest", "nginx:latest"),
+        ("nginx", "nginx", "nginx"),
+        ("nginx:latest", "nginx:latest", "nginx:latest"),
         ("docker.io/library/nginx:1.25", "nginx:1.25", "nginx:1.25"),
         (f"nginx:latest@{DIGEST}", f"nginx:latest@{DIGEST}", "nginx:latest"),
         (f"reg:5000/app@{DIGEST}", f"reg:5000/app@{DIGEST}", f"reg:5000/app@{DIGEST}"),
@@ -113,7 +114,7 @@ def test_the_leader_is_asked_first_and_one_answer_is_enough() -> None:
         return {"Descriptor": {"digest": DIGEST}}
 
     assert pin("nginx", NODES, inspect) == (f"nginx:latest@{DIGEST}", None)
-    assert asked == [("m1", "nginx:latest")]
+    assert asked == [("m1", "nginx")]
 
 
 def test_a_node_that_cannot_reach_the_registry_hands_over_to_the_next() -> None:
