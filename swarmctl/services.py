@@ -66,30 +66,20 @@ def create(
     """Record a new service; return it and warnings. Converging is the caller's next step.
 
     The image is pinned to its digest first (resolve), outside the state lock: a registry
-    that does not answer holds no other command up."""
+    that does not answer holds no other command up. Bad input is refused before that, so
+    it costs no registry request; the checks run again in the transaction."""
     warnings: list[str] = []
+    ssh_ports = set(ssh_ports)
     if pinning.wants_digest(spec.image, resolve):
         with store.read() as db:
+            _check(Repo(db), spec, ssh_ports)
             ready = [n for n in Repo(db).nodes.all() if n.state == NodeState.READY]
         image, warning = pinning.pin(spec.image, ready, _distribution(pool))
         spec = replace(spec, image=image)
         warnings += [warning] if warning else []
     with store.transaction() as db:
         repo = Repo(db)
-        repo.cluster()
-        services = repo.services.all()
-        if any(s.spec.name == spec.name for s in services):
-            raise SwarmctlError(f"service {spec.name} already exists")
-        networks = {n.name: n for n in repo.networks.all()}
-        for name in spec.networks:
-            if name not in networks:
-                raise SwarmctlError(f"network {name} not found")
-            if name == INGRESS:
-                raise SwarmctlError(
-                    "network ingress is the routing mesh's: publish a port "
-                    "with -p instead of attaching to it"
-                )
-        published = _publish(spec, services, set(ssh_ports))
+        services, networks, published = _check(repo, spec, ssh_ports)
         needs_ingress = INGRESS in task_networks(spec)
         now = clock.now()
         service = Service(
@@ -108,6 +98,26 @@ def create(
     if new_ingress:
         warnings += networking.converge(store, pool, nodes)
     return service, warnings
+
+
+def _check(
+    repo: Repo, spec: ServiceSpec, ssh_ports: Iterable[int]
+) -> tuple[list[Service], dict, dict]:
+    """The cluster's services and networks, and the spec's published ports, if it fits."""
+    repo.cluster()
+    services = repo.services.all()
+    if any(s.spec.name == spec.name for s in services):
+        raise SwarmctlError(f"service {spec.name} already exists")
+    networks = {n.name: n for n in repo.networks.all()}
+    for name in spec.networks:
+        if name not in networks:
+            raise SwarmctlError(f"network {name} not found")
+        if name == INGRESS:
+            raise SwarmctlError(
+                "network ingress is the routing mesh's: publish a port "
+                "with -p instead of attaching to it"
+            )
+    return services, networks, _publish(spec, services, set(ssh_ports))
 
 
 def _distribution(pool: Pool) -> Callable[[str, str, float], dict]:
