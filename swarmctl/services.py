@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from swarmctl import clock, executor, leases, networking, pause
+from swarmctl import clock, executor, leases, networking, pause, pinning
 from swarmctl.commands.render import render
 from swarmctl.errors import SwarmctlError
 from swarmctl.mesh import (
@@ -36,9 +36,11 @@ from swarmctl.models import (
 )
 from swarmctl.naming import new_id
 from swarmctl.network import ipam
+from swarmctl.pinning import ResolveImage
 from swarmctl.reconciler import Plan, reconcile
 from swarmctl.repo import Repo
 from swarmctl.state import StateStore
+from swarmctl.transport.engine import Engine, NotFound
 from swarmctl.transport.group import Pool
 
 MAX_ROUNDS = 4
@@ -68,25 +70,25 @@ def create(
     pool: Pool,
     spec: ServiceSpec,
     ssh_ports: Iterable[int],
+    resolve: ResolveImage = ResolveImage.ALWAYS,
 ) -> tuple[Service, list[str]]:
-    """Record a new service; return it and warnings. Converging is the caller's next step."""
+    """Record a new service; return it and warnings. Converging is the caller's next step.
+
+    The image is pinned to its digest first (resolve), outside the state lock: a registry
+    that does not answer holds no other command up. Bad input is refused before that, so
+    it costs no registry request; the checks run again in the transaction."""
     warnings: list[str] = []
+    ssh_ports = set(ssh_ports)
+    if pinning.wants_digest(spec.image, resolve):
+        with store.read() as db:
+            _check(Repo(db), spec, ssh_ports)
+            ready = [n for n in Repo(db).nodes.all() if n.state == NodeState.READY]
+        image, warning = pinning.pin(spec.image, ready, _distribution(pool))
+        spec = replace(spec, image=image)
+        warnings += [warning] if warning else []
     with store.transaction() as db:
         repo = Repo(db)
-        repo.cluster()
-        services = repo.services.all()
-        if any(s.spec.name == spec.name for s in services):
-            raise SwarmctlError(f"service {spec.name} already exists")
-        networks = {n.name: n for n in repo.networks.all()}
-        for name in spec.networks:
-            if name not in networks:
-                raise SwarmctlError(f"network {name} not found")
-            if name == INGRESS:
-                raise SwarmctlError(
-                    "network ingress is the routing mesh's: publish a port "
-                    "with -p instead of attaching to it"
-                )
-        published = _publish(spec, services, set(ssh_ports))
+        services, networks, published = _check(repo, spec, ssh_ports)
         needs_ingress = INGRESS in task_networks(spec)
         now = clock.now()
         service = Service(
@@ -105,6 +107,43 @@ def create(
     if new_ingress:
         warnings += networking.converge(store, pool, nodes)
     return service, warnings
+
+
+def _check(
+    repo: Repo, spec: ServiceSpec, ssh_ports: Iterable[int]
+) -> tuple[list[Service], dict, dict]:
+    """The cluster's services and networks, and the spec's published ports, if it fits."""
+    repo.cluster()
+    services = repo.services.all()
+    if any(s.spec.name == spec.name for s in services):
+        raise SwarmctlError(f"service {spec.name} already exists")
+    networks = {n.name: n for n in repo.networks.all()}
+    for name in spec.networks:
+        if name not in networks:
+            raise SwarmctlError(f"network {name} not found")
+        if name == INGRESS:
+            raise SwarmctlError(
+                "network ingress is the routing mesh's: publish a port "
+                "with -p instead of attaching to it"
+            )
+    return services, networks, _publish(spec, services, set(ssh_ports))
+
+
+def _distribution(pool: Pool) -> Callable[[str, str, float], dict]:
+    """Ask a node's engine what its registry says a reference is (its digest)."""
+
+    def inspect(hostname: str, reference: str, timeout: float) -> dict:
+        if hostname not in pool.connections:
+            raise SwarmctlError(f"{hostname}: not in the inventory")
+        engine = Engine(pool[hostname], timeout)
+        try:
+            return engine.get(f"/distribution/{reference}/json")
+        except NotFound as error:
+            raise pinning.UnknownImage(str(error)) from None
+        finally:
+            engine.close()
+
+    return inspect
 
 
 def _publish(spec: ServiceSpec, services: Sequence[Service], ssh_ports: set[int]) -> dict:

@@ -7,6 +7,7 @@ not look at the cluster, so whether a network exists or a port is free is the ca
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from swarmctl.constraints import parse_constraint, parse_preference
@@ -36,9 +37,11 @@ _DOMAIN = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9a-fA-F:]+\])(?::[0-9]+
 _PATH_PART = r"[a-zA-Z0-9]+(?:(?:[_.]|__|-+)[a-zA-Z0-9]+)*"
 _IMAGE_RE = re.compile(
     rf"(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_PATH_PART}(?:/{_PATH_PART})*)"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
-    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?"
 )
+SHA256_RE = re.compile(r"sha256:[0-9a-f]{64}")
+DOCKER_HUB = "docker.io"
 _NUMBER = r"(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})"
 _DURATION_UNITS = {
     "ns": Fraction(1, 10**9),
@@ -75,6 +78,77 @@ _MOUNT_KEYS = {
 _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 
 Invalid = Callable[[str], SwarmctlError]
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An image reference as docker reads it: `[REGISTRY[:PORT]/]NAME[:TAG][@DIGEST]`.
+
+    The first path part is a registry only when it has a '.' or a ':' or is `localhost`;
+    otherwise the name is Docker Hub's, where a one-part name is under `library/`.
+    """
+
+    domain: str
+    path: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "ImageRef":
+        def invalid(why: str) -> SwarmctlError:
+            return SwarmctlError(f"image {_show(text)}: invalid reference format ({why})")
+
+        if not text:
+            raise invalid("empty")
+        match = _IMAGE_RE.fullmatch(text)
+        if match is None:
+            raise invalid("expected [REGISTRY[:PORT]/]NAME[:TAG][@DIGEST]")
+        domain, path = match["domain"], match["path"]
+        if domain and not ("." in domain or ":" in domain or domain == "localhost"):
+            domain, path = None, f"{domain}/{path}"  # `user/app`: Docker Hub's
+        if path != path.lower():
+            raise invalid("repository name must be lowercase")
+        if len(domain or "") + len(path) > 255:
+            raise invalid("repository name longer than 255 characters")
+        digest = match["digest"]
+        if digest and digest.startswith("sha256:") and not SHA256_RE.fullmatch(digest):
+            raise invalid("a sha256 digest is 64 lowercase hex digits")
+        if domain in (None, DOCKER_HUB, "index.docker.io"):
+            domain = DOCKER_HUB
+            path = path if "/" in path else f"library/{path}"
+        return cls(domain, path, match["tag"], digest)
+
+    @property
+    def name(self) -> str:
+        """The repository as docker shows it: `nginx`, `user/app`, `reg:5000/app`."""
+        if self.domain != DOCKER_HUB:
+            return f"{self.domain}/{self.path}"
+        return self.path.removeprefix("library/")
+
+    def shown(self) -> str:
+        """The whole reference as `service inspect` shows it: `nginx:latest@sha256:…`."""
+        return self.brief() + (f"@{self.digest}" if self.digest and self.tag else "")
+
+    def brief(self) -> str:
+        """As `service ls`/`ps` show it, as docker's CLI does: a tagged reference without
+        its digest (`nginx:latest`), any other as it is (`nginx`, `nginx@sha256:…`)."""
+        if self.tag:
+            return f"{self.name}:{self.tag}"
+        return self.name + (f"@{self.digest}" if self.digest else "")
+
+    def pinned(self, digest: str) -> "ImageRef":
+        return replace(self, tag=self.tag or "latest", digest=digest)
+
+    def by_digest(self) -> str:
+        """What a node pulls and runs: the name at the digest (the tag would be ignored)."""
+        assert self.digest, "only a pinned reference has a digest"
+        return f"{self.name}@{self.digest}"
+
+    def local_tag(self) -> str:
+        """The tag an image copied from a peer gets: `docker load` keeps no digest, so
+        the pinned digest is kept in the tag (`nginx:sha256-<hex>`)."""
+        assert self.digest, "only a pinned reference has a digest"
+        return f"{self.name}:{self.digest.replace(':', '-')}"
 
 
 def default_name(image: str) -> str:
@@ -114,7 +188,7 @@ def build_spec(
     """Validate every option, then return the spec; the first bad option raises SwarmctlError."""
     if not valid_name(name):
         raise SwarmctlError(f"service name {_show(name)}: {NAME_HELP}")
-    _check_image(image)
+    ImageRef.parse(image)
     service_mode = _mode(mode)
     reservations = _resources("--reserve", reserve_cpu, reserve_memory)
     limits = _resources("--limit", limit_cpu, limit_memory)
@@ -319,21 +393,6 @@ def parse_env(items: Sequence[str]) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------- build_spec's parts
-
-
-def _check_image(image: str) -> None:
-    def invalid(why: str) -> SwarmctlError:
-        return SwarmctlError(f"image {_show(image)}: invalid reference format ({why})")
-
-    if not image:
-        raise invalid("empty")
-    match = _IMAGE_RE.fullmatch(image)
-    if match is None:
-        raise invalid("expected [REGISTRY[:PORT]/]NAME[:TAG][@DIGEST]")
-    if match["path"] != match["path"].lower():
-        raise invalid("repository name must be lowercase")
-    if len(match["domain"] or "") + len(match["path"]) > 255:
-        raise invalid("repository name longer than 255 characters")
 
 
 def _mode(mode: str) -> Mode:

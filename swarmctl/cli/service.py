@@ -10,6 +10,7 @@ from swarmctl.cli.common import FormatOpt, QuietOpt, new_app
 from swarmctl.cli.context import env
 from swarmctl.cli.output import warn
 from swarmctl.errors import SwarmctlError
+from swarmctl.spec import ImageRef
 
 app = new_app("Manage services.")
 
@@ -60,12 +61,25 @@ def create(
         int | None,
         typer.Option(help="Failures in a row that make a task unhealthy (and replaced)."),
     ] = None,
+    resolve_image: Annotated[
+        str,
+        typer.Option(
+            help="Pin the image to its registry digest: always, changed or never "
+            "(a registry that cannot be reached leaves the tag, with a warning)."
+        ),
+    ] = "always",
+    no_resolve_image: Annotated[
+        bool, typer.Option("--no-resolve-image", help="Keep the tag: --resolve-image never.")
+    ] = False,
     detach: Detach = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
 ) -> None:
     """Create a service and wait until its tasks run (unless --detach)."""
     from swarmctl import services
+    from swarmctl.pinning import resolve_mode
     from swarmctl.spec import build_spec, default_name
+
+    resolve = resolve_mode(resolve_image, no_resolve_image)
 
     spec = build_spec(
         name=name or default_name(image),
@@ -98,7 +112,7 @@ def create(
     e = env(ctx)
     ssh_ports = {h.port for h in e.inventory.hosts.values()}
     with e.pool() as pool:
-        service, warnings = services.create(e.store, pool, spec, ssh_ports)
+        service, warnings = services.create(e.store, pool, spec, ssh_ports, resolve)
         typer.echo(service.id)
         _converge(e, pool, [service.id], detach, quiet, warnings, always_mesh=True)
 
@@ -183,7 +197,7 @@ def ls(
                 s.spec.name,
                 s.spec.mode.value,
                 f"{running}/{desired}",
-                s.spec.image,
+                ImageRef.parse(s.spec.image).brief(),
                 ports_text(s),
             )
         )

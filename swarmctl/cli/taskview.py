@@ -7,6 +7,7 @@ from swarmctl import clock
 from swarmctl.cli.output import as_json, table
 from swarmctl.codec import to_json
 from swarmctl.models import Node, Service, Task, TaskState
+from swarmctl.spec import ImageRef
 
 HEADERS = ("ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR")
 
@@ -57,7 +58,7 @@ def print_tasks(
             (
                 task.id if no_trunc else task.id[:12],
                 (" \\_ " + name) if history else name,
-                service.spec.image if service else "",
+                ImageRef.parse(service.spec.image).brief() if service else "",
                 node.hostname if node else "",
                 task.desired_state.value.capitalize(),
                 current_state(task),

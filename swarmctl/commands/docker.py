@@ -17,6 +17,7 @@ from swarmctl.naming import (
     LABEL_TASK_ID,
     container_name,
 )
+from swarmctl.spec import ImageRef
 
 # Exit codes of run_task(): which step failed decides the task's state.
 DAEMON_DOWN = 41  # the node's dockerd does not answer: REJECTED, the node is unwell
@@ -50,7 +51,6 @@ def run_task(cluster_id: str, service: Service, task: Task, networks: Sequence[s
     networks: Docker network names to attach, the first at creation.
     """
     spec = service.spec
-    image = spec.image
     create = [
         "docker",
         "create",
@@ -98,15 +98,14 @@ def run_task(cluster_id: str, service: Service, task: Task, networks: Sequence[s
         create += ["--cpus", f"{spec.limits.nano_cpus / 1e9:g}"]
     if spec.limits.memory_bytes:
         create += ["--memory", str(spec.limits.memory_bytes)]
-    create += [image, *spec.command, *spec.args]
-    quoted = shlex.quote(image)
+    command = shlex.join([*spec.command, *spec.args])
+
+    def line(argv: list[str]) -> str:  # the image is the script's "$img"
+        return " ".join(filter(None, [shlex.join(argv), '"$img"', command]))
+
     # Every docker CLI call costs a process on a host that may be busy: the usual case,
     # an image already there and one network at most, takes three.
-    steps = [
-        f"docker image inspect {quoted} >/dev/null 2>&1 || {{"
-        f" docker version --format '{{{{.Server.Version}}}}' >/dev/null 2>&1 || exit {DAEMON_DOWN};"
-        f" docker pull -q {quoted} >/dev/null || exit {PULL_FAILED}; }}",
-    ]
+    steps = [_prepare_image(spec.image)]
     # A start that fails leaves the container made, with the reason in its state.
     name = shlex.quote(task_container(service, task))
     start_failed = (
@@ -114,12 +113,10 @@ def run_task(cluster_id: str, service: Service, task: Task, networks: Sequence[s
         f" && exit {START_FAILED}; exit {CREATE_FAILED}"
     )
     if len(networks) <= 1:
-        steps.append(
-            f"id=$({shlex.join(['docker', 'run', '-d', *create[2:]])}) || {{ {start_failed}; }}"
-        )
+        steps.append(f"id=$({line(['docker', 'run', '-d', *create[2:]])}) || {{ {start_failed}; }}")
     else:  # a container is created with one network (API < 1.44): join the others first
         steps += [
-            f"id=$({shlex.join(create)}) || exit {CREATE_FAILED}",
+            f"id=$({line(create)}) || exit {CREATE_FAILED}",
             *[
                 f'docker network connect {shlex.quote(n)} "$id" || exit {CREATE_FAILED}'
                 for n in networks[1:]
@@ -128,6 +125,27 @@ def run_task(cluster_id: str, service: Service, task: Task, networks: Sequence[s
         ]
     steps.append(f'docker inspect --format {shlex.quote(INSPECT_FORMAT)} "$id"')
     return "set -e\n" + "\n".join(steps)
+
+
+def _prepare_image(image: str) -> str:
+    """Set "$img" to the image to run, pulling it only when the node lacks it.
+
+    A pinned image runs by digest: one pulled from a registry is found by its digest,
+    one copied from a peer by its local tag (docker load keeps no digest); a tag pulled
+    long ago is not it. Only a node with neither asks the registry."""
+    ref = ImageRef.parse(image)
+    pulled = ref.by_digest() if ref.digest else image
+    have = f'img={shlex.quote(pulled)}; docker image inspect "$img" >/dev/null 2>&1'
+    if ref.digest:
+        have = (
+            f"{{ {have} || {{ img={shlex.quote(ref.local_tag())};"
+            f' docker image inspect "$img" >/dev/null 2>&1; }}; }}'
+        )
+    return (
+        f"{have} || {{ img={shlex.quote(pulled)};"
+        f" docker version --format '{{{{.Server.Version}}}}' >/dev/null 2>&1 || exit {DAEMON_DOWN};"
+        f' docker pull -q "$img" >/dev/null || exit {PULL_FAILED}; }}'
+    )
 
 
 def _mount(mount: MountSpec) -> str:
@@ -161,7 +179,17 @@ def error_line(stderr: str) -> str:
 
 
 def save_image(image: str) -> str:
-    return shlex.join(["docker", "save", image])
+    """A peer's copy of the image for a node that lacks it; a pinned image is saved under
+    its local tag (tagged from its digest if need be) so the node finds it by that tag."""
+    ref = ImageRef.parse(image)
+    if not ref.digest:
+        return shlex.join(["docker", "save", image])
+    tag = ref.local_tag()
+    return (
+        f"{{ {shlex.join(['docker', 'image', 'inspect', tag])} >/dev/null 2>&1"
+        f" || {shlex.join(['docker', 'tag', ref.by_digest(), tag])}; }}"
+        f" && {shlex.join(['docker', 'save', tag])}"
+    )
 
 
 def load_image() -> str:

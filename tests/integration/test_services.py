@@ -89,7 +89,8 @@ def test_the_swarm_walkthrough(walkthrough: Cluster, request: pytest.FixtureRequ
     assert len(set(out.stdout.split())) > 1
 
     ls = cluster("service", "ls").stdout.splitlines()
-    assert ls[1].split()[1:] == ["nginx", "replicated", "5/5", "nginx", "*:80->80/tcp"]
+    # the image pinned to its digest, shown by its tag as docker does
+    assert ls[1].split()[1:] == ["nginx", "replicated", "5/5", "nginx:latest", "*:80->80/tcp"]
 
     cluster("service", "scale", "nginx=2")
     assert len(tasks(cluster, "nginx")) == 2

@@ -300,12 +300,13 @@ def test_a_command_that_does_not_finish_times_out_naming_the_host() -> None:
 # ------------------------------------------------------------------------- run_task
 
 # A stand-in `docker` that logs its argv (one NUL-separated line per call) and acts as
-# FAKE_IMAGE (present|missing), FAKE_DAEMON (up|down), FAKE_PULL (ok|fail) and FAKE_RUN
-# (ok|no-create|no-start) say: the script's branches are tested, not Docker.
+# FAKE_IMAGE (present|missing|the one reference present), FAKE_DAEMON (up|down),
+# FAKE_PULL (ok|fail) and FAKE_RUN (ok|no-create|no-start) say: the script's branches are
+# tested, not Docker.
 FAKE_DOCKER = r"""#!/bin/sh
 printf '%s\0' "$@" >> "$LOG"; printf '\n' >> "$LOG"
 case "$1 $2" in
-  "image inspect") [ "$FAKE_IMAGE" = present ] ;;
+  "image inspect") [ "$FAKE_IMAGE" = present ] || [ "$FAKE_IMAGE" = "$3" ] ;;
   "version --format") [ "$FAKE_DAEMON" = up ] ;;
   "pull -q") [ "$FAKE_PULL" = ok ] || { echo "pull access denied" >&2; exit 1; } ;;
   "create --name")
@@ -346,8 +347,8 @@ def run_script(tmp_path: Path, script: str, **fake: str) -> tuple[int, list[list
     return done.returncode, calls, done.stderr
 
 
-def run_task_script(networks: list[str], env: tuple[str, ...] = ()) -> str:
-    service = Service("svc", ServiceSpec("web", "nginx", env=env), "", "")
+def run_task_script(networks: list[str], env: tuple[str, ...] = (), image: str = "nginx") -> str:
+    service = Service("svc", ServiceSpec("web", image, env=env), "", "")
     task = Task("t1", "svc", 1, "2026-11-25T12:00:00.000+00:00", node_id="n1")
     return docker.run_task("c1", service, task, networks)
 
@@ -460,3 +461,38 @@ def test_a_task_rejected_for_a_missing_bind_source_names_dockers_error() -> None
         "x", Result("w1", "docker run", docker.CREATE_FAILED, "", BIND_SOURCE_MISSING, 0.1)
     )
     assert _reason(failed).endswith("bind source path does not exist: /nonexistent")
+
+
+DIGEST = "sha256:" + "ab" * 32
+PINNED = f"nginx:latest@{DIGEST}"
+
+
+@pytest.mark.parametrize(
+    ("present", "pulled", "runs"),
+    [
+        (f"nginx@{DIGEST}", None, f"nginx@{DIGEST}"),  # pulled by digest before
+        (f"nginx:{DIGEST.replace(':', '-')}", None, f"nginx:{DIGEST.replace(':', '-')}"),  # copied
+        ("nginx:latest", f"nginx@{DIGEST}", f"nginx@{DIGEST}"),  # a stale tag is not it
+        ("missing", f"nginx@{DIGEST}", f"nginx@{DIGEST}"),
+    ],
+)
+def test_a_pinned_image_runs_its_digest_and_is_pulled_only_when_the_node_lacks_it(
+    tmp_path: Path, present: str, pulled: str | None, runs: str
+) -> None:
+    script = run_task_script(["ngx_net"], image=PINNED)
+    status, calls, _ = run_script(tmp_path, script, **{**UP, "image": present})
+
+    assert status == 0
+    assert [c[2] for c in calls if c[:2] == ["pull", "-q"]] == ([pulled] if pulled else [])
+    run = next(c for c in calls if c[:2] == ["run", "-d"])
+    assert run[-1] == runs
+
+
+def test_a_peer_saves_a_pinned_image_under_its_digest_tag(tmp_path: Path) -> None:
+    tag = f"nginx:{DIGEST.replace(':', '-')}"
+
+    status, calls, _ = run_script(tmp_path, docker.save_image(PINNED), image="missing")
+
+    assert status == 0
+    assert calls[1:] == [["tag", f"nginx@{DIGEST}", tag], ["save", tag]]
+    assert docker.save_image("nginx:1.25") == "docker save nginx:1.25"

@@ -1,0 +1,91 @@
+"""Pin a service's image to one digest, as swarm's `--resolve-image` does.
+
+A tag is resolved once, at create, through a node's Engine API (`GET
+/distribution/{name}/json`): the node asks its registry, so the control node needs no
+registry access. The spec then names `name:tag@sha256:…` and every task runs that digest,
+whatever an older pull left under the tag on its node. A registry that cannot be reached
+costs a bounded wait and one warning; the service then runs the tag, as before.
+"""
+
+import time
+from collections.abc import Callable, Sequence
+from enum import StrEnum
+
+from swarmctl.errors import SwarmctlError
+from swarmctl.models import Node, Role
+from swarmctl.spec import SHA256_RE, ImageRef
+
+# A node's engine answers from its registry in well under a second when it can reach it;
+# one that cannot must not hold the create up (a dead route fails at once, a silent one
+# waits for the whole budget).
+PER_NODE_SECONDS = 1.5
+TOTAL_SECONDS = 4.0
+
+
+class UnknownImage(SwarmctlError):
+    """The registry answered that it has no such image: asking more nodes costs requests."""
+
+
+class ResolveImage(StrEnum):
+    ALWAYS = "always"
+    CHANGED = "changed"
+    NEVER = "never"
+
+
+def resolve_mode(value: str, no_resolve: bool) -> ResolveImage:
+    if no_resolve:
+        return ResolveImage.NEVER
+    try:
+        return ResolveImage(value)
+    except ValueError:
+        raise SwarmctlError(f"--resolve-image '{value}': use always, changed or never") from None
+
+
+def wants_digest(image: str, mode: ResolveImage, previous: str | None = None) -> bool:
+    """Whether to ask a registry: not with `never`, not for a reference that already names
+    a digest, and with `changed` only when the image differs from the spec's before."""
+    if mode == ResolveImage.NEVER or ImageRef.parse(image).digest:
+        return False
+    return mode == ResolveImage.ALWAYS or previous is None or image != previous
+
+
+def ask_order(nodes: Sequence[Node]) -> list[Node]:
+    """The leader first, then the other managers, then workers: one node at a time, so a
+    resolve costs the registry one manifest request."""
+    return sorted(nodes, key=lambda n: (not n.leader, n.role != Role.MANAGER, n.hostname))
+
+
+def pin(
+    image: str,
+    nodes: Sequence[Node],
+    inspect: Callable[[str, str, float], dict],
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[str, str | None]:
+    """The image pinned to its digest, or as given with a one-line warning.
+
+    inspect(hostname, reference, timeout) returns the engine's distribution document
+    or raises SwarmctlError (UnknownImage when the registry has no such image)."""
+    ref = ImageRef.parse(image)
+    deadline = clock() + TOTAL_SECONDS
+    failures: list[str] = []
+    for node in ask_order(nodes):
+        left = deadline - clock()
+        if left <= 0:
+            failures.append("no answer in time")
+            break
+        try:
+            document = inspect(node.hostname, ref.brief(), min(PER_NODE_SECONDS, left))
+        except SwarmctlError as error:
+            failures.append(str(error).splitlines()[0] if str(error) else node.hostname)
+            if isinstance(error, UnknownImage):
+                break
+            continue
+        digest = (document or {}).get("Descriptor", {}).get("digest", "")
+        if SHA256_RE.fullmatch(digest):
+            return ref.pinned(digest).shown(), None
+        failures.append(f"{node.hostname}: no sha256 digest in the registry's answer")
+    why = "; ".join(failures) or "no node to ask"
+    return image, (
+        f"image {image} could not be resolved to a digest ({why}): "
+        "its tasks run the tag, which may differ between nodes"
+    )
