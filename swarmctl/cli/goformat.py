@@ -8,12 +8,12 @@ Control actions (`if`, `range`, `with`…) are refused with one line, not half-r
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from swarmctl.cli.output import table
 from swarmctl.errors import SwarmctlError
 
-ACTION = re.compile(r"{{-?\s*(.*?)\s*-?}}", re.S)
+ACTION = re.compile(r"{{(-\s)?\s*(.*?)\s*(\s-)?}}", re.S)
 TOKEN = re.compile(r'"(?:\\.|[^"\\])*"|`[^`]*`|\||[^\s|]+')
 FIELD = re.compile(r"^\.(?:[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)?$")
 
@@ -62,17 +62,19 @@ class Template:
     def __init__(self, text: str) -> None:
         self.text = text
         self.parts: list[str | list[list[str]]] = []  # literal, or a pipeline of commands
-        position = 0
+        position, trim_next = 0, False
         for match in ACTION.finditer(text):
-            self.parts.append(text[position : match.start()])
-            self.parts.append(self._pipeline(match.group(1)))
-            position = match.end()
+            literal = text[position : match.start()]
+            literal = literal.lstrip() if trim_next else literal
+            self.parts.append(literal.rstrip() if match.group(1) else literal)  # "{{- "
+            self.parts.append(self._pipeline(match.group(2)))
+            position, trim_next = match.end(), bool(match.group(3))  # " -}}"
         rest = text[position:]
         if "{{" in rest or "}}" in rest:
             self._refuse("unbalanced {{ }}")
-        self.parts.append(rest)
+        self.parts.append(rest.lstrip() if trim_next else rest)
 
-    def _refuse(self, why: str) -> None:
+    def _refuse(self, why: str) -> NoReturn:
         raise SwarmctlError(f"--format {self.text!r}: {why}")
 
     def _pipeline(self, action: str) -> list[list[str]]:
@@ -93,15 +95,17 @@ class Template:
                 )
         return commands
 
-    def fields(self) -> list[str]:
-        """The top-level fields the template names, in order (for table headers)."""
-        return [
-            words[0][1:].split(".")[0]
-            for part in self.parts
-            if isinstance(part, list)
-            for words in part[:1]
-            if FIELD.match(words[0]) and words[0] != "."
-        ]
+    def header(self, name: Callable[[str], str]) -> str:
+        """The template with each action replaced by the header of the first field it
+        names (`{{.DesiredState}}` -> name("DesiredState")), as docker's table headers."""
+        out = []
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            fields = [w for words in part for w in words if FIELD.match(w) and w != "."]
+            out.append(name(fields[0][1:].split(".")[-1]) if fields else "")
+        return "".join(out)
 
     def render(self, data: Mapping[str, Any]) -> str:
         out = []
@@ -121,8 +125,13 @@ class Template:
     def _argument(self, word: str, data: Mapping[str, Any]) -> Any:
         if FIELD.match(word):
             return self._field(word, data)
-        if word[:1] in "\"'`" and word[-1:] == word[:1]:
-            return word[1:-1].encode().decode("unicode_escape") if word[0] == '"' else word[1:-1]
+        if word[:1] == '"':
+            try:
+                return json.loads(word)  # Go's string escapes, as far as scripts use them
+            except ValueError:
+                self._refuse(f"cannot read the string {word}")
+        if word[:1] == "`" and word[-1:] == "`" and len(word) > 1:
+            return word[1:-1]
         if word.lstrip("-").isdigit():
             return int(word)
         self._refuse(f"{word!r} is not a field, string or number")
@@ -181,8 +190,8 @@ def render_rows(
             print(_json(dict(sorted(row.items()))))
     elif fmt.startswith("table "):
         template = _template(fmt[len("table ") :].strip())
-        names = {field: _header(field, headers or {}) for field in template.fields()}
-        lines = [template.render(names), *(template.render(row) for row in rows)]
+        header = template.header(lambda field: _header(field, headers or {}))
+        lines = [header, *(template.render(row) for row in rows)]
         table(*_columns(lines))
     else:
         template = _template(fmt)

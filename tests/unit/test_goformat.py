@@ -119,3 +119,14 @@ def test_inspect_prints_full_documents_or_each_through_a_template(capsys) -> Non
     assert json.loads(capsys.readouterr().out) == [SERVICE]
     render_documents("{{.Name}}", [SERVICE, {"Name": "other"}])
     assert capsys.readouterr().out == "tender_murdock\nother\n"
+
+
+def test_a_table_header_names_nested_fields_and_functions_by_their_last_field(capsys) -> None:
+    rows = [{"Name": "web", "Spec": {"Mode": "global"}}]
+    render_rows("table {{upper .Name}}\\t{{.Spec.Mode}}", rows, print)
+    assert capsys.readouterr().out.splitlines() == ["NAME   MODE", "WEB    global"]
+
+
+def test_dashes_trim_the_space_around_an_action_and_strings_take_go_escapes() -> None:
+    assert Template("a  {{- .Name -}}  b").render({"Name": "web"}) == "awebb"
+    assert Template('{{join .L "é\\t"}}').render({"L": ["x", "y"]}) == "xé\ty"
