@@ -1,10 +1,31 @@
 """Time as the state file stores it (UTC, ISO 8601) and as people read it (pure)."""
 
+import re
 from datetime import UTC, datetime
+
+DOCKER_TIME = re.compile(r"^([^.]+?)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
 
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def from_docker(stamp: str | int | None) -> str:
+    """docker's time (RFC 3339 with nanoseconds, or Unix seconds from the API's list) as
+    the state file stores it; "" for docker's zero time ("0001-01-01T00:00:00Z") or none."""
+    if not stamp:
+        return ""
+    if isinstance(stamp, int):
+        when = datetime.fromtimestamp(stamp, UTC)
+    else:
+        match = DOCKER_TIME.match(stamp)
+        if match is None or stamp.startswith("0001-"):
+            return ""
+        whole, fraction, zone = match.groups()
+        # Python reads at most microseconds; docker writes nanoseconds.
+        micro = f".{fraction[:6]}" if fraction else ""
+        when = datetime.fromisoformat(whole + micro + ("+00:00" if zone == "Z" else zone))
+    return when.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def parse(stamp: str) -> datetime:

@@ -1,8 +1,12 @@
 """Every task and node state change, kept as JSON lines beside the state file and shown
 as swarm's daemon log shows it:
 
-    time="…" level=info msg="state changed" state.transition="RUNNING->FAILED"
-    task.id=… service=nginx node=worker1   (one line)
+    time="…" level=info msg="state changed" state.desired=RUNNING
+    state.transition="RUNNING->FAILED" task.id=… service=nginx node=worker1   (one line)
+
+A task that moved several states between two records (ASSIGNED to RUNNING in one
+observation) gets every step of swarm's lifecycle it went through, as swarm's agent logs
+them: ASSIGNED->ACCEPTED, ACCEPTED->PREPARING, PREPARING->STARTING, STARTING->RUNNING.
 
 The CLI and the supervisor append after each committed change; `swarmctl events`
 reads, filters and follows the file.
@@ -13,10 +17,22 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from swarmctl import clock
-from swarmctl.models import Node, Task
+from swarmctl.models import Node, Task, TaskState
+
+# The states a task passes on its way to running, in order (swarmkit's task model).
+LIFECYCLE = (
+    TaskState.NEW,
+    TaskState.PENDING,
+    TaskState.ASSIGNED,
+    TaskState.ACCEPTED,
+    TaskState.PREPARING,
+    TaskState.STARTING,
+    TaskState.RUNNING,
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +44,7 @@ class Event:
     service: str = ""
     node: str = ""
     message: str = ""
+    desired: str = ""  # the task's desired state, "RUNNING" or "SHUTDOWN"
 
     def line(self) -> str:
         who = (
@@ -37,9 +54,10 @@ class Event:
         )
         # Quoted as logrus quotes: an error with quotes or a newline stays one field.
         text = f" error={json.dumps(self.message)}" if self.message else ""
+        desired = f"state.desired={self.desired} " if self.desired else ""
         return (
             f'time="{self.time}" level=info msg="state changed" '
-            f'state.transition="{self.transition}" {who}{text}'
+            f'{desired}state.transition="{self.transition}" {who}{text}'
         )
 
 
@@ -50,25 +68,53 @@ def path_for(state: Path) -> Path:
 def task_changes(
     before: dict[str, Task], after: Iterable[Task], services: dict[str, str], nodes: dict[str, str]
 ) -> list[Event]:
-    """Events for tasks whose observed state moved; services/nodes: id -> name."""
+    """Events for tasks whose observed state moved, one a lifecycle step; services/nodes:
+    id -> name. A step is timed by the record's timestamp of the state it enters (docker's
+    own times where the observation had them), else by the next step's, else now."""
     events = []
     for task in after:
         old = before.get(task.id)
-        old_state = old.state.value.upper() if old else "NEW"
-        if old_state == task.state.value.upper() and old is not None:
-            continue
-        events.append(
-            Event(
-                clock.now(),
-                "task",
-                task.id,
-                f"{old_state}->{task.state.value.upper()}",
-                services.get(task.service_id, task.service_id),
-                nodes.get(task.node_id, task.node_id),
-                task.error,
+        steps = _steps(old.state if old else TaskState.NEW, task)
+        when = clock.now()
+        timed = []
+        for source, target in reversed(steps):
+            when = task.timestamps.get(target.value) or when
+            timed.append((when, source, target))
+        for when, source, target in reversed(timed):
+            events.append(
+                Event(
+                    when,
+                    "task",
+                    task.id,
+                    f"{source.value.upper()}->{target.value.upper()}",
+                    services.get(task.service_id, task.service_id),
+                    nodes.get(task.node_id, task.node_id),
+                    task.error if target == task.state else "",
+                    task.desired_state.value.upper(),
+                )
             )
-        )
     return events
+
+
+def _steps(start: TaskState, task: Task) -> list[tuple[TaskState, TaskState]]:
+    """The (from, to) steps from `start` to the task's state along swarm's lifecycle; an
+    ended task leaves it from the furthest state it is known to have reached (a rejected
+    one from preparing, where swarm rejects)."""
+    end = task.state
+    if end == start:
+        return []
+    if start not in LIFECYCLE or end.rank < start.rank:
+        return [(start, end)]
+    if end in LIFECYCLE:
+        path = list(LIFECYCLE[LIFECYCLE.index(start) : LIFECYCLE.index(end) + 1])
+    else:
+        reached = max(
+            [start, *(s for s in LIFECYCLE if s.value in task.timestamps)], key=lambda s: s.rank
+        )
+        if end == TaskState.REJECTED:
+            reached = max(reached, TaskState.PREPARING, key=lambda s: s.rank)
+        path = [*LIFECYCLE[LIFECYCLE.index(start) : LIFECYCLE.index(reached) + 1], end]
+    return list(pairwise(path))
 
 
 def node_change(node: Node, before: str) -> Event:

@@ -34,6 +34,11 @@ class Container:
     health: str  # "", starting, healthy, unhealthy
     addresses: dict[str, str] = field(default_factory=dict)  # network name -> IP
     macs: dict[str, str] = field(default_factory=dict)  # network name -> MAC address
+    # docker's own times (state-file format, "" when unknown): when the task entered
+    # starting, running and its end, for `service ps` and the event log.
+    created: str = ""
+    started: str = ""
+    finished: str = ""
 
 
 def _addresses(networks: dict) -> tuple[dict[str, str], dict[str, str]]:
@@ -63,6 +68,9 @@ def parse_inspect(text: str) -> list[Container]:
                 health=info.get("health") or "",
                 addresses=addresses,
                 macs=macs,
+                created=clock.from_docker(info.get("created")),
+                started=clock.from_docker(info.get("started")),
+                finished=clock.from_docker(info.get("finished")),
             )
         )
     return containers
@@ -93,6 +101,9 @@ def from_api(summary: dict, detail: dict | None = None) -> Container:
         health=health,
         addresses=addresses,
         macs=macs,
+        created=clock.from_docker(summary.get("Created")),
+        started=clock.from_docker(state.get("StartedAt")),
+        finished=clock.from_docker(state.get("FinishedAt")),
     )
 
 
@@ -118,8 +129,9 @@ def observed(task: Task, container: Container) -> Task:
         if task.state == TaskState.RUNNING:
             return task
         return stamp(
-            stamp(task, TaskState.STARTING),
+            stamp(task, TaskState.STARTING, at=container.created),
             TaskState.RUNNING,
+            at=container.started,
             message="started",
             error="",
             exit_code=None,
@@ -133,15 +145,23 @@ def observed(task: Task, container: Container) -> Task:
     elif container.exit_code:
         error = f"task: non-zero exit ({container.exit_code})"
     else:
-        return stamp(task, TaskState.COMPLETE, message="finished", exit_code=0)
+        return stamp(
+            task, TaskState.COMPLETE, at=container.finished, message="finished", exit_code=0
+        )
     return stamp(
-        task, TaskState.FAILED, message="failed", error=error, exit_code=container.exit_code
+        task,
+        TaskState.FAILED,
+        at=container.finished,
+        message="failed",
+        error=error,
+        exit_code=container.exit_code,
     )
 
 
-def stamp(task: Task, state: TaskState, **changes) -> Task:
+def stamp(task: Task, state: TaskState, at: str = "", **changes) -> Task:
+    """The task in `state`, entered `at` (docker's time when known) or now."""
     return replace(
-        task, state=state, timestamps={**task.timestamps, state.value: clock.now()}, **changes
+        task, state=state, timestamps={**task.timestamps, state.value: at or clock.now()}, **changes
     )
 
 

@@ -11,7 +11,17 @@ from typing import Annotated
 import click
 import typer
 
-from swarmctl.cli import cluster, image, lab, network, node, service, state, supervise
+from swarmctl.cli import (
+    cluster,
+    image,
+    inspect,
+    lab,
+    network,
+    node,
+    service,
+    state,
+    supervise,
+)
 from swarmctl.cli.common import new_app
 from swarmctl.cli.context import Env
 from swarmctl.errors import SwarmctlError
@@ -28,7 +38,7 @@ def root(
             "--inventory",
             "-i",
             envvar="SWARMCTL_INVENTORY",
-            show_envvar=False,  # typer's plain help would print it with a stray backslash
+            show_envvar=False,  # the help text names it
             help="Inventory file (Ansible YAML or INI); or $SWARMCTL_INVENTORY.",
         ),
     ] = None,
@@ -51,6 +61,7 @@ for command in (
     cluster.join,
     cluster.leave,
     cluster.info,
+    inspect.inspect,
     supervise.supervise,
     supervise.events,
 ):

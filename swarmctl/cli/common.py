@@ -3,6 +3,12 @@
 from typing import Annotated
 
 import typer
+import typer.core
+
+# typer escapes "[required]" and "[default: 3]" for rich markup whenever rich is installed,
+# even in plain help (rich_markup_mode=None), leaving "\[required]" on screen. Every other
+# use of this flag is behind rich_markup_mode, which is None here.
+typer.core.HAS_RICH = False
 
 
 def new_app(help: str, **kwargs) -> typer.Typer:
@@ -21,5 +27,16 @@ def new_app(help: str, **kwargs) -> typer.Typer:
 PASSTHROUGH = {"allow_interspersed_args": False, "ignore_unknown_options": True}
 
 # Options every listing takes.
-FormatOpt = Annotated[str, typer.Option("--format", help="table or json.")]
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help="table, json (one object a line), 'table TEMPLATE' or a Go TEMPLATE "
+        "like '{{.Name}}', as docker takes them.",
+    ),
+]
+InspectFormatOpt = Annotated[
+    str | None,
+    typer.Option("--format", "-f", help="Go TEMPLATE applied to each document, e.g. '{{.ID}}'."),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only print IDs.")]

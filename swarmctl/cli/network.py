@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from swarmctl.cli.common import FormatOpt, QuietOpt, new_app
+from swarmctl.cli.common import FormatOpt, InspectFormatOpt, QuietOpt, new_app
 from swarmctl.cli.context import env
 from swarmctl.cli.output import warn
 from swarmctl.errors import SwarmctlError
@@ -23,7 +23,12 @@ def create(
         list[str] | None, typer.Option("--opt", "-o", help="mtu=N or vxlan-port=N.")
     ] = None,
     attachable: Annotated[
-        bool, typer.Option(help="Let standalone containers attach (always true on this driver).")
+        bool,
+        typer.Option(
+            "--attachable",
+            help="Let standalone containers attach (they always can on this driver).",
+            show_default=False,
+        ),
     ] = False,
     label: Annotated[list[str] | None, typer.Option(help="key=value.")] = None,
 ) -> None:
@@ -57,21 +62,39 @@ def ls(
     quiet: QuietOpt = False,
 ) -> None:
     """List overlay networks."""
-    from swarmctl.cli.output import as_json, check_format, table
+    from swarmctl.cli.goformat import render_rows
+    from swarmctl.cli.output import table
 
-    check_format(fmt)
-    networks, nodes = _read(ctx)
-    networks.sort(key=lambda n: n.name)
+    networks = sorted(_read(ctx)[0], key=lambda n: n.name)
     if quiet:
         for network in networks:
             typer.echo(network.id)
-    elif fmt == "json":
-        as_json([inspect_json(n, nodes) for n in networks])
-    else:
-        table(
+        return
+    rows = [ls_row(n) for n in networks]
+    render_rows(
+        fmt,
+        rows,
+        lambda: table(
             ("NETWORK ID", "NAME", "DRIVER", "SCOPE"),
-            [(n.id[:12], n.name, n.driver, "swarm") for n in networks],
-        )
+            [(r["ID"], r["Name"], r["Driver"], r["Scope"]) for r in rows],
+        ),
+        headers={"ID": "NETWORK ID", "CreatedAt": "CREATED"},
+    )
+
+
+def ls_row(network) -> dict:
+    """A `network ls` row keyed as docker's: flags and labels as text, as docker has them."""
+    return {
+        "ID": network.id[:12],
+        "Name": network.name,
+        "Driver": network.driver,
+        "Scope": "swarm",
+        "IPv4": "true",
+        "IPv6": "false",
+        "Internal": "false",
+        "Labels": ",".join(f"{k}={v}" for k, v in sorted(network.labels.items())),
+        "CreatedAt": network.created_at,
+    }
 
 
 def _read(ctx: typer.Context):
@@ -85,17 +108,19 @@ def _read(ctx: typer.Context):
 
 @app.command()
 def inspect(
-    ctx: typer.Context, networks: Annotated[list[str], typer.Argument(help="Names or IDs.")]
+    ctx: typer.Context,
+    networks: Annotated[list[str], typer.Argument(help="Names or IDs.")],
+    fmt: InspectFormatOpt = None,
 ) -> None:
-    """Show networks in detail, as JSON."""
-    from swarmctl.cli.output import as_json
+    """Show networks in detail, as JSON or through a --format template."""
+    from swarmctl.cli.goformat import render_documents
     from swarmctl.repo import Repo
 
     with env(ctx).store.read() as db:
         repo = Repo(db)
         found = [repo.networks.get(ref) for ref in networks]
         nodes = {n.id: n for n in repo.nodes.all()}
-    as_json([inspect_json(n, nodes) for n in found])
+    render_documents(fmt, [inspect_json(n, nodes) for n in found])
 
 
 def inspect_json(network, nodes) -> dict:

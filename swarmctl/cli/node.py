@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from swarmctl.cli.common import FormatOpt, QuietOpt, new_app
+from swarmctl.cli.common import FormatOpt, InspectFormatOpt, QuietOpt, new_app
 from swarmctl.cli.context import env
 from swarmctl.cli.output import warn
 from swarmctl.errors import SwarmctlError
@@ -28,30 +28,48 @@ def _read(ctx: typer.Context):
 @app.command("ls")
 def ls(ctx: typer.Context, fmt: FormatOpt = "table", quiet: QuietOpt = False) -> None:
     """List nodes, as `docker node ls`."""
-    from swarmctl.cli.output import as_json, check_format, table
+    from swarmctl.cli.goformat import render_rows
+    from swarmctl.cli.output import table
 
-    check_format(fmt)
     nodes = sorted(_read(ctx)[0], key=lambda n: n.hostname)
     if quiet:
         for node in nodes:
             typer.echo(node.id)
-    elif fmt == "json":
-        as_json([inspect_json(n) for n in nodes])
-    else:
-        table(
+        return
+    rows = [ls_row(n) for n in nodes]
+    render_rows(
+        fmt,
+        rows,
+        lambda: table(
             ("ID", "NAME", "MEMBERSHIP", "STATUS", "AVAILABILITY", "MANAGER STATUS"),
             [
                 (
-                    n.id,
-                    n.hostname,
+                    r["ID"],
+                    r["Hostname"],
                     "Accepted",
-                    n.state.value.capitalize(),
-                    n.availability.value.capitalize(),
-                    n.manager_status,
+                    r["Status"],
+                    r["Availability"],
+                    r["ManagerStatus"],
                 )
-                for n in nodes
+                for r in rows
             ],
-        )
+        ),
+    )
+
+
+def ls_row(node) -> dict:
+    """A `node ls` row keyed as docker's. Self: the leader, the node swarmctl's
+    decisions speak for (docker's is the node the CLI's daemon runs on)."""
+    return {
+        "ID": node.id,
+        "Hostname": node.hostname,
+        "Status": node.state.value.capitalize(),
+        "Availability": node.availability.value.capitalize(),
+        "ManagerStatus": node.manager_status,
+        "EngineVersion": node.facts.engine_version,
+        "TLSStatus": "Ready",
+        "Self": node.leader,
+    }
 
 
 @app.command()
@@ -59,16 +77,17 @@ def inspect(
     ctx: typer.Context,
     nodes: Annotated[list[str], typer.Argument(help="Nodes.")],
     pretty: Annotated[bool, typer.Option(help="Human-readable.")] = False,
+    fmt: InspectFormatOpt = None,
 ) -> None:
-    """Show nodes in detail (JSON, or --pretty)."""
-    from swarmctl.cli.output import as_json
+    """Show nodes in detail (JSON, a --format template, or --pretty)."""
+    from swarmctl.cli.goformat import render_documents
     from swarmctl.repo import Repo
 
     e = env(ctx)
     with e.store.read() as db:
         found = [Repo(db).nodes.get(ref) for ref in nodes]
     if not pretty:
-        as_json([inspect_json(n) for n in found])
+        render_documents(fmt, [inspect_json(n) for n in found])
         return
     for index, node in enumerate(found):
         if index:
@@ -230,11 +249,9 @@ def ps(
     quiet: QuietOpt = False,
 ) -> None:
     """List the tasks of one node."""
-    from swarmctl.cli.output import check_format
     from swarmctl.cli.taskview import print_tasks
     from swarmctl.repo import Repo
 
-    check_format(fmt)
     with env(ctx).store.read() as db:
         repo = Repo(db)
         target = repo.nodes.get(node)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from swarmctl.cli.common import FormatOpt, QuietOpt, new_app
+from swarmctl.cli.common import FormatOpt, InspectFormatOpt, QuietOpt, new_app
 from swarmctl.cli.context import env
 from swarmctl.cli.output import warn
 from swarmctl.errors import SwarmctlError
@@ -171,37 +171,40 @@ def ls(
     quiet: QuietOpt = False,
 ) -> None:
     """List services."""
-    from swarmctl.cli.output import as_json, check_format, table
+    from swarmctl.cli.goformat import render_rows
+    from swarmctl.cli.output import table
     from swarmctl.models import replicas
     from swarmctl.repo import Repo
 
-    check_format(fmt)
     with env(ctx).store.read() as db:
         repo = Repo(db)
         repo.cluster()
         found = sorted(repo.services.all(), key=lambda s: s.spec.name)
-        tasks, networks = repo.tasks.all(), repo.networks.all()
+        tasks = repo.tasks.all()
     if quiet:
         for service in found:
             typer.echo(service.id)
-        return
-    if fmt == "json":
-        as_json([inspect_json(s, networks) for s in found])
         return
     rows = []
     for s in found:
         running, desired = replicas(s, tasks)
         rows.append(
-            (
-                s.id[:12],
-                s.spec.name,
-                s.spec.mode.value,
-                f"{running}/{desired}",
-                ImageRef.parse(s.spec.image).brief(),
-                ports_text(s),
-            )
+            {
+                "ID": s.id[:12],
+                "Name": s.spec.name,
+                "Mode": s.spec.mode.value,
+                "Replicas": f"{running}/{desired}",
+                "Image": ImageRef.parse(s.spec.image).brief(),
+                "Ports": ports_text(s),
+            }
         )
-    table(("ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"), rows)
+    render_rows(
+        fmt,
+        rows,
+        lambda: table(
+            ("ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"), [list(r.values()) for r in rows]
+        ),
+    )
 
 
 def ports_text(service) -> str:
@@ -227,11 +230,9 @@ def ps(
     quiet: QuietOpt = False,
 ) -> None:
     """List the tasks of services (alias: tasks)."""
-    from swarmctl.cli.output import check_format
     from swarmctl.cli.taskview import print_tasks
     from swarmctl.repo import Repo
 
-    check_format(fmt)
     with env(ctx).store.read() as db:
         repo = Repo(db)
         wanted = [repo.services.get(ref) for ref in services_]
@@ -276,9 +277,10 @@ def inspect(
     ctx: typer.Context,
     services_: Annotated[list[str], typer.Argument(metavar="SERVICE…")],
     pretty: Annotated[bool, typer.Option(help="Human-readable.")] = False,
+    fmt: InspectFormatOpt = None,
 ) -> None:
-    """Show services in detail (JSON shaped like swarm's, or --pretty)."""
-    from swarmctl.cli.output import as_json
+    """Show services in detail (JSON shaped like swarm's, a --format template, or --pretty)."""
+    from swarmctl.cli.goformat import render_documents
     from swarmctl.repo import Repo
 
     with env(ctx).store.read() as db:
@@ -286,7 +288,7 @@ def inspect(
         found = [repo.services.get(ref) for ref in services_]
         networks = repo.networks.all()
     if not pretty:
-        as_json([inspect_json(s, networks) for s in found])
+        render_documents(fmt, [inspect_json(s, networks) for s in found])
         return
     for index, service in enumerate(found):
         if index:

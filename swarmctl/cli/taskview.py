@@ -4,12 +4,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from swarmctl import clock
-from swarmctl.cli.output import as_json, table
-from swarmctl.codec import to_json
-from swarmctl.models import Node, Service, Task, TaskState
+from swarmctl.cli.goformat import render_rows
+from swarmctl.cli.output import table
+from swarmctl.models import Node, PublishMode, Service, Task, TaskState
 from swarmctl.spec import ImageRef
 
-HEADERS = ("ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR")
+COLUMNS = ("ID", "Name", "Image", "Node", "DesiredState", "CurrentState", "Error")
 
 
 def task_name(task: Task, service: Service | None, node_id_for_global: bool = True) -> str:
@@ -45,27 +45,48 @@ def print_tasks(
         for task, _ in rows:
             print(task.id)
         return
-    if fmt == "json":
-        as_json([to_json(task) for task, _ in rows])
-        return
-    lines = []
-    for task, history in rows:
-        service = services.get(task.service_id)
-        node = nodes.get(task.node_id)
-        name = task_name(task, service)
-        error = task.error if no_trunc or len(task.error) <= 40 else task.error[:39] + "…"
-        lines.append(
-            (
-                task.id if no_trunc else task.id[:12],
-                (" \\_ " + name) if history else name,
-                ImageRef.parse(service.spec.image).brief() if service else "",
-                node.hostname if node else "",
-                task.desired_state.value.capitalize(),
-                current_state(task),
-                f'"{error}"' if error else "",
-            )
-        )
-    table(HEADERS, lines)
+    found = [task_row(task, history, services, nodes, no_trunc) for task, history in rows]
+    render_rows(
+        fmt,
+        found,
+        lambda: table(
+            ("ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR"),
+            [[row[key] for key in COLUMNS] for row in found],
+        ),
+    )
+
+
+def task_row(
+    task: Task,
+    history: bool,
+    services: dict[str, Service],
+    nodes: dict[str, Node],
+    no_trunc: bool = False,
+) -> dict[str, str]:
+    """A `service ps` row keyed as docker's (`--format json`, `{{.CurrentState}}`)."""
+    service = services.get(task.service_id)
+    node = nodes.get(task.node_id)
+    name = task_name(task, service)
+    error = task.error if no_trunc or len(task.error) <= 40 else task.error[:39] + "…"
+    return {
+        "ID": task.id if no_trunc else task.id[:12],
+        "Name": (" \\_ " + name) if history else name,
+        "Image": ImageRef.parse(service.spec.image).brief() if service else "",
+        "Node": node.hostname if node else "",
+        "DesiredState": task.desired_state.value.capitalize(),
+        "CurrentState": current_state(task),
+        "Error": f'"{error}"' if error else "",
+        "Ports": host_ports(service) if service and node else "",
+    }
+
+
+def host_ports(service: Service) -> str:
+    """The ports a task publishes on its own node (host mode), as docker lists them."""
+    return ", ".join(
+        f"*:{p.published}->{p.target}/{p.protocol}"
+        for p in service.spec.ports
+        if p.mode == PublishMode.HOST and p.published
+    )
 
 
 def current_state(task: Task) -> str:

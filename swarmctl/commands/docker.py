@@ -31,7 +31,8 @@ INSPECT_FORMAT = (
     '"status":{{json .State.Status}},"exit":{{.State.ExitCode}},'
     '"oom":{{.State.OOMKilled}},"error":{{json .State.Error}},'
     '"health":{{with index .State "Health"}}{{json .Status}}{{else}}""{{end}},'
-    '"networks":{{json .NetworkSettings.Networks}}}'
+    '"created":{{json .Created}},"started":{{json .State.StartedAt}},'
+    '"finished":{{json .State.FinishedAt}},"networks":{{json .NetworkSettings.Networks}}}'
 )
 
 

@@ -134,8 +134,8 @@ def test_init_and_join_all_give_three_ready_nodes_and_one_leader(cli: Cli, lab: 
 
     ids = cli("node", "ls", "-q", check=True).stdout.split()
     assert ids == [table[name][0] for name in ("manager1", "worker1", "worker2")]
-    docs = json.loads(cli("node", "ls", "--format", "json", check=True).stdout)
-    assert [d["ID"] for d in docs] == ids
+    rows = cli("node", "ls", "--format", "json", check=True).stdout.splitlines()
+    assert [json.loads(row)["ID"] for row in rows] == ids
 
 
 def test_a_joined_node_records_its_facts_and_underlay(initialized: Cli, lab: RunningLab):

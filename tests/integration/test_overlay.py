@@ -173,11 +173,17 @@ def test_network_rm_leaves_nothing_on_any_host(cluster: Cluster) -> None:
 )
 def test_bad_network_input_is_one_line_and_changes_nothing(cluster: Cluster, args, message) -> None:
     cluster("init", "manager1")
-    before = cluster("network", "ls", "--format", "json").stdout
+    before = networks(cluster)
     result = cluster("network", "create", *args, check=False)
     assert result.returncode == 1
     assert result.stderr.strip() == message
-    assert cluster("network", "ls", "--format", "json").stdout == before
+    assert networks(cluster) == before
+
+
+def networks(cluster: Cluster) -> str:
+    """Every network's full document."""
+    ids = cluster("network", "ls", "-q").stdout.split()
+    return cluster("network", "inspect", *ids).stdout if ids else ""
 
 
 def test_an_overlapping_subnet_and_a_duplicate_name_are_refused(cluster: Cluster) -> None:

@@ -21,9 +21,14 @@ def http(cluster: Cluster, address: str, port: int = 80) -> str:
     return data.decode().split("\r\n\r\n", 1)[-1].strip()
 
 
+def task_records(cluster: Cluster, service: str) -> list[dict]:
+    """swarmctl's own records of the service's tasks, in `service ps` order."""
+    ids = cluster("service", "ps", "-q", service).stdout.split()
+    return json.loads(cluster("inspect", "--type", "task", *ids).stdout) if ids else []
+
+
 def tasks(cluster: Cluster, service: str) -> list[dict]:
-    out = cluster("service", "ps", service, "--format", "json").stdout
-    return [t for t in json.loads(out) if t["desired_state"] == "running"]
+    return [t for t in task_records(cluster, service) if t["desired_state"] == "running"]
 
 
 def hostnames(cluster: Cluster, service: str) -> set[str]:
@@ -179,7 +184,7 @@ def test_an_unknown_image_is_rejected_and_create_exits_non_zero(walkthrough: Clu
     (error,) = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert "service ghost did not converge (0 of 1 tasks running)" in error
     assert "rejected" in error and "nosuch/image" in error
-    (task,) = json.loads(walkthrough("service", "ps", "ghost", "--format", "json").stdout)[:1]
+    (task,) = task_records(walkthrough, "ghost")[:1]
     assert task["state"] == "rejected"
 
 

@@ -29,7 +29,9 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 30) -> float
 
 
 def tasks(cluster: Cluster, service: str = "web") -> list[dict]:
-    return json.loads(cluster("service", "ps", service, "--format", "json").stdout)
+    """swarmctl's own records of the service's tasks, in `service ps` order."""
+    ids = cluster("service", "ps", "-q", service).stdout.split()
+    return json.loads(cluster("inspect", "--type", "task", *ids).stdout) if ids else []
 
 
 def running(cluster: Cluster, service: str = "web") -> list[dict]:
@@ -92,11 +94,9 @@ def supervisor(web: Cluster) -> Iterator[Supervisor]:
 @pytest.mark.modes("online", "offline")
 def test_a_removed_replica_is_replaced_in_its_slot(web: Cluster, supervisor: Supervisor) -> None:
     (victim,) = [t for t in running(web) if t["slot"] == 2]
-    host = next(
-        n
-        for n in json.loads(web("node", "ls", "--format", "json").stdout)
-        if n["ID"] == victim["node_id"]
-    )["Description"]["Hostname"]
+    host = web(
+        "inspect", "--type", "node", "--format", "{{.Description.Hostname}}", victim["node_id"]
+    ).stdout.strip()
     web.lab.ssh(host, f"docker rm -f {victim['container_id']}")
     wait_for(
         "a new task in slot 2",

@@ -73,6 +73,7 @@ def test_a_task_whose_state_moved_gives_one_event_with_names_resolved() -> None:
             service="nginx",
             node="worker1",
             message="task: non-zero exit (137)",
+            desired="RUNNING",
         )
     ]
 
@@ -84,16 +85,69 @@ def test_a_task_whose_state_did_not_move_gives_no_event() -> None:
     assert events.task_changes(before, after, SERVICES, NODES) == []
 
 
-def test_a_task_with_no_previous_record_moves_from_new() -> None:
-    [event] = events.task_changes({}, [task("t2", TaskState.ASSIGNED)], SERVICES, NODES)
+def test_a_task_with_no_previous_record_moves_from_new_through_pending() -> None:
+    found = events.task_changes({}, [task("t2", TaskState.ASSIGNED)], SERVICES, NODES)
 
-    assert event.transition == "NEW->ASSIGNED"
+    assert [e.transition for e in found] == ["NEW->PENDING", "PENDING->ASSIGNED"]
 
 
-def test_a_new_task_still_in_state_new_gives_an_event() -> None:
-    [event] = events.task_changes({}, [task("t2", TaskState.NEW)], SERVICES, NODES)
+def test_a_new_task_still_in_state_new_gives_no_event() -> None:
+    assert events.task_changes({}, [task("t2", TaskState.NEW)], SERVICES, NODES) == []
 
-    assert event.transition == "NEW->NEW"
+
+def test_an_assigned_task_seen_running_gives_every_step_swarms_agent_logs() -> None:
+    before = {"t1": task("t1", TaskState.ASSIGNED)}
+    started = task(
+        "t1",
+        TaskState.RUNNING,
+        timestamps={
+            "starting": "2024-05-01T11:59:58.000+00:00",
+            "running": "2024-05-01T11:59:59.000+00:00",
+        },
+    )
+
+    found = events.task_changes(before, [started], SERVICES, NODES)
+
+    assert [(e.transition, e.time, e.desired) for e in found] == [
+        ("ASSIGNED->ACCEPTED", "2024-05-01T11:59:58.000+00:00", "RUNNING"),
+        ("ACCEPTED->PREPARING", "2024-05-01T11:59:58.000+00:00", "RUNNING"),
+        ("PREPARING->STARTING", "2024-05-01T11:59:58.000+00:00", "RUNNING"),
+        ("STARTING->RUNNING", "2024-05-01T11:59:59.000+00:00", "RUNNING"),
+    ]
+
+
+def test_a_killed_task_shut_down_by_the_orchestrator_says_so_in_state_desired() -> None:
+    before = {"t1": task("t1", TaskState.RUNNING)}
+    failed = task("t1", TaskState.FAILED, desired_state=TaskState.SHUTDOWN, error="gone")
+
+    [event] = events.task_changes(before, [failed], SERVICES, NODES)
+
+    assert (event.transition, event.desired, event.message) == (
+        "RUNNING->FAILED",
+        "SHUTDOWN",
+        "gone",
+    )
+    assert 'state.desired=SHUTDOWN state.transition="RUNNING->FAILED"' in event.line()
+
+
+def test_a_rejected_task_is_rejected_while_preparing_as_swarm_rejects() -> None:
+    before = {"t1": task("t1", TaskState.ASSIGNED)}
+
+    found = events.task_changes(before, [task("t1", TaskState.REJECTED)], SERVICES, NODES)
+
+    assert [e.transition for e in found] == [
+        "ASSIGNED->ACCEPTED",
+        "ACCEPTED->PREPARING",
+        "PREPARING->REJECTED",
+    ]
+
+
+def test_a_task_never_started_is_shut_down_from_where_it_was() -> None:
+    before = {"t1": task("t1", TaskState.PENDING)}
+
+    [event] = events.task_changes(before, [task("t1", TaskState.SHUTDOWN)], SERVICES, NODES)
+
+    assert event.transition == "PENDING->SHUTDOWN"
 
 
 def test_only_the_tasks_that_moved_give_events() -> None:
@@ -104,7 +158,7 @@ def test_only_the_tasks_that_moved_give_events() -> None:
 
 
 def test_a_task_of_an_unknown_service_or_node_is_named_by_its_ids() -> None:
-    [event] = events.task_changes({}, [task("t1", TaskState.ASSIGNED)], {}, {})
+    [event, _] = events.task_changes({}, [task("t1", TaskState.ASSIGNED)], {}, {})
 
     assert (event.service, event.node) == ("svc-id", "node-id")
 

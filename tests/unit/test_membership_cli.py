@@ -140,26 +140,55 @@ def test_node_ls_quiet_prints_only_ids(state: Path) -> None:
     assert ok("--state", str(state), "node", "ls", "--quiet").split() == ids
 
 
-def test_node_ls_json_is_a_list_of_inspect_documents(state: Path) -> None:
-    docs = json.loads(ok("--state", str(state), "node", "ls", "--format", "json"))
-    assert [d["Description"]["Hostname"] for d in docs] == [
-        "manager1",
-        "manager2",
-        "worker1",
-        "worker2",
-    ]
+def test_node_ls_json_prints_one_docker_row_a_line(state: Path) -> None:
+    lines = ok("--state", str(state), "node", "ls", "--format", "json").splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert [r["Hostname"] for r in rows] == ["manager1", "manager2", "worker1", "worker2"]
+    assert rows[0] == {
+        "Availability": "Active",
+        "EngineVersion": "24.0.5",
+        "Hostname": "manager1",
+        "ID": rows[0]["ID"],
+        "ManagerStatus": "Leader",
+        "Self": True,
+        "Status": "Ready",
+        "TLSStatus": "Ready",
+    }
+    assert rows[2]["ManagerStatus"] == "" and rows[2]["Self"] is False
+
+
+def test_node_inspect_keeps_the_full_documents(state: Path) -> None:
+    docs = json.loads(ok("--state", str(state), "node", "inspect", "manager1", "worker1"))
     assert docs[0]["ManagerStatus"] == {
         "Leader": True,
         "Reachability": "reachable",
         "Addr": LEADER.address,
     }
-    assert "ManagerStatus" not in docs[2]
-    assert docs[2]["Spec"] == {"Labels": {"zone": "a"}, "Role": "worker", "Availability": "active"}
+    assert "ManagerStatus" not in docs[1]
+    assert docs[1]["Spec"] == {"Labels": {"zone": "a"}, "Role": "worker", "Availability": "active"}
+
+
+def test_node_ls_takes_a_go_template_and_a_table_template(state: Path) -> None:
+    assert ok("--state", str(state), "node", "ls", "--format", "{{.Hostname}} {{.Status}}") == (
+        "manager1 Ready\nmanager2 Ready\nworker1 Ready\nworker2 Ready\n"
+    )
+    table = ok(
+        "--state", str(state), "node", "ls", "--format", "table {{.Hostname}}\\t{{.ManagerStatus}}"
+    )
+    assert table.splitlines()[:2] == ["HOSTNAME   MANAGER STATUS", "manager1   Leader"]
+
+
+def test_an_unsupported_template_is_refused_in_one_line(state: Path) -> None:
+    result = swarmctl("--state", str(state), "node", "ls", "--format", "{{range .}}x{{end}}")
+    assert one_error(result).startswith("--format '{{range .}}x{{end}}': 'range' is not supported")
+    assert result.stdout == ""
 
 
 def test_node_ls_refuses_an_unknown_format(state: Path) -> None:
     result = swarmctl("--state", str(state), "node", "ls", "--format", "yaml")
-    assert one_error(result) == "--format 'yaml': use table or json"
+    assert one_error(result) == (
+        "--format 'yaml': use table, json, 'table TEMPLATE' or a Go template like '{{.ID}}'"
+    )
 
 
 def test_node_ls_with_only_the_leader(tmp_path: Path) -> None:

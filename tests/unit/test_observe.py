@@ -15,6 +15,7 @@ from swarmctl.models import Task, TaskState
 from swarmctl.observe import (
     START_GRACE,
     Container,
+    from_api,
     merge,
     observed,
     parse_inspect,
@@ -461,3 +462,46 @@ def test_merge_never_removes_the_container_of_a_task_meant_to_run(
     for ids in removed.values():
         for container_id in ids:
             assert containers[container_id].task_id not in meant_to_run
+
+
+# ------------------------------------------------------------------ docker's own times
+
+
+def test_an_inspect_line_carries_dockers_times_in_the_state_files_format() -> None:
+    line = inspect_line(
+        created="2024-05-01T11:59:58.123456789Z",
+        started="2024-05-01T11:59:59.5Z",
+        finished="0001-01-01T00:00:00Z",
+    )
+    (parsed,) = parse_inspect(line)
+    assert (parsed.created, parsed.started, parsed.finished) == (
+        "2024-05-01T11:59:58.123+00:00",
+        "2024-05-01T11:59:59.500+00:00",
+        "",
+    )
+
+
+def test_the_api_list_gives_the_created_time_and_the_record_the_end() -> None:
+    summary = {"Id": "abc", "Created": 1714564798, "State": "exited", "Labels": {}}
+    detail = {"State": {"Status": "exited", "ExitCode": 137, "FinishedAt": "2024-05-01T12:00:00Z"}}
+    found = from_api(summary, detail)
+    assert (found.created, found.finished) == (
+        "2024-05-01T11:59:58.000+00:00",
+        "2024-05-01T12:00:00.000+00:00",
+    )
+
+
+def test_a_task_seen_running_is_stamped_with_dockers_created_and_started_times() -> None:
+    seen = replace(container(), created=at(3), started=at(2))
+
+    updated = observed(task(state=TaskState.ASSIGNED), seen)
+
+    assert (updated.timestamps["starting"], updated.timestamps["running"]) == (at(3), at(2))
+
+
+def test_a_killed_task_is_failed_at_dockers_finish_time() -> None:
+    seen = replace(container(status="exited", exit_code=137), finished=at(1))
+
+    updated = observed(task(state=RUNNING), seen)
+
+    assert (updated.state, updated.timestamps["failed"]) == (FAILED, at(1))

@@ -357,10 +357,39 @@ def test_service_ps_quiet_prints_full_task_ids_in_row_order(
     assert ids == [CURRENT.id, OLDER.id, OTHER_SLOT.id]
 
 
-def test_service_ps_json_lists_the_task_records(capsys: pytest.CaptureFixture[str]) -> None:
-    print_tasks([CURRENT], {FULL.id: FULL}, NODES, fmt="json")
-    (shown,) = json.loads(capsys.readouterr().out)
-    assert (shown["id"], shown["state"], shown["slot"]) == (CURRENT.id, "running", 1)
+def test_service_ps_json_prints_docker_rows_one_a_line(capsys: pytest.CaptureFixture[str]) -> None:
+    current, history = [json.loads(line) for line in printed(capsys, [OLDER, CURRENT], fmt="json")]
+    assert list(current) == [
+        "CurrentState",
+        "DesiredState",
+        "Error",
+        "ID",
+        "Image",
+        "Name",
+        "Node",
+        "Ports",
+    ]
+    assert current == {
+        "CurrentState": "Running 5 minutes ago",
+        "DesiredState": "Running",
+        "Error": "",
+        "ID": CURRENT.id[:12],
+        "Image": "nginx:1.25",
+        "Name": "web.1",
+        "Node": "host-n1",
+        "Ports": "*:8443->443/udp",
+    }
+    assert (history["Name"], history["Error"]) == (" \\_ web.1", '"task: non-zero exit (1)"')
+
+
+def test_service_ps_takes_docker_templates(capsys: pytest.CaptureFixture[str]) -> None:
+    assert printed(capsys, [OLDER, CURRENT], fmt="{{.Name}} {{.DesiredState}}") == [
+        "web.1 Running",
+        " \\_ web.1 Shutdown",
+    ]
+    header, row = printed(capsys, [CURRENT], fmt="table {{.ID}}\\t{{.CurrentState}}")
+    assert header == "ID".ljust(12) + "   CURRENT STATE"
+    assert row == CURRENT.id[:12] + "   Running 5 minutes ago"
 
 
 # -------------------------------------------------------------------------------- _filter
