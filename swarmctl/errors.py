@@ -10,7 +10,7 @@ class SwarmctlError(Exception):
     exit_code = 1
 
 
-ECHO_LIMIT = 60
+ECHO_LIMIT = 80
 
 
 def cut(value: str, limit: int = ECHO_LIMIT) -> str:
