@@ -97,7 +97,7 @@ def test_scale_with_the_cluster_table_gone_fails_before_writing(state):
 
 def wrong_shape(path: Path, table: str, field: str, value: object) -> None:
     tables = json.loads(path.read_bytes())
-    doc_id, doc = next(iter(tables[table].items()))
+    doc = next(iter(tables[table].values()))
     doc[field] = value
     path.write_text(json.dumps(tables))
     os.chmod(path, 0o600)
