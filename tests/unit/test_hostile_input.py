@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from swarmctl.errors import SwarmctlError
+from swarmctl.inventory import load_inventory
 from swarmctl.models import Service
 from swarmctl.repo import Repo
 from swarmctl.spec import MAX_REPLICAS, build_spec
@@ -134,3 +136,19 @@ def test_state_restore_refuses_a_file_with_a_document_of_the_wrong_shape(state, 
 
     assert "table 'nodes'" in error and "availability" in error
     assert digest(state) == before
+
+
+def test_a_usage_error_echoing_a_line_break_stays_one_line(state):
+    error = one_error(
+        swarmctl("--state", str(state), "service", "create", "--replicas", "1\n2", "x")
+    )
+
+    assert "'1\\n2' is not a valid integer" in error
+
+
+def test_an_inventory_port_of_5000_digits_is_refused_in_one_line(tmp_path):
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(f"[workers]\nw1 ansible_host=10.0.0.1 ansible_port={'9' * 5000}\n")
+
+    with pytest.raises(SwarmctlError, match=r"port 9{80}… \(5000 characters\) is out of range"):
+        load_inventory(inventory)
