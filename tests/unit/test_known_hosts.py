@@ -52,3 +52,20 @@ def test_a_missing_key_file_is_named_in_a_one_line_error_before_connecting(tmp_p
     assert str(err.value) == (
         f"w1 (192.0.2.1:22): cannot read key file {key}: No such file or directory"
     )
+
+
+def test_node_trust_forget_drops_the_recorded_key_so_a_new_one_can_be_trusted(tmp_path):
+    from dataclasses import replace
+
+    from swarmctl.repo import Repo
+    from swarmctl.state import StateStore
+    from tests.unit.test_membership_cli import NODES, make_state, ok
+
+    worker = NODES[-1]
+    path = make_state(tmp_path / "c.state.json", [*NODES[:-1], replace(worker, host_key=GOOD)])
+
+    out = ok("--state", str(path), "node", "trust", "--forget", worker.hostname)
+
+    assert out == f"{worker.hostname}: key forgotten\n"
+    with StateStore(path).read() as db:
+        assert Repo(db).nodes.get(worker.id).host_key == ""
