@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from swarmctl.errors import SwarmctlError
+from swarmctl.errors import SwarmctlError, cut
 from swarmctl.naming import check_label
 
 ENV_VAR = "SWARMCTL_INVENTORY"
@@ -455,16 +455,21 @@ def _address(where: str, value: Any) -> str:
     except ValueError:
         if _HOSTNAME_RE.fullmatch(text) and ".." not in text:
             return text
-    raise SwarmctlError(f"{where}: address {value!r} is not a hostname or IP address")
+    shown = cut(value) if isinstance(value, str) else value
+    raise SwarmctlError(f"{where}: address {shown!r} is not a hostname or IP address")
 
 
 def _port(where: str, value: Any) -> int:
     if isinstance(value, str) and value.isascii() and value.isdigit():
+        if len(value) > 5:  # int() of over 4,300 digits would raise a ValueError of its own
+            raise SwarmctlError(f"{where}: port {cut(value)} is out of range (1-65535)")
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise SwarmctlError(f"{where}: port {value!r} is not a number")
+        shown = cut(value) if isinstance(value, str) else value
+        raise SwarmctlError(f"{where}: port {shown!r} is not a number")
     if not 1 <= value <= 65535:
-        raise SwarmctlError(f"{where}: port {value} is out of range (1-65535)")
+        shown = value if abs(value) < 10**9 else "number"
+        raise SwarmctlError(f"{where}: port {shown} is out of range (1-65535)")
     return value
 
 

@@ -4,7 +4,7 @@ import re
 import secrets
 import string
 
-from swarmctl.errors import SwarmctlError
+from swarmctl.errors import SwarmctlError, cut
 
 ID_LENGTH = 25
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -40,12 +40,27 @@ LABEL_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 LABEL_KEY_CHARS = "(letters, digits, '.', '_', '-')"
 
 
+# Docker keeps labels in the container's config, read back whole by every `docker ps`
+# and inspect; these limits keep them to names and short values (see the README's "Limits").
+LABEL_KEY_MAX = 255
+LABEL_VALUE_MAX = 4096
+
+
 def check_label(where: str, key: object, value: object) -> None:
     """Labels reach Docker's command line and the state file: keys are names, values one line."""
     if not isinstance(key, str) or not LABEL_KEY_RE.fullmatch(key):
-        raise SwarmctlError(f"{where}: label {key!r}: invalid key {LABEL_KEY_CHARS}")
+        shown = cut(key) if isinstance(key, str) else key
+        raise SwarmctlError(f"{where}: label {shown!r}: invalid key {LABEL_KEY_CHARS}")
+    if len(key) > LABEL_KEY_MAX:
+        raise SwarmctlError(f"{where}: label {cut(key)}: key longer than {LABEL_KEY_MAX}")
     if not isinstance(value, str) or not value.isprintable():
-        raise SwarmctlError(f"{where}: label {key}: value {value!r} is not one line of text")
+        shown = cut(value) if isinstance(value, str) else value
+        raise SwarmctlError(f"{where}: label {key}: value {shown!r} is not one line of text")
+    if len(value) > LABEL_VALUE_MAX:
+        raise SwarmctlError(
+            f"{where}: label {key}: value of {len(value)} characters, "
+            f"more than the limit of {LABEL_VALUE_MAX}"
+        )
 
 
 def parse_key_values(pairs: list[str] | None, option: str) -> dict[str, str]:

@@ -11,7 +11,7 @@ from typing import Generic, TypeVar
 from tinydb import Query, TinyDB
 
 from swarmctl.codec import from_json, to_json
-from swarmctl.errors import SwarmctlError
+from swarmctl.errors import SwarmctlError, cut
 from swarmctl.models import Cluster, Network, Node, Service, Task
 
 T = TypeVar("T")
@@ -33,7 +33,7 @@ class _Table(Generic[T]):
         """By full ID, by name, or by unique ID prefix (as docker does)."""
         found = self.find(ref)
         if found is None:
-            raise SwarmctlError(f"{self._noun} {ref!r} not found")
+            raise SwarmctlError(f"{self._noun} {cut(ref)!r} not found")
         return found
 
     def find(self, ref: str) -> T | None:
@@ -43,7 +43,9 @@ class _Table(Generic[T]):
                 return item
         matches = [i for i in items if i.id.startswith(ref)] if ref else []  # type: ignore[attr-defined]
         if len(matches) > 1:
-            raise SwarmctlError(f"{self._noun} {ref!r} is ambiguous: it matches {len(matches)} IDs")
+            raise SwarmctlError(
+                f"{self._noun} {cut(ref)!r} is ambiguous: it matches {len(matches)} IDs"
+            )
         return matches[0] if matches else None
 
     def put(self, item: T) -> None:

@@ -39,6 +39,7 @@ from swarmctl.network import ipam
 from swarmctl.pinning import ResolveImage
 from swarmctl.reconciler import Plan, reconcile
 from swarmctl.repo import Repo
+from swarmctl.spec import check_replicas
 from swarmctl.state import StateStore
 from swarmctl.transport.engine import Engine, NotFound
 from swarmctl.transport.group import Pool
@@ -114,6 +115,7 @@ def _check(
 ) -> tuple[list[Service], dict, dict]:
     """The cluster's services and networks, and the spec's published ports, if it fits."""
     repo.cluster()
+    check_replicas(f"--replicas {spec.replicas}", spec.replicas, len(repo.nodes.all()))
     services = repo.services.all()
     if any(s.spec.name == spec.name for s in services):
         raise SwarmctlError(f"service {spec.name} already exists")
@@ -207,14 +209,14 @@ def scale(store: StateStore, targets: dict[str, int]) -> list[Service]:
     changed = []
     with store.transaction() as db:
         repo = Repo(db)
+        repo.cluster()
         for ref, replicas in targets.items():
             service = repo.services.get(ref)
             if service.spec.mode != Mode.REPLICATED:
                 raise SwarmctlError(
                     f"{service.spec.name}: scale can only be used with replicated mode"
                 )
-            if replicas < 0:
-                raise SwarmctlError(f"{service.spec.name}={replicas}: replicas must be 0 or more")
+            check_replicas(f"{service.spec.name}={replicas}", replicas, len(repo.nodes.all()))
             if replicas == service.spec.replicas:
                 changed.append(service)  # nothing to write: converging still checks it
                 continue

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from swarmctl.constraints import parse_constraint, parse_preference
-from swarmctl.errors import SwarmctlError
+from swarmctl.errors import SwarmctlError, cut
 from swarmctl.models import (
     HealthCheck,
     Mode,
@@ -408,9 +408,26 @@ def _replicas(mode: Mode, replicas: int | None) -> int:
         return 0
     if replicas is None:
         return 1
-    if replicas < 0:
-        raise SwarmctlError(f"--replicas {replicas}: must be 0 or more")
+    check_replicas(f"--replicas {replicas}", replicas)
     return replicas
+
+
+# Documented in the README's "Limits": every task is a record and a container, so a typo
+# like web=1000000 must be refused before it is written, not after the state has grown.
+MAX_REPLICAS = 10_000
+MAX_TASKS_PER_NODE = 1_024
+
+
+def check_replicas(where: str, replicas: int, nodes: int | None = None) -> None:
+    """Refuse a replica count below 0, past MAX_REPLICAS, or past what `nodes` could hold."""
+    if replicas < 0:
+        raise SwarmctlError(f"{where}: must be 0 or more")
+    if replicas > MAX_REPLICAS:
+        raise SwarmctlError(f"{where}: more than the limit of {MAX_REPLICAS} replicas per service")
+    if nodes is not None and replicas > nodes * MAX_TASKS_PER_NODE:
+        raise SwarmctlError(
+            f"{where}: more than {nodes} node(s) can hold ({MAX_TASKS_PER_NODE} tasks per node)"
+        )
 
 
 def _max_per_node(mode: Mode, max_per_node: int) -> int:
@@ -551,6 +568,7 @@ def _check_one_line(option: str, text: str) -> None:
 
 def _show(text: str) -> str:
     """The value quoted for a message, escaped when it would break the message's one line."""
+    text = cut(text)
     return f"'{text}'" if text.isprintable() else repr(text)
 
 

@@ -24,7 +24,7 @@ from swarmctl.cli import (
 )
 from swarmctl.cli.common import new_app
 from swarmctl.cli.context import Env
-from swarmctl.errors import SwarmctlError
+from swarmctl.errors import SwarmctlError, cut
 
 app = new_app("Agentless container orchestration over SSH, in the spirit of Docker swarm mode.")
 
@@ -84,9 +84,9 @@ def main() -> None:
         sys.exit(0)
     except click.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx else "swarmctl"
-        _fail(f"{exc.format_message()} (see `{command} --help`)", exc.exit_code)
+        _fail(f"{cut(exc.format_message(), 300)} (see `{command} --help`)", exc.exit_code)
     except click.ClickException as exc:
-        _fail(exc.format_message(), exc.exit_code)
+        _fail(cut(exc.format_message(), 300), exc.exit_code)
     except (click.Abort, KeyboardInterrupt):
         _interrupted()
     if status == 130:  # typer's exit status for Ctrl-C
@@ -95,7 +95,9 @@ def main() -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    print(f"Error: {message}", file=sys.stderr)
+    # One line whatever the user typed: click echoes values, line breaks included.
+    one_line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    print(f"Error: {one_line}", file=sys.stderr)
     sys.exit(code)
 
 

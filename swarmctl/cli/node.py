@@ -1,4 +1,4 @@
-"""`swarmctl node ls|inspect|update|rm|ps`."""
+"""`swarmctl node ls|inspect|update|rm|ps|trust`."""
 
 from dataclasses import replace
 from typing import Annotated
@@ -238,6 +238,47 @@ def rm(
         for node in found:
             warn(leave(e.store, e.inventory, pool, node.id, force=True, say=lambda _: None)[1])
             typer.echo(node.hostname)
+
+
+@app.command()
+def trust(
+    ctx: typer.Context,
+    node: NodeArg,
+    forget: Annotated[
+        bool, typer.Option("--forget", help="Forget the key recorded for the node.")
+    ] = False,
+) -> None:
+    """Record the node's current SSH host key (trust on first use), or forget the recorded one.
+
+    After a host was reinstalled, `--forget` and then a command run with
+    --accept-new-host-keys (or `node trust` itself) trust its new key.
+    """
+    from swarmctl import clock
+    from swarmctl.repo import Repo
+    from swarmctl.transport.ssh import Trust, fingerprint
+
+    e = env(ctx)
+    with e.store.read() as db:
+        target = Repo(db).nodes.get(node)
+    key = ""
+    if not forget:
+        from swarmctl.transport.group import Pool
+
+        seen = Trust(accept_new=True)
+        with Pool([e.inventory.get(target.hostname)], seen) as pool:
+            pool[target.hostname].run(["true"])
+        key = seen.learned.get(target.hostname, "")
+        if not key:
+            typer.echo(f"{target.hostname}: its key is in known_hosts; nothing to record")
+            return
+    with e.store.transaction() as db:
+        repo = Repo(db)
+        current = repo.nodes.get(target.id)
+        if current.host_key != key:
+            repo.nodes.put(
+                replace(current, host_key=key, updated_at=clock.now(), version=current.version + 1)
+            )
+    typer.echo(f"{target.hostname}: {fingerprint(*key.split()[:2]) if key else 'key forgotten'}")
 
 
 @app.command()

@@ -9,7 +9,7 @@ import typer
 from swarmctl.cli.common import FormatOpt, InspectFormatOpt, QuietOpt, new_app
 from swarmctl.cli.context import env
 from swarmctl.cli.output import warn
-from swarmctl.errors import SwarmctlError
+from swarmctl.errors import SwarmctlError, cut
 from swarmctl.spec import ImageRef
 
 app = new_app("Manage services.")
@@ -82,7 +82,7 @@ def create(
     resolve = resolve_mode(resolve_image, no_resolve_image)
 
     spec = build_spec(
-        name=name or default_name(image),
+        name=default_name(image) if name is None else name,
         image=image,
         args=args or [],
         replicas=replicas,
@@ -449,12 +449,18 @@ def scale(
 ) -> None:
     """Change the number of tasks of replicated services."""
     from swarmctl import services
+    from swarmctl.spec import MAX_REPLICAS
 
     targets = {}
     for pair in pairs:
         name, sep, count = pair.partition("=")
         if not sep or not re.fullmatch(r"-?[0-9]+", count):
-            raise SwarmctlError(f"{pair!r}: expected SERVICE=REPLICAS, e.g. nginx=5")
+            raise SwarmctlError(f"{cut(pair)!r}: expected SERVICE=REPLICAS, e.g. nginx=5")
+        # Digits past the limit's are refused unread: int() of thousands of digits is slow.
+        if len(count.lstrip("-")) > len(str(MAX_REPLICAS)):
+            raise SwarmctlError(
+                f"{cut(pair)!r}: more than the limit of {MAX_REPLICAS} replicas per service"
+            )
         targets[name] = int(count)
     e = env(ctx)
     changed = services.scale(e.store, targets)

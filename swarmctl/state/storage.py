@@ -15,6 +15,7 @@ from typing import Any
 from tinydb.storages import Storage
 
 from swarmctl.errors import SwarmctlError
+from swarmctl.state.schema import check_documents
 
 SCHEMA_VERSION = 1
 APP = "swarmctl"
@@ -72,6 +73,7 @@ def decode(raw: bytes, path: Path, remedy: str = RESTORE_HINT) -> Tables:
             raise SwarmctlError(
                 f"state file {path} is corrupt (table {name!r} is not a table of documents){remedy}"
             )
+    check_documents(tables, path, remedy)
     return tables
 
 

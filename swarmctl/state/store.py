@@ -8,7 +8,7 @@ tables hold belongs to the callers.
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
@@ -38,6 +38,14 @@ def _held_paths() -> set[str]:
     if not hasattr(_held, "paths"):
         _held.paths = set()
     return _held.paths
+
+
+def _make_private(fd: int) -> None:
+    # The state holds services' -e values: a file made 0644 by hand or by an old copy is
+    # put back to 0600 on the first read, as the writes would.
+    if os.fstat(fd).st_mode & 0o077:
+        with suppress(PermissionError):  # someone else's file: reading it is still fine
+            os.fchmod(fd, 0o600)
 
 
 class StateStore:
@@ -148,7 +156,9 @@ class StateStore:
 
     def _read_bytes(self) -> bytes:
         try:
-            return self.path.read_bytes()
+            with open(self.path, "rb") as file:
+                _make_private(file.fileno())
+                return file.read()
         except FileNotFoundError as exc:
             raise self._missing() from exc
         except OSError as exc:

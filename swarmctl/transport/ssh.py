@@ -17,6 +17,7 @@ import os
 import select
 import shlex
 import socket
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from swarmctl import netns
 from swarmctl.commands.docker import error_line
-from swarmctl.errors import SwarmctlError
+from swarmctl.errors import SwarmctlError, cut
 from swarmctl.inventory import InventoryHost
 
 # paramiko (and invoke, which it pulls in) takes ~100 ms to import: it is imported where a
@@ -159,6 +160,61 @@ class _Policy:  # paramiko's MissingHostKeyPolicy, which paramiko takes by its m
         )
 
 
+_warned: set[str] = set()
+
+
+def read_known_hosts(path: str) -> list[tuple[str, paramiko.PKey]]:
+    """(host pattern, key) pairs of a known_hosts file; missing or unreadable reads as empty.
+
+    A line that does not parse is skipped with one warning, as OpenSSH does, so one bad
+    line does not lock the user out of every host.
+    """
+    from paramiko.hostkeys import HostKeyEntry
+
+    try:
+        with open(path, encoding="utf-8", errors="replace") as lines:
+            text = lines.readlines()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        _warn_once(f"known_hosts {path}: cannot read it ({exc.strerror}); ignoring it")
+        return []
+    pairs = []
+    for number, line in enumerate(text, start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            entry = HostKeyEntry.from_line(line, number)
+        except Exception as exc:  # paramiko raises InvalidHostKey, binascii, ValueError …
+            _warn_once(f"known_hosts {path} line {number}: {_describe_bad_line(exc)}; skipped")
+            continue
+        if entry is not None:
+            pairs.extend((hostname, entry.key) for hostname in entry.hostnames)
+    return pairs
+
+
+def _describe_bad_line(exc: Exception) -> str:
+    cause = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], Exception) else exc
+    return f"not a host key ({cut(str(cause), 160)})" if str(cause) else "not a host key"
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        print(f"Warning: {message}", file=sys.stderr)
+
+
+def _readable_key(host: InventoryHost) -> str:
+    assert host.key
+    path = os.path.expanduser(host.key)
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise SSHError(f"{_where(host)}: cannot read key file {path}: {exc.strerror}") from None
+    return path
+
+
 def _where(host: InventoryHost) -> str:
     return f"{host.name} ({host.address}:{host.port})"
 
@@ -208,7 +264,7 @@ class SSHConnection:
         host = self.host
         kwargs: dict = {"allow_agent": True}
         if host.key:
-            kwargs["key_filename"] = os.path.expanduser(host.key)
+            kwargs["key_filename"] = _readable_key(host)
         if host.netns:
             kwargs["sock"] = self._socket_in_netns()
         conn = Connection(
@@ -233,7 +289,9 @@ class SSHConnection:
                 f"{_where(host)}: host key changed (expected "
                 f"{fingerprint(exc.expected_key.get_name(), exc.expected_key.get_base64())}, got "
                 f"{fingerprint(exc.key.get_name(), exc.key.get_base64())}): refusing to connect; "
-                "if the host was reinstalled, remove its old key first"
+                "if the host was reinstalled, check the new key, remove the old one from "
+                f"known_hosts or run `swarmctl node trust --forget {host.name}`, then pass "
+                "--accept-new-host-keys"
             ) from None
         except paramiko.AuthenticationException as exc:
             client.close()
@@ -271,9 +329,8 @@ class SSHConnection:
         if self.host.known_hosts:
             files.append(self.host.known_hosts)
         for path in files:
-            path = os.path.expanduser(path)
-            if os.path.exists(path):
-                client.load_system_host_keys(path)
+            for hostname, key in read_known_hosts(os.path.expanduser(path)):
+                client.get_host_keys().add(hostname, key.get_name(), key)
         recorded = self.trust.recorded.get(self.host.name)
         if recorded:
             key_type, key_base64 = recorded.split()[:2]

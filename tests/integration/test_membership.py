@@ -310,9 +310,24 @@ def test_a_host_key_that_differs_from_known_hosts_is_refused(lab: RunningLab, tm
         "SHA256:"
     )
     assert message.endswith(
-        "refusing to connect; if the host was reinstalled, remove its old key first"
+        "refusing to connect; if the host was reinstalled, check the new key, remove the old "
+        "one from known_hosts or run `swarmctl node trust --forget worker1`, then pass "
+        "--accept-new-host-keys"
     )
     assert cli.snapshot() == before
+
+
+def test_a_malformed_known_hosts_line_is_skipped_with_one_warning(lab: RunningLab, tmp_path: Path):
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(
+        "garbage ssh-ed25519 AAAA!!notbase64\n" + lab.layout.known_hosts.read_text()
+    )
+    cli = Cli(inventory_copy(lab, tmp_path, known_hosts), tmp_path / "cluster.state.json")
+    result = cli("init")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "known_hosts" in line]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"Warning: known_hosts {known_hosts} line 1: not a host key")
 
 
 def test_docker_absent_and_not_installable_is_one_line(initialized: Cli, lab: RunningLab):

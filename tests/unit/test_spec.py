@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from swarmctl.errors import SwarmctlError
+from swarmctl.errors import SwarmctlError, cut
 from swarmctl.models import (
     Mode,
     MountSpec,
@@ -503,7 +503,7 @@ def test_a_docker_image_reference_is_accepted(image: str) -> None:
     ],
 )
 def test_a_bad_image_is_refused_with_the_reason(image: str, why: str) -> None:
-    assert spec_error(image=image) == f"image '{image}': invalid reference format ({why})"
+    assert spec_error(image=image) == f"image '{cut(image)}': invalid reference format ({why})"
 
 
 @pytest.mark.parametrize(

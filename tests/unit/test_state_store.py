@@ -24,7 +24,7 @@ def mode_of(path: Path) -> int:
 
 def counter(store: StateStore) -> int:
     with store.read() as db:
-        return db.table("cluster").get(doc_id=1)["counter"]
+        return db.table("counters").get(doc_id=1)["counter"]
 
 
 def read_once(store: StateStore) -> None:
@@ -45,7 +45,7 @@ def error_of(action: Callable[[], object]) -> str:
 
 def increment(store: StateStore) -> None:
     with store.transaction() as db:
-        table = db.table("cluster")
+        table = db.table("counters")
         table.update({"counter": table.get(doc_id=1)["counter"] + 1}, doc_ids=[1])
 
 
@@ -66,7 +66,7 @@ def store(tmp_path: Path) -> StateStore:
     store = StateStore(tmp_path / "state" / "prod.json")
     store.create()
     with store.transaction() as db:
-        db.table("cluster").insert({"counter": 0})
+        db.table("counters").insert({"counter": 0})
     return store
 
 
@@ -97,15 +97,15 @@ def test_create_refuses_when_the_state_file_exists(store: StateStore) -> None:
 
 def test_a_transaction_commits_its_changes(store: StateStore) -> None:
     with store.transaction() as db:
-        db.table("nodes").insert({"name": "node-1"})
-    assert json.loads(store.path.read_text())["nodes"] == {"1": {"name": "node-1"}}
+        db.table("items").insert({"name": "node-1"})
+    assert json.loads(store.path.read_text())["items"] == {"1": {"name": "node-1"}}
     assert mode_of(store.path) == 0o600
 
 
 def test_an_exception_in_a_transaction_writes_nothing(store: StateStore) -> None:
     before = store.path.read_bytes()
     with pytest.raises(ZeroDivisionError), store.transaction() as db:
-        db.table("nodes").insert({"name": "node-1"})
+        db.table("items").insert({"name": "node-1"})
         _ = 1 / 0
     assert store.path.read_bytes() == before
 
@@ -113,13 +113,13 @@ def test_an_exception_in_a_transaction_writes_nothing(store: StateStore) -> None
 def test_a_transaction_that_changes_nothing_does_not_rewrite_the_file(store: StateStore) -> None:
     inode = store.path.stat().st_ino
     with store.transaction() as db:
-        db.table("cluster").all()
+        db.table("counters").all()
     assert store.path.stat().st_ino == inode
 
 
 def test_read_sees_only_committed_data(store: StateStore) -> None:
     with store.transaction() as db:
-        db.table("cluster").update({"counter": 7}, doc_ids=[1])
+        db.table("counters").update({"counter": 7}, doc_ids=[1])
         assert counter(store) == 0
     assert counter(store) == 7
 
@@ -127,8 +127,8 @@ def test_read_sees_only_committed_data(store: StateStore) -> None:
 def test_changes_made_through_read_are_never_written(store: StateStore) -> None:
     before = store.path.read_bytes()
     with store.read() as db:
-        db.table("nodes").insert({"name": "node-1"})
-        db.table("cluster").truncate()
+        db.table("items").insert({"name": "node-1"})
+        db.table("counters").truncate()
     assert store.path.read_bytes() == before
 
 
