@@ -1,6 +1,7 @@
 """Overlay networks on real hosts: containers on different hosts share one L2 network."""
 
 import json
+import shlex
 
 import pytest
 
@@ -192,3 +193,32 @@ def test_an_overlapping_subnet_and_a_duplicate_name_are_refused(cluster: Cluster
     assert "overlaps the hosts' underlay network" in underlay.stderr
     duplicate = cluster("network", "create", "ngx_net", check=False)
     assert duplicate.stderr.strip() == "Error: network with name ngx_net already exists"
+
+
+def _vxlan_rx(cluster: Cluster, host: str) -> int:
+    (device,) = cluster.lab.ssh(host, "ls /sys/class/net | grep '^swv'").stdout.split()
+    return int(cluster.lab.ssh(host, f"cat /sys/class/net/{device}/statistics/rx_packets").stdout)
+
+
+def test_a_container_cannot_inject_frames_into_a_peers_overlay(cluster: Cluster) -> None:
+    cluster("init", "worker1")
+    cluster("join", "worker2")
+    cluster("network", "create", "ngx_net")
+    (network,) = json.loads(cluster("network", "inspect", "ngx_net").stdout)
+    vni = network["VNI"].to_bytes(3, "big")
+    # VXLAN header with the network's VNI, then a broadcast frame of a local-experimental type.
+    frame = bytes([8, 0, 0, 0, *vni, 0]) + b"\xff" * 6 + bytes([2, 0, 0, 0, 0, 1, 0x88, 0xB5])
+    frame += b"\0" * 46
+    octal = "".join(f"\\{b:03o}" for b in frame)
+    worker2 = cluster.lab.host("worker2").address
+    sent = 20
+    send = f"for i in $(seq {sent}); do printf '{octal}' | nc -u -w 1 {worker2} 4789; done"
+    before = _vxlan_rx(cluster, "worker2")
+    # From the default bridge and from the overlay itself: both are masqueraded to worker1.
+    for network_opt in ("", "--network ngx_net"):
+        run = f"docker run --rm {network_opt} swarmctl/tools sh -c {shlex.quote(send)}"
+        cluster.lab.ssh("worker1", run)
+    # Idle links may see a stray frame of their own, never the 2 x 20 injected ones.
+    assert _vxlan_rx(cluster, "worker2") - before < sent
+    target = _web(cluster, "worker2", "guard-w2")
+    assert _from(cluster, "worker1", f"wget -qO- http://{target}/").strip() == "guard-w2"
