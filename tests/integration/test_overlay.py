@@ -152,7 +152,8 @@ def test_network_rm_leaves_nothing_on_any_host(cluster: Cluster) -> None:
             host.name,
             "ip -o link show type vxlan; bridge fdb show | grep swv;"
             " docker network ls --format '{{.Name}}';"
-            " iptables -S | grep SWARMCTL; ebtables -L | grep SWARMCTL;"
+            " iptables -S | grep SWARMCTL; iptables -t raw -S | grep SWARMCTL;"
+            " ebtables -L | grep SWARMCTL;"
             " true",
         ).stdout
         assert state.split() == ["bridge", "host", "none"], host.name
