@@ -210,15 +210,20 @@ def test_a_container_cannot_inject_frames_into_a_peers_overlay(cluster: Cluster)
     # VXLAN header with the network's VNI, then a broadcast frame of a local-experimental type.
     frame = bytes([8, 0, 0, 0, *vni, 0]) + b"\xff" * 6 + bytes([2, 0, 0, 0, 0, 1, 0x88, 0xB5])
     frame += b"\0" * 46
-    octal = "".join(f"\\{b:03o}" for b in frame)
     worker2 = cluster.lab.host("worker2").address
     sent = 20
-    send = f"for i in $(seq {sent}); do printf '{octal}' | nc -u -w 1 {worker2} 4789; done"
+    # The tools image has no UDP client: the host's python3 sends from inside each container's
+    # network namespace, so the datagrams leave the way a container's own would.
+    send = (
+        "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        f"for _ in range({sent}): s.sendto({frame!r}, ({worker2!r}, 4789))"
+    )
     before = _vxlan_rx(cluster, "worker2")
     # From the default bridge and from the overlay itself: both are masqueraded to worker1.
-    for network_opt in ("", "--network ngx_net"):
-        run = f"docker run --rm {network_opt} swarmctl/tools sh -c {shlex.quote(send)}"
-        cluster.lab.ssh("worker1", run)
+    for name, network_opt in (("inject-bridge", ""), ("inject-overlay", "--network ngx_net")):
+        cluster.lab.ssh("worker1", f"docker run -d --name {name} {network_opt} nginx >/dev/null")
+        pid = cluster.lab.ssh("worker1", f"docker inspect -f '{{{{.State.Pid}}}}' {name}").stdout
+        cluster.lab.ssh("worker1", f"nsenter -t {pid.strip()} -n python3 -c {shlex.quote(send)}")
     # Idle links may see a stray frame of their own, never the 2 x 20 injected ones.
     assert _vxlan_rx(cluster, "worker2") - before < sent
     target = _web(cluster, "worker2", "guard-w2")
