@@ -60,7 +60,7 @@ class NodeOverlays:
     node: str  # hostname, for messages
     networks: tuple[NetworkOnNode, ...]
     peers: tuple[str, ...]  # every other node's underlay address: allowed to send VXLAN
-    ports: tuple[int, ...]  # the VXLAN ports in use on this node
+    ports: tuple[int, ...]  # the VXLAN ports in use here, guarded from containers on every node
 
 
 def node_overlays(

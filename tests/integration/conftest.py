@@ -98,7 +98,7 @@ docker network ls -q --filter label=swarmctl.cluster.id | xargs -r docker networ
 for dev in $(ip -o link show type vxlan | awk -F': ' '{sub(/@.*/, "", $2); print $2}'); do
     case "$dev" in swv*) ip link del "$dev" ;; esac
 done
-for table in filter nat; do
+for table in raw filter nat; do
     iptables -t $table -S | grep -E '^-A [A-Z-]+ .*-j (SWARMCTL-|SW[IV]-)' | sed 's/^-A/-D/' \
         | while read -r rule; do eval iptables -t $table $rule; done
     ours=$(iptables -t $table -S | awk '$1 == "-N" && $2 ~ /^(SWARMCTL-|SW[IV]-)/ {print $2}')

@@ -1,6 +1,7 @@
 """Overlay networks on real hosts: containers on different hosts share one L2 network."""
 
 import json
+import shlex
 
 import pytest
 
@@ -151,7 +152,8 @@ def test_network_rm_leaves_nothing_on_any_host(cluster: Cluster) -> None:
             host.name,
             "ip -o link show type vxlan; bridge fdb show | grep swv;"
             " docker network ls --format '{{.Name}}';"
-            " iptables -S | grep SWARMCTL; ebtables -L | grep SWARMCTL;"
+            " iptables -S | grep SWARMCTL; iptables -t raw -S | grep SWARMCTL;"
+            " ebtables -L | grep SWARMCTL;"
             " true",
         ).stdout
         assert state.split() == ["bridge", "host", "none"], host.name
@@ -198,3 +200,37 @@ def test_an_overlapping_subnet_and_a_duplicate_name_are_refused(cluster: Cluster
     assert "overlaps the hosts' underlay network" in underlay.stderr
     duplicate = cluster("network", "create", "ngx_net", check=False)
     assert duplicate.stderr.strip() == "Error: network with name ngx_net already exists"
+
+
+def _vxlan_rx(cluster: Cluster, host: str) -> int:
+    (device,) = cluster.lab.ssh(host, "ls /sys/class/net | grep '^swv'").stdout.split()
+    return int(cluster.lab.ssh(host, f"cat /sys/class/net/{device}/statistics/rx_packets").stdout)
+
+
+def test_a_container_cannot_inject_frames_into_a_peers_overlay(cluster: Cluster) -> None:
+    cluster("init", "worker1")
+    cluster("join", "worker2")
+    cluster("network", "create", "ngx_net")
+    (network,) = json.loads(cluster("network", "inspect", "ngx_net").stdout)
+    vni = network["VNI"].to_bytes(3, "big")
+    # VXLAN header with the network's VNI, then a broadcast frame of a local-experimental type.
+    frame = bytes([8, 0, 0, 0, *vni, 0]) + b"\xff" * 6 + bytes([2, 0, 0, 0, 0, 1, 0x88, 0xB5])
+    frame += b"\0" * 46
+    worker2 = cluster.lab.host("worker2").address
+    sent = 20
+    # The tools image has no UDP client: the host's python3 sends from inside each container's
+    # network namespace, so the datagrams leave the way a container's own would.
+    send = (
+        "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        f"for _ in range({sent}): s.sendto({frame!r}, ({worker2!r}, 4789))"
+    )
+    before = _vxlan_rx(cluster, "worker2")
+    # From the default bridge and from the overlay itself: both are masqueraded to worker1.
+    for name, network_opt in (("inject-bridge", ""), ("inject-overlay", "--network ngx_net")):
+        cluster.lab.ssh("worker1", f"docker run -d --name {name} {network_opt} nginx >/dev/null")
+        pid = cluster.lab.ssh("worker1", f"docker inspect -f '{{{{.State.Pid}}}}' {name}").stdout
+        cluster.lab.ssh("worker1", f"nsenter -t {pid.strip()} -n python3 -c {shlex.quote(send)}")
+    # Idle links may see a stray frame of their own, never the 2 x 20 injected ones.
+    assert _vxlan_rx(cluster, "worker2") - before < sent
+    target = _web(cluster, "worker2", "guard-w2")
+    assert _from(cluster, "worker1", f"wget -qO- http://{target}/").strip() == "guard-w2"

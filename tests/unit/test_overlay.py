@@ -516,3 +516,31 @@ def test_a_node_without_a_block_keeps_waiting_for_address_space(store: StateStor
 
 def test_nodes_not_converged_this_time_are_left_as_they_were(store: StateStore) -> None:
     assert pending_after(store, {"node2"}, {})["node1"] == "not set up yet"
+
+
+def test_containers_are_kept_off_every_vxlan_port_in_the_raw_table(tmp_path: Path) -> None:
+    overlays = overlays_of(N1)
+    run = run_with_stubs(tmp_path, render("overlay/converge.sh.j2", o=overlays))
+    assert run.returncode == 0, run.stderr
+    guard = ["-p", "udp", "--dport"]
+    # The stub finds every rule present (-C succeeds), so the checks are what it sees.
+    checked = run.calls_of("iptables", "-t", "raw", "-C", "PREROUTING")
+    assert checked == [
+        ["iptables", "-t", "raw", "-C", "PREROUTING", *guard, str(p), "-j", "SWARMCTL-VXLAN-GUARD"]
+        for p in overlays.ports
+    ]
+    # Only the underlay and the host's loopback may carry VXLAN in; bridges and veths may not.
+    assert run.calls_of("iptables", "-t", "raw", "-A") == [
+        ["iptables", "-t", "raw", "-A", "SWARMCTL-VXLAN-GUARD", *rule]
+        for rule in (
+            ["-i", "lo", "-j", "RETURN"],
+            ["-i", overlays.networks[0].iface, "-j", "RETURN"],
+            ["-j", "DROP"],
+        )
+    ]
+
+
+def test_a_node_without_networks_removes_the_vxlan_guard() -> None:
+    script = render("overlay/converge.sh.j2", o=overlays_of(N4))
+    assert "iptables -t raw -X SWARMCTL-VXLAN-GUARD" in script
+    assert "iptables -t raw -A" not in script

@@ -18,6 +18,13 @@ for vxlan in $(ip -o link show type vxlan | awk -F': ' '{sub(/@.*/, "", $2); pri
     case "$vxlan" in swv*) has "$wanted_vxlans" "$vxlan" || ip link del "$vxlan" ;; esac
 done
 
+for port in $(iptables -t raw -S PREROUTING | awk '/-j SWARMCTL-VXLAN-GUARD/ {for (i = 1; i < NF; i++) if ($i == "--dport") print $(i + 1)}'); do
+    has "$wanted_ports" "$port" || iptables -t raw -D PREROUTING -p udp --dport "$port" -j SWARMCTL-VXLAN-GUARD
+done
+for port in $wanted_ports; do
+    iptables -t raw -C PREROUTING -p udp --dport "$port" -j SWARMCTL-VXLAN-GUARD 2>/dev/null \
+        || iptables -t raw -I PREROUTING -p udp --dport "$port" -j SWARMCTL-VXLAN-GUARD
+done
 for port in $(iptables -S INPUT | awk '/-j SWARMCTL-VXLAN/ {for (i = 1; i < NF; i++) if ($i == "--dport") print $(i + 1)}'); do
     has "$wanted_ports" "$port" || iptables -D INPUT -p udp --dport "$port" -j SWARMCTL-VXLAN
 done
@@ -27,6 +34,9 @@ for port in $wanted_ports; do
 done
 if iptables -S SWARMCTL-VXLAN >/dev/null 2>&1; then
     iptables -F SWARMCTL-VXLAN && iptables -X SWARMCTL-VXLAN
+fi
+if iptables -t raw -S SWARMCTL-VXLAN-GUARD >/dev/null 2>&1; then
+    iptables -t raw -F SWARMCTL-VXLAN-GUARD && iptables -t raw -X SWARMCTL-VXLAN-GUARD
 fi
 for chain in INPUT FORWARD OUTPUT; do
     while ebtables -D "$chain" -j SWARMCTL-ARP 2>/dev/null; do :; done

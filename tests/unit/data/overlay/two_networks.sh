@@ -134,6 +134,22 @@ iptables-restore --noflush <<'RULES'
 -A SWARMCTL-VXLAN -j DROP
 COMMIT
 RULES
+
+# --- a container must not reach a peer's VXLAN port: masqueraded to this node's address it
+# would pass the peers' filter above and inject frames into the overlay. The raw table sees
+# it before conntrack and NAT; the host's own VXLAN devices send through OUTPUT, untouched.
+guard=SWARMCTL-VXLAN-GUARD
+iptables -t raw -N "$guard" 2>/dev/null || iptables -t raw -F "$guard"
+iptables -t raw -A "$guard" -i lo -j RETURN
+iptables -t raw -A "$guard" -i eth1 -j RETURN
+iptables -t raw -A "$guard" -j DROP
+for port in $(iptables -t raw -S PREROUTING | awk '/-j SWARMCTL-VXLAN-GUARD/ {for (i = 1; i < NF; i++) if ($i == "--dport") print $(i + 1)}'); do
+    has "$wanted_ports" "$port" || iptables -t raw -D PREROUTING -p udp --dport "$port" -j SWARMCTL-VXLAN-GUARD
+done
+for port in $wanted_ports; do
+    iptables -t raw -C PREROUTING -p udp --dport "$port" -j SWARMCTL-VXLAN-GUARD 2>/dev/null \
+        || iptables -t raw -I PREROUTING -p udp --dport "$port" -j SWARMCTL-VXLAN-GUARD
+done
 for port in $(iptables -S INPUT | awk '/-j SWARMCTL-VXLAN/ {for (i = 1; i < NF; i++) if ($i == "--dport") print $(i + 1)}'); do
     has "$wanted_ports" "$port" || iptables -D INPUT -p udp --dport "$port" -j SWARMCTL-VXLAN
 done
