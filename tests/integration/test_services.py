@@ -45,14 +45,8 @@ def walkthrough(cluster: Cluster) -> Cluster:
 
 
 @pytest.mark.modes("online", "offline")
-def test_the_swarm_walkthrough(walkthrough: Cluster, request: pytest.FixtureRequest) -> None:
+def test_the_swarm_walkthrough(walkthrough: Cluster) -> None:
     cluster = walkthrough
-    if cluster.lab.offline:
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="needs airgap branch: the routing mesh helper runs busybox", strict=False
-            )
-        )
     created = cluster(
         "service",
         "create",
