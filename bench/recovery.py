@@ -3,8 +3,11 @@
 the cost of one supervisor tick as the cluster grows.
 
 Run as root: sudo .venv/bin/python bench/recovery.py [--trials 10] [--no-swarm]
-Brings up labs of its own, each taken down at the end: "br" (8 hosts) for swarmctl and
-then "brs" (3 hosts) for Docker swarm mode (the anchor). Figures:
+[--labs online,offline]
+Brings up labs of its own, each taken down at the end: "br" (8 hosts) for swarmctl,
+"bro" (3 hosts) in the hostile mode (`lab up --offline`: no registry, and the CLI and the
+supervisor run from a control side whose resolver drops every query), then "brs" (3
+hosts) for Docker swarm mode (the anchor). Figures:
 - tick: Supervisor.tick() run in this process on clusters of 1, 3 and 8 nodes, each
   with a global nginx service (one task per node); the first tick (which also converges
   overlays and mesh) is shown apart, then TICKS more back to back;
@@ -15,8 +18,8 @@ then "brs" (3 hosts) for Docker swarm mode (the anchor). Figures:
 - host killed: on 3 hosts, a fresh service of 6 replicas each trial; `lab kill worker2`
   (every process of the host dies), until all 6 run on the other hosts; then
   `lab start worker2`, until it is ready again.
-Times run from the moment the kill returned. "seen" is when polling (`swarmctl service ps
---format json`, or the swarm manager's API) first showed the recovery; "recorded" is the
+Times run from the moment the kill returned. "seen" is when polling (`swarmctl inspect
+--type task`, or the swarm manager's API) first showed the recovery; "recorded" is the
 replacement's own running timestamp. swarm runs with its defaults (restart delay 5 s,
 image resolved to a digest so nodes do not pull). Prints figures only.
 """
@@ -82,14 +85,15 @@ def percentile(values: list[float], p: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
 
 
-def up(name: str, hosts: int) -> Lab:
+def up(name: str, hosts: int, offline: bool = False) -> Lab:
     lab = Lab(LabLayout(name), say=lambda _: None)
     lab.down()  # leftovers of an interrupted run
     started = time.perf_counter()
-    lab.up(hosts)
+    lab.up(hosts, offline=offline)
     print(f"lab {name}: {hosts} hosts up in {time.perf_counter() - started:.1f} s", flush=True)
-    for host in lab.recorded_hosts():
-        run(lab.ssh_argv(host.name, ["docker pull -q nginx"]))
+    if not offline:  # offline, the lab loaded it: nothing can be pulled
+        for host in lab.recorded_hosts():
+            run(lab.ssh_argv(host.name, ["docker pull -q nginx"]))
     return lab
 
 
@@ -103,8 +107,11 @@ def kill_container(lab: Lab, host: str, container_id: str) -> datetime:
 class Cluster:
     """A swarmctl cluster on the first hosts of the lab, driven through the real CLI."""
 
-    def __init__(self, lab: Lab, hosts: int, folder: Path, name: str) -> None:
+    def __init__(
+        self, lab: Lab, hosts: int, folder: Path, name: str, dead_dns: bool = False
+    ) -> None:
         self.lab = lab
+        self.dead_dns = dead_dns
         self.inventory = first_hosts(lab.layout.inventory, hosts, folder)
         self.state = folder / f"{name}.state.json"
         self.env = {
@@ -118,11 +125,16 @@ class Cluster:
             self("join", "--all")
         self.hostname = {n["ID"]: n["Description"]["Hostname"] for n in self.nodes()}
 
+    def argv(self, argv: list[str]) -> list[str]:
+        """argv as run from the control side, through the dead resolver in hostile mode."""
+        return self.lab.control_argv(argv) if self.dead_dns else argv
+
     def __call__(self, *args: str) -> str:
-        return run([sys.executable, "-m", "swarmctl", *args], env=self.env)
+        return run(self.argv([sys.executable, "-m", "swarmctl", *args]), env=self.env)
 
     def tasks(self, service: str) -> list[dict[str, Any]]:
-        return json.loads(self("service", "ps", service, "--format", "json"))
+        ids = self("service", "ps", "-q", service).split()
+        return json.loads(self("inspect", "--type", "task", *ids)) if ids else []
 
     def running(self, service: str) -> list[dict[str, Any]]:
         return [
@@ -142,7 +154,7 @@ class Cluster:
         poll(lambda: all(n["Status"]["State"] == "ready" for n in self.nodes()))
 
     def nodes(self) -> list[dict[str, Any]]:
-        return json.loads(self("node", "ls", "--format", "json"))
+        return json.loads(self("node", "inspect", *self("node", "ls", "-q").split()))
 
 
 # ------------------------------------------------------------------------------ ticks
@@ -208,7 +220,7 @@ class Supervise:
         self.log = log
         with open(log, "w") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "swarmctl", "supervise"],
+                cluster.argv([sys.executable, "-m", "swarmctl", "supervise"]),
                 env=cluster.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -459,7 +471,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--no-swarm", action="store_true", help="skip the swarm anchor")
+    parser.add_argument(
+        "--labs", default="online,offline", help="lab modes to time: online, offline or both"
+    )
     args = parser.parse_args()
+    modes = set(args.labs.split(","))
     labs: list[Lab] = []
     swarm = None
     try:
@@ -485,6 +501,21 @@ def main() -> None:
                 sup.stop()
             lab.down()
             labs.remove(lab)
+            hostile_containers = hostile_hosts = None
+            if "offline" in modes:
+                hostile = up("bro", 3, offline=True)
+                labs.append(hostile)
+                cluster = Cluster(hostile, 3, folder, "hostile", dead_dns=True)
+                sup = Supervise(cluster, folder / "supervise-hostile.log")
+                try:
+                    hostile_containers = swarmctl_container_kills(cluster, args.trials, sup)
+                    print(f"hostile lab: {args.trials} container kills done", flush=True)
+                    hostile_hosts = swarmctl_host_kills(cluster, args.trials, sup)
+                    print(f"hostile lab: {args.trials} host kills done", flush=True)
+                finally:
+                    sup.stop()
+                hostile.down()
+                labs.remove(hostile)
             their_containers = their_hosts = None
             if not args.no_swarm:
                 anchor = up("brs", 3)
@@ -499,6 +530,10 @@ def main() -> None:
                     print(f"swarm anchor failed: {exc!r}")
         report("container", "container killed -> replacement running", containers, their_containers)
         report("host", "host killed -> its replicas running elsewhere", hosts, their_hosts)
+        if hostile_containers is not None:
+            print("\nhostile lab (no registry, the control side's resolver drops every query):")
+            report("container", "container killed -> replacement running", hostile_containers, None)
+            report("host", "host killed -> its replicas running elsewhere", hostile_hosts, None)
         print(
             f"\ntick({max(SIZES)})/tick(1) = {ratio:.2f} (medians); target < {TARGETS['tick']:g}:"
             f" {verdict(ratio, TARGETS['tick'])}"
@@ -508,7 +543,7 @@ def main() -> None:
             swarm.close()
         for lab in labs:
             lab.down()
-        print("labs br, brs: down")
+        print("labs br, bro, brs: down")
 
 
 if __name__ == "__main__":

@@ -2,9 +2,14 @@
 """Time 5 replicas of nginx on 3 hosts: a bare ssh loop, swarmctl and real swarm mode.
 
 Run as root: sudo .venv/bin/python bench/services.py [--runs 5] [--scale-runs 3]
-Brings up two 3-host labs of its own, "bs" for swarmctl and "bss" for Docker swarm mode
-(the anchor), both taken down at the end; nginx is pulled on every host before anything
-is timed. Each run, the two systems take turns, so machine noise hits both alike:
+[--labs online,offline]
+Brings up 3-host labs of its own, "bs" for swarmctl and "bss" for Docker swarm mode
+(the anchor), and "bso" in the hostile mode (`lab up --offline`: no registry, nginx
+arrived by docker load, and swarmctl and the ssh loop run from a control side whose
+resolver drops every query), all taken down at the end; nginx is on every host before
+anything is timed. The hostile lab times (a) and (b) only: swarm mode is its anchor
+online, as it needs a registry to resolve. Each run, the systems take turns, so machine
+noise hits all alike:
   (a) a user's shell loop: 5 x `ssh host docker run -d nginx` in parallel (2/2/1), fresh
       connections from the lab's control namespace, until the last one returns;
   (b) `swarmctl service create --replicas 5 nginx`, until it returns (it waits for the
@@ -67,12 +72,17 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float = TIMEOUT) -
 class Hosts:
     """A lab's hosts, over ssh as a user reaches them and over their sockets for checks."""
 
-    def __init__(self, lab: Lab, hosts: list[LabHost]) -> None:
+    def __init__(self, lab: Lab, hosts: list[LabHost], dead_dns: bool = False) -> None:
         self.lab = lab
+        self.dead_dns = dead_dns
         self.hosts = hosts
         self.docker = {
             h.name: docker.APIClient(base_url=f"unix://{h.docker_socket}") for h in hosts
         }
+
+    def argv(self, argv: list[str]) -> list[str]:
+        """argv as run from the control side, through the dead resolver in hostile mode."""
+        return self.lab.control_argv(argv) if self.dead_dns else argv
 
     def ssh(self, host: str, command: str) -> str:
         return run(self.lab.ssh_argv(host, [command]))
@@ -111,7 +121,7 @@ class Swarmctl:
         self("join", "--all")
 
     def __call__(self, *args: str) -> str:
-        return run([sys.executable, "-m", "swarmctl", *args], env=self.env)
+        return run(self.hosts.argv([sys.executable, "-m", "swarmctl", *args]), env=self.env)
 
     def create(self) -> None:
         self("service", "create", "--name", "web", "--replicas", str(REPLICAS), "nginx")
@@ -175,7 +185,7 @@ class Swarm:
 
 
 def ssh_loop(hosts: Hosts) -> float:
-    argvs = [hosts.lab.ssh_argv(h, ["docker", "run", "-d", "nginx"]) for h in LOOP]
+    argvs = [hosts.argv(hosts.lab.ssh_argv(h, ["docker", "run", "-d", "nginx"])) for h in LOOP]
     start = time.perf_counter()
     procs = [subprocess.Popen(a, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for a in argvs]
     for proc in procs:
@@ -195,13 +205,14 @@ def scale_again(system: Swarmctl | Swarm, hosts: Hosts) -> tuple[float, int]:
     return seconds, len(hosts.container_events(since, time.time()))
 
 
-def up(name: str) -> Hosts:
+def up(name: str, offline: bool = False) -> Hosts:
     lab = Lab(LabLayout(name), say=lambda _: None)
     lab.down()  # leftovers of an interrupted run
     started = time.perf_counter()
-    hosts = Hosts(lab, lab.up(HOSTS))
+    hosts = Hosts(lab, lab.up(HOSTS, offline=offline), dead_dns=offline)
     print(f"lab {name}: {HOSTS} hosts up in {time.perf_counter() - started:.1f} s")
-    hosts.on_all("docker pull -q nginx >/dev/null")
+    if not offline:  # offline, the lab loaded it: nothing can be pulled
+        hosts.on_all("docker pull -q nginx >/dev/null")
     return hosts
 
 
@@ -217,7 +228,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs of (a), (b) and (c)")
     parser.add_argument("--scale-runs", type=int, default=3, help="runs of (d)")
+    parser.add_argument(
+        "--labs", default="online,offline", help="lab modes to time: online, offline or both"
+    )
     args = parser.parse_args()
+    modes = set(args.labs.split(","))
     figures: dict[str, list] = {}
 
     def note(key: str, value: object) -> None:
@@ -230,18 +245,28 @@ def main() -> None:
         labs.append(mine)
         anchor = up("bss")
         labs.append(anchor)
+        hostile = None
+        if "offline" in modes:
+            hostile = up("bso", offline=True)
+            labs.append(hostile)
         with tempfile.TemporaryDirectory() as tmp:
-            ctl = Swarmctl(mine, Path(tmp))
+            for mode in ("online", "offline"):
+                (Path(tmp) / mode).mkdir()
+            ctl = Swarmctl(mine, Path(tmp) / "online")
             swarm = Swarm(anchor)
             swarm.join()
-            systems = (
+            systems = [
                 ("ctl", ctl, mine),
                 ("swarm", swarm, anchor),
                 ("tag", Swarm(anchor, resolve=False), anchor),
-            )
+            ]
+            if hostile is not None:
+                systems.append(("off", Swarmctl(hostile, Path(tmp) / "offline"), hostile))
             for _ in range(args.runs):
                 note("ls", timed(lambda: ctl("service", "ls")))
                 note("loop", ssh_loop(mine))
+                if hostile is not None:
+                    note("off loop", ssh_loop(hostile))
                 for label, system, hosts in systems:
                     note(f"{label} create", timed(system.create))
                     seconds, events = scale_again(system, hosts)
@@ -257,7 +282,7 @@ def main() -> None:
         for hosts in labs:
             hosts.close()
             hosts.lab.down()
-        print("labs bs, bss: down")
+        print(f"labs {', '.join(h.lab.layout.name for h in labs)}: down")
 
 
 def report(f: dict[str, list]) -> None:
@@ -290,6 +315,15 @@ def report(f: dict[str, list]) -> None:
             continue
         extra = f"  container events: {f[events]}" if events else ""
         print(f"{label:<48}{ms(f[key])}{extra}")
+    if "off create" in f:
+        print("hostile lab (no registry, control side's resolver drops every query):")
+        for label, key in (
+            ("(a)   ssh loop: 5 x docker run -d, in parallel", "off loop"),
+            (f"(b)   swarmctl service create --replicas {REPLICAS}", "off create"),
+            (f"(c)   swarmctl service scale web={REPLICAS} (is {REPLICAS})", "off again"),
+            (f"(d)   swarmctl service scale web={SCALED} (from {REPLICAS})", "off scale"),
+        ):
+            print(f"{label:<48}{ms(f[key])}")
     print("(e) the scheduler alone: python bench/scheduler.py")
 
     def ratio(a: str, b: str) -> str:
@@ -297,6 +331,8 @@ def report(f: dict[str, list]) -> None:
 
     print("\nratios of medians:")
     print(f"  swarmctl create / ssh loop: {ratio('ctl create', 'loop')}")
+    if "off create" in f:
+        print(f"  hostile lab: swarmctl create / ssh loop: {ratio('off create', 'off loop')}")
     for other, name in (("swarm", "swarm"), ("tag", "swarm --no-resolve-image")):
         print(
             f"  swarmctl / {name}: create {ratio('ctl create', f'{other} create')},"
