@@ -6,7 +6,7 @@ writes each task's desired state, the supervisor writes observed state (node sta
 task state). Conversion to and from the state file's JSON lives in `codec`.
 """
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -251,11 +251,20 @@ class Task:
         return self.timestamps.get(self.state.value, self.created_at)
 
 
-def replicas(service: Service, tasks: Iterable[Task]) -> tuple[int, int]:
-    """(running, desired) tasks of the service, as `service ls` shows them."""
+def replicas(
+    service: Service, tasks: Iterable[Task], ready_nodes: Collection[str]
+) -> tuple[int, int]:
+    """(running, desired) tasks of the service, as `service ls` shows them.
+
+    A task counts as running only on a node seen ready: on a node that is down or unknown,
+    its last record says running, but nobody can tell."""
     current = [
         t for t in tasks if t.service_id == service.id and t.desired_state == TaskState.RUNNING
     ]
-    running = sum(1 for t in current if t.state == TaskState.RUNNING)
+    running = sum(1 for t in current if t.state == TaskState.RUNNING and t.node_id in ready_nodes)
     desired = service.spec.replicas if service.spec.mode == Mode.REPLICATED else len(current)
     return running, desired
+
+
+def ready_node_ids(nodes: Iterable[Node]) -> set[str]:
+    return {n.id for n in nodes if n.state == NodeState.READY}

@@ -32,6 +32,7 @@ from swarmctl.models import (
     ServiceSpec,
     Task,
     TaskState,
+    ready_node_ids,
     replicas,
 )
 from swarmctl.naming import new_id
@@ -305,6 +306,16 @@ def leased(store: StateStore, service_ids: set[str], wait: float = LEASE_WAIT) -
                 leases.release(db, name, holder)
 
 
+def unreachable_warning(plan: Plan, node_id: str, error: str) -> str:
+    """What becomes of a node's share of the plan when the node cannot be reached."""
+    starts = any(t.node_id == node_id for t in plan.create)
+    stops = any(t.node_id == node_id for t in plan.shutdown)
+    fates = (["its new tasks go elsewhere"] if starts else []) + (
+        ["its containers to stop are removed when it is back"] if stops else []
+    )
+    return f"{error}: {' and '.join(fates) or 'nothing changed there'}"
+
+
 def _converge(
     store: StateStore,
     pool: Pool,
@@ -320,7 +331,7 @@ def _converge(
             break
         acted = True
         outcome = executor.apply(store, pool, plan, progress)
-        warnings += [f"{error}: its tasks go elsewhere" for error in outcome.unreachable.values()]
+        warnings += [unreachable_warning(plan, node, e) for node, e in outcome.unreachable.items()]
         # Another round helps tasks that a lost node turned away, and finishes removals
         # (records of tasks whose containers are now gone); other failures wait for the
         # restart policy, which the supervisor applies.
@@ -369,31 +380,37 @@ def mesh_script(wanted: NodeServices) -> str:
     )
 
 
+FAILED_STATES = (TaskState.FAILED, TaskState.REJECTED)
+
+
 def status(store: StateStore, service_ids: Iterable[str]) -> list[Convergence]:
     with store.read() as db:
         repo = Repo(db)
         services = {s.id: s for s in repo.services.all()}
         tasks = repo.tasks.all()
-        nodes = {n.id: n.hostname for n in repo.nodes.all()}
+        all_nodes = repo.nodes.all()
+    nodes = {n.id: n.hostname for n in all_nodes}
+    states = {n.id: n.state.value for n in all_nodes}
+    ready = ready_node_ids(all_nodes)
     report = []
     for service_id in service_ids:
         service = services.get(service_id)
         if service is None:
             continue
-        running, desired = replicas(service, tasks)
+        running, desired = replicas(service, tasks, ready)
         problems = []
         for task in tasks:
-            if task.service_id != service_id or task.state == TaskState.RUNNING:
+            recent = task.desired_state == TaskState.RUNNING or task.state in FAILED_STATES
+            if task.service_id != service_id or not recent:
                 continue
-            recent = task.desired_state == TaskState.RUNNING or task.state in (
-                TaskState.FAILED,
-                TaskState.REJECTED,
-            )
-            if recent and task.error and running < desired:
-                where = nodes.get(task.node_id, "no node")
-                problems.append(
-                    f"{service.spec.name}.{task.slot or task.node_id} on {where}: "
-                    f"{task.state.value}: {task.error}"
-                )
+            where = nodes.get(task.node_id, "no node")
+            name = f"{service.spec.name}.{task.slot or task.node_id}"
+            if task.state == TaskState.RUNNING:
+                if task.node_id not in ready and task.node_id in states:
+                    problems.append(
+                        f"{name} on {where}: running when last seen, node {states[task.node_id]}"
+                    )
+            elif task.error and running < desired:
+                problems.append(f"{name} on {where}: {task.state.value}: {task.error}")
         report.append(Convergence(service, running, desired, sorted(set(problems))))
     return report

@@ -308,7 +308,12 @@ class Supervisor:
                 plan = replace(plan, update=plan.update + restart)
             if not plan.empty:
                 outcome = executor.apply(self.store, self.pool, plan)
-                self._warn([f"{e}: its tasks go elsewhere" for e in outcome.unreachable.values()])
+                self._warn(
+                    [
+                        services.unreachable_warning(plan, node, e)
+                        for node, e in outcome.unreachable.items()
+                    ]
+                )
             return (plan.wake_at - now).total_seconds() if plan.wake_at else None
         finally:
             with self.store.transaction() as db:

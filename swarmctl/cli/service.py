@@ -173,7 +173,7 @@ def ls(
     """List services."""
     from swarmctl.cli.goformat import render_rows
     from swarmctl.cli.output import table
-    from swarmctl.models import replicas
+    from swarmctl.models import ready_node_ids, replicas
     from swarmctl.repo import Repo
 
     with env(ctx).store.read() as db:
@@ -181,13 +181,14 @@ def ls(
         repo.cluster()
         found = sorted(repo.services.all(), key=lambda s: s.spec.name)
         tasks = repo.tasks.all()
+        ready = ready_node_ids(repo.nodes.all())
     if quiet:
         for service in found:
             typer.echo(service.id)
         return
     rows = []
     for s in found:
-        running, desired = replicas(s, tasks)
+        running, desired = replicas(s, tasks, ready)
         rows.append(
             {
                 "ID": s.id[:12],
