@@ -141,9 +141,10 @@ def ensure(layout: LabLayout, builder: LabHost, say: Callable[[str], None]) -> N
             say(f"image {recipe.repository}: built from Debian packages, pushed to {ref}")
 
 
-def offline_ref(layout: LabLayout, recipe: ImageRecipe) -> str:
-    """The name an offline host knows the image by: what users and tests name it online."""
-    return "nginx:latest" if recipe.repository == "library/nginx" else image_ref(layout, recipe)
+def offline_ref(recipe: ImageRecipe) -> str:
+    """The name an offline host knows the image by: what users and tests name it online,
+    where the hosts' mirror serves it as a docker.io name (`nginx`, `swarmctl/tools`)."""
+    return recipe.repository.removeprefix("library/") + ":latest"
 
 
 def load_into_hosts(layout: LabLayout, hosts: list[LabHost], say: Callable[[str], None]) -> None:
@@ -158,7 +159,7 @@ def load_into_hosts(layout: LabLayout, hosts: list[LabHost], say: Callable[[str]
     }
     try:
         for recipe in wanted:
-            ref = offline_ref(layout, recipe)
+            ref = offline_ref(recipe)
             have = [n for n, c in clients.items() if _has_image(c, ref)]
             lacking = [n for n in clients if n not in have]
             if not lacking:
