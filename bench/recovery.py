@@ -316,6 +316,19 @@ def swarmctl_host_kills(cluster: Cluster, trials: int, sup: Supervise) -> list[t
     return found
 
 
+def swarmctl_kills(cluster: Cluster, trials: int, folder: Path, label: str) -> tuple[list, list]:
+    """Container kills, then host kills, under one `swarmctl supervise`."""
+    sup = Supervise(cluster, folder / f"supervise-{cluster.state.stem}.log")
+    try:
+        containers = swarmctl_container_kills(cluster, trials, sup)
+        print(f"{label}: {trials} container kills done", flush=True)
+        hosts = swarmctl_host_kills(cluster, trials, sup)
+        print(f"{label}: {trials} host kills done", flush=True)
+    finally:
+        sup.stop()
+    return containers, hosts
+
+
 # -------------------------------------------------------------------------- swarm
 
 
@@ -490,30 +503,21 @@ def main() -> None:
                 f"target < {TARGETS['tick']:g}",
                 flush=True,
             )
-            cluster = Cluster(lab, 3, folder, "recovery")
-            sup = Supervise(cluster, folder / "supervise.log")
-            try:
-                containers = swarmctl_container_kills(cluster, args.trials, sup)
-                print(f"swarmctl: {args.trials} container kills done", flush=True)
-                hosts = swarmctl_host_kills(cluster, args.trials, sup)
-                print(f"swarmctl: {args.trials} host kills done", flush=True)
-            finally:
-                sup.stop()
+            containers, hosts = swarmctl_kills(
+                Cluster(lab, 3, folder, "recovery"), args.trials, folder, "swarmctl"
+            )
             lab.down()
             labs.remove(lab)
             hostile_containers = hostile_hosts = None
             if "offline" in modes:
                 hostile = up("bro", 3, offline=True)
                 labs.append(hostile)
-                cluster = Cluster(hostile, 3, folder, "hostile", dead_dns=True)
-                sup = Supervise(cluster, folder / "supervise-hostile.log")
-                try:
-                    hostile_containers = swarmctl_container_kills(cluster, args.trials, sup)
-                    print(f"hostile lab: {args.trials} container kills done", flush=True)
-                    hostile_hosts = swarmctl_host_kills(cluster, args.trials, sup)
-                    print(f"hostile lab: {args.trials} host kills done", flush=True)
-                finally:
-                    sup.stop()
+                hostile_containers, hostile_hosts = swarmctl_kills(
+                    Cluster(hostile, 3, folder, "hostile", dead_dns=True),
+                    args.trials,
+                    folder,
+                    "hostile lab",
+                )
                 hostile.down()
                 labs.remove(hostile)
             their_containers = their_hosts = None
