@@ -1,5 +1,6 @@
 """`swarmctl service create|ls|ps|tasks|inspect|scale|rm`."""
 
+import os
 import re
 import sys
 from typing import Annotated
@@ -271,6 +272,67 @@ def _filter(tasks, filters: list[str], nodes) -> list:
 
 
 app.command("tasks", help="List the tasks of services (alias of ps).")(ps)
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(metavar="SERVICE|TASK")],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Follow, tasks started later too.")
+    ] = False,
+    tail: Annotated[str, typer.Option(help="Lines from the end of each task's log.")] = "all",
+    since: Annotated[
+        str | None, typer.Option(help="Since a date, a UNIX time or a duration (42m).")
+    ] = None,
+    timestamps: Annotated[bool, typer.Option("--timestamps", "-t", help="Show times.")] = False,
+    raw: Annotated[bool, typer.Option("--raw", help="No task and node before each line.")] = False,
+    no_task_ids: Annotated[bool, typer.Option("--no-task-ids", help="No task IDs.")] = False,
+    no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Full task IDs.")] = False,
+) -> None:
+    """Show the logs of a service's tasks, on every node, or of one task."""
+    from swarmctl import logs as service_logs
+    from swarmctl.repo import Repo
+
+    options = service_logs.Options(
+        follow=follow,
+        tail=service_logs.check_tail(tail),
+        since=since and service_logs.check_since(since),
+        timestamps=timestamps,
+        raw=raw,
+        task_ids=not no_task_ids,
+        no_trunc=no_trunc,
+    )
+    e = env(ctx)
+
+    def current() -> list | None:
+        with e.store.read() as db:
+            repo = Repo(db)
+            service = repo.services.find(target)
+            task = None if service else repo.tasks.find(target)
+            if task:
+                service = repo.services.find(task.service_id)
+            if service is None:
+                return None
+            nodes = {n.id: n for n in repo.nodes.all()}
+            tasks = [task] if task else repo.tasks.all()
+        return service_logs.sources(service, tasks, nodes, options)
+
+    found = current()
+    if found is None:
+        raise SwarmctlError(f"no such service or task: {cut(target)!r}")
+    printer = service_logs.Printer(options)
+    with e.pool() as pool:
+        if not follow:
+            failed = service_logs.read(pool, found, options, printer)
+            if failed:
+                raise SwarmctlError(f"the logs of {failed} task(s) could not be read")
+            return
+        try:
+            service_logs.Follower(pool, options, printer, current).run()
+        except KeyboardInterrupt:
+            sys.stdout.flush()
+            os._exit(130)  # Ctrl-C is how a follow ends: no message, no wait for streams
 
 
 @app.command()

@@ -168,6 +168,16 @@ def remove_tasks(task_ids: Sequence[str]) -> str:
     )
 
 
+def logs(container: str, *, tail: str = "all", since: str | None = None, follow: bool = False):
+    """A container's log lines, each led by docker's timestamp (for merging nodes' lines)."""
+    argv = ["docker", "logs", "--timestamps", "--tail", tail]
+    if since:
+        argv += ["--since", since]
+    if follow:
+        argv.append("--follow")
+    return [*argv, container]
+
+
 def error_line(stderr: str) -> str:
     """Docker's own error in a failed command's stderr, not the help hint it ends with
     ("Run 'docker run --help' for more information"); "" if it said nothing."""

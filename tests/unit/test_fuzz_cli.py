@@ -50,6 +50,7 @@ COMMANDS = [
     ("service", "ls"),
     ("service", "inspect"),
     ("service", "ps"),
+    ("service", "logs"),
     ("service", "scale"),
     ("service", "rm"),
     ("info",),
