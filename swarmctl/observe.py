@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from swarmctl import clock
 from swarmctl.models import Task, TaskState
+from swarmctl.naming import LABEL_SERVICE_ID, LABEL_TASK_ID
 
 # An ASSIGNED task with no container this long after it was assigned was never started
 # (its starter died): start it.
@@ -39,6 +40,7 @@ class Container:
     created: str = ""
     started: str = ""
     finished: str = ""
+    service_id: str = ""  # from its label; "" where the source does not tell
 
 
 def _addresses(networks: dict) -> tuple[dict[str, str], dict[str, str]]:
@@ -91,9 +93,11 @@ def from_api(summary: dict, detail: dict | None = None) -> Container:
         "",
     )
     addresses, macs = _addresses((summary.get("NetworkSettings") or {}).get("Networks") or {})
+    labels = summary.get("Labels") or {}
     return Container(
         id=summary["Id"],
-        task_id=(summary.get("Labels") or {}).get("swarmctl.task.id", ""),
+        task_id=labels.get(LABEL_TASK_ID, ""),
+        service_id=labels.get(LABEL_SERVICE_ID, ""),
         status=state.get("Status") or summary.get("State", ""),
         exit_code=int(state.get("ExitCode") or 0),
         oom=bool(state.get("OOMKilled")),
@@ -165,8 +169,14 @@ def stamp(task: Task, state: TaskState, at: str = "", **changes) -> Task:
     )
 
 
-def merge(tasks: Sequence[Task], seen: dict[str, list[Container]], now: datetime) -> Merge:
-    """Tasks against the containers of the nodes in `seen` (node id -> containers)."""
+def merge(
+    tasks: Sequence[Task],
+    seen: dict[str, list[Container]],
+    now: datetime,
+    grace: float = START_GRACE,
+) -> Merge:
+    """Tasks against the containers of the nodes in `seen` (node id -> containers); an
+    assigned task with no container is to be started once `grace` seconds passed."""
     by_task: dict[str, Container] = {}
     remove: dict[str, list[str]] = {}
     known = {t.id for t in tasks}
@@ -200,9 +210,18 @@ def merge(tasks: Sequence[Task], seen: dict[str, list[Container]], now: datetime
                     error="task: container is gone (removed or lost)",
                 )
             )
-        elif task.state in STARTABLE and _older_than(task, now, START_GRACE):
+        elif task.state in STARTABLE and _older_than(task, now, grace):
             start.append(task)
     return Merge(changed, remove, start)
+
+
+def unsettled(tasks: Iterable[Task]) -> bool:
+    """Whether a record may not say what its node runs: a start or a stop was written
+    as planned but its outcome never was (the command doing it was interrupted)."""
+    return any(
+        t.state in STARTABLE if t.desired_state == TaskState.RUNNING else not t.state.terminal
+        for t in tasks
+    )
 
 
 def _older_than(task: Task, now: datetime, seconds: float) -> bool:

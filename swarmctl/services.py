@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from swarmctl import clock, executor, leases, networking, pause, pinning
+from swarmctl import clock, executor, leases, networking, observe, pause, pinning, sightings
 from swarmctl.commands.render import render
 from swarmctl.errors import SwarmctlError
 from swarmctl.mesh import (
@@ -250,7 +250,11 @@ def converge(
     """Reconcile and apply the given services until nothing more can be done now; then,
     if anything changed (or `always_mesh`: a service's virtual IPs are new or gone) for a
     service the mesh carries, bring every node's mesh up to date. Returns warnings."""
-    if not always_mesh and _plan(store, service_ids)[0].empty:
+    if (
+        not always_mesh
+        and _plan(store, service_ids)[0].empty
+        and not _unsettled(store, service_ids)
+    ):
         return []  # nothing to do: no lease taken, nothing written
     with leased(store, service_ids):
         return _converge(store, pool, service_ids, progress, always_mesh)
@@ -264,6 +268,11 @@ def _plan(store: StateStore, service_ids: set[str]) -> tuple[Plan, bool]:
         touched = [s for s in repo.services.all() if s.id in service_ids]
         plan = reconcile_now(repo, datetime.now(UTC), only=service_ids)
     return plan, not touched or any(s.spec.ports or s.spec.networks for s in touched)
+
+
+def _unsettled(store: StateStore, service_ids: set[str]) -> bool:
+    with store.read() as db:
+        return observe.unsettled(t for t in Repo(db).tasks.all() if t.service_id in service_ids)
 
 
 def reconcile_now(repo: Repo, now: datetime, only: set[str] | None = None) -> Plan:
@@ -323,10 +332,15 @@ def _converge(
     progress: Progress | None,
     always_mesh: bool,
 ) -> list[str]:
-    warnings: list[str] = []
-    acted = meshed = False
+    # What an interrupted command left is taken over first, not planned around.
+    acted, restart, warnings = sightings.catch_up(store, pool, service_ids)
+    meshed = False
     for _ in range(MAX_ROUNDS):
         plan, meshed = _plan(store, service_ids)
+        if restart:  # unless this plan ends them (their node went down meanwhile)
+            planned = {t.id for t in (*plan.shutdown, *plan.update)}
+            again = tuple(t for t in restart if t.id not in planned)
+            plan, restart = replace(plan, update=plan.update + again), []
         if plan.empty:
             break
         acted = True

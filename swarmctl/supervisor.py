@@ -27,15 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from swarmctl import clock, events, executor, leases, networking, observe, services
+from swarmctl import clock, events, executor, leases, networking, observe, services, sightings
 from swarmctl.errors import SwarmctlError
 from swarmctl.inventory import Inventory
 from swarmctl.membership import recorded_trust
-from swarmctl.models import Node, NodeState, TaskState
-from swarmctl.naming import LABEL_CLUSTER, LABEL_TASK_ID
+from swarmctl.models import Node, NodeState
 from swarmctl.repo import Repo
 from swarmctl.state import StateStore
-from swarmctl.transport.engine import Engine, NotFound
+from swarmctl.transport.engine import Engine
 from swarmctl.transport.group import Pool
 from swarmctl.transport.ssh import SSHConnection
 
@@ -147,7 +146,7 @@ class Supervisor:
             tasks = Repo(db).tasks.all()
         merged = observe.merge(tasks, seen, now)
         executor.save(self.store, merged.changed, known_only=True)
-        self._remove_strays(merged.remove, nodes)
+        self._warn(sightings.remove_strays(self.store, self.pool, merged.remove, nodes))
         periodic = self.ticks % self.settings.repair_every == 1
         if back or restarted or periodic:
             repair = [n for n in nodes if n.id in (seen if periodic else back | restarted)]
@@ -162,24 +161,7 @@ class Supervisor:
             engine = self.engines.get(conn.name)
             if engine is None:
                 engine = self.engines[conn.name] = Engine(conn, self.settings.observe_timeout)
-            listed = engine.get(
-                "/containers/json",
-                all="1",
-                filters={"label": [f"{LABEL_CLUSTER}={cluster_id}", LABEL_TASK_ID]},
-            )
-            # Only a container that stopped needs its full record (exit code, OOM); one
-            # removed meanwhile is simply gone.
-            containers = []
-            for summary in listed:
-                try:
-                    detail = (
-                        None
-                        if summary.get("State") == "running"
-                        else engine.get(f"/containers/{summary['Id']}/json")
-                    )
-                except NotFound:
-                    continue
-                containers.append(observe.from_api(summary, detail))
+            containers = sightings.list_containers(engine, cluster_id)
             return containers, engine.reconnects
 
         results = self.pool.each(look, [n.hostname for n in nodes])
@@ -242,47 +224,6 @@ class Supervisor:
         if node.id in down:
             return node.state != NodeState.DOWN
         return node.id in unknown and node.state == NodeState.READY
-
-    def _remove_strays(self, remove: dict[str, list[str]], nodes: list[Node]) -> None:
-        """Containers no task wants: gone before anything starts on their node."""
-        if not remove:
-            return
-        names = {n.id: n.hostname for n in nodes}
-        by_host = {names[node_id]: ids for node_id, ids in remove.items() if node_id in names}
-        results = self.pool.each(lambda conn: self._rm(conn, by_host[conn.name]), list(by_host))
-        self._warn([str(r) for r in results.values() if isinstance(r, SwarmctlError)])
-        gone = {
-            cid
-            for host, ids in by_host.items()
-            if not isinstance(results[host], SwarmctlError)
-            for cid in ids
-        }
-        with self.store.read() as db:
-            tasks = Repo(db).tasks.all()
-        # States only move forward: a failed task stays failed, its container gone.
-        shut = [
-            observe.stamp(t, TaskState.SHUTDOWN, message="shut down")
-            for t in tasks
-            if t.container_id in gone
-            and t.desired_state != TaskState.RUNNING
-            and not t.state.terminal
-        ]
-        executor.save(self.store, shut, known_only=True)
-
-    @staticmethod
-    def _rm(conn: SSHConnection, ids: list[str]) -> None:
-        """docker rm -f, where a container already gone, or going (a command removing the
-        same service right now), is as good as removed."""
-        result = conn.run(["docker", "rm", "-f", *ids], timeout=30, check=False)
-        errors = [
-            line
-            for line in result.stderr.splitlines()
-            if line.strip()
-            and "already in progress" not in line
-            and "No such container" not in line
-        ]
-        if result.exit_code and errors:
-            raise SwarmctlError(f"{conn.name}: docker rm -f failed: {errors[-1]}")
 
     def _act(self, never_started: list) -> float | None:
         """Reconcile and apply every service not being changed by someone else."""

@@ -113,16 +113,22 @@ def run_task(cluster_id: str, service: Service, task: Task, networks: Sequence[s
         f"docker inspect --format '{{{{.State.Error}}}}' {name} >&2 2>/dev/null"
         f" && exit {START_FAILED}; exit {CREATE_FAILED}"
     )
+    # The name is the task's: a container made by an earlier start of this task (one
+    # whose command was interrupted) is started and taken over, never made twice.
+    taken = f"id=$(docker start {name} 2>/dev/null)"
     if len(networks) <= 1:
-        steps.append(f"id=$({line(['docker', 'run', '-d', *create[2:]])}) || {{ {start_failed}; }}")
+        run = line(["docker", "run", "-d", *create[2:]])
+        steps.append(f"id=$({run}) || {taken} || {{ {start_failed}; }}")
     else:  # a container is created with one network (API < 1.44): join the others first
+        connect = [
+            f'docker network connect {shlex.quote(n)} "$id" || exit {CREATE_FAILED}'
+            for n in networks[1:]
+        ]
         steps += [
-            f"id=$({line(create)}) || exit {CREATE_FAILED}",
-            *[
-                f'docker network connect {shlex.quote(n)} "$id" || exit {CREATE_FAILED}'
-                for n in networks[1:]
-            ],
+            f"if id=$({line(create)}); then",
+            *connect,
             f'docker start "$id" >/dev/null 2>&1 || {{ {start_failed}; }}',
+            f"else {taken} || exit {CREATE_FAILED}; fi",
         ]
     steps.append(f'docker inspect --format {shlex.quote(INSPECT_FORMAT)} "$id"')
     return "set -e\n" + "\n".join(steps)
