@@ -3,12 +3,16 @@
 swarmctl talks to lab hosts from the lab's control namespace, so that no packet for a
 lab address is ever sent from the root namespace (where the default route would carry
 it off the machine). setns() only switches the calling thread, and a socket keeps the
-namespace it was created in, so we switch, create the socket and switch back.
+namespace it was created in, so we switch, create the socket and switch back. A host
+name is looked up there too, as a program run by `ip netns exec` would (its
+/etc/netns/<name>/hosts and resolv.conf, its queries sent from inside); an address is
+used as it is, with no lookup at all.
 """
 
 import ctypes
 import os
 import socket
+import subprocess
 
 from swarmctl.errors import SwarmctlError
 
@@ -59,7 +63,11 @@ def socket_in(
 
 def connect(address: str, port: int, *, netns: str | None, timeout: float) -> socket.socket:
     """A TCP connection to address:port, made from `netns` when given."""
-    sock = socket_in(netns) if netns else socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if netns:
+        family, address = resolve(address, netns, timeout)
+        sock = socket_in(netns, family)
+    else:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
         sock.connect((address, port))
@@ -67,3 +75,26 @@ def connect(address: str, port: int, *, netns: str | None, timeout: float) -> so
         sock.close()
         raise
     return sock
+
+
+def resolve(host: str, netns: str, timeout: float) -> tuple[int, str]:
+    """(family, address) of `host` as seen from inside `netns`."""
+    try:
+        (found, *_) = socket.getaddrinfo(host, None, flags=socket.AI_NUMERICHOST)
+        return found[0], host
+    except socket.gaierror:
+        pass  # a name
+    try:
+        result = subprocess.run(
+            ["ip", "netns", "exec", netns, "getent", "ahosts", host],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        raise socket.gaierror(f"{host}: no answer within {timeout:g} s in {netns}") from None
+    for line in result.stdout.splitlines():
+        address, *kind = line.split()
+        if kind[:1] == ["STREAM"]:
+            return (socket.AF_INET6 if ":" in address else socket.AF_INET), address
+    raise socket.gaierror(f"{host}: unknown in network namespace {netns}")

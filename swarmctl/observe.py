@@ -226,7 +226,7 @@ def unsettled(tasks: Iterable[Task]) -> bool:
 
 def _older_than(task: Task, now: datetime, seconds: float) -> bool:
     since = task.timestamps.get(task.state.value, task.created_at)
-    return now - datetime.fromisoformat(since) > timedelta(seconds=seconds)
+    return now - datetime.fromisoformat(since) >= timedelta(seconds=seconds)
 
 
 def running_endpoints(tasks: Iterable[Task]) -> frozenset[tuple[str, str, str, str]]:

@@ -301,8 +301,8 @@ def test_a_command_that_does_not_finish_times_out_naming_the_host() -> None:
 
 # A stand-in `docker` that logs its argv (one NUL-separated line per call) and acts as
 # FAKE_IMAGE (present|missing|the one reference present), FAKE_DAEMON (up|down),
-# FAKE_PULL (ok|fail) and FAKE_RUN (ok|no-create|no-start) say: the script's branches are
-# tested, not Docker.
+# FAKE_PULL (ok|fail) and FAKE_RUN (ok|no-create|no-start|taken: the task's container
+# exists already) say: the script's branches are tested, not Docker.
 FAKE_DOCKER = r"""#!/bin/sh
 printf '%s\0' "$@" >> "$LOG"; printf '\n' >> "$LOG"
 case "$1 $2" in
@@ -310,6 +310,7 @@ case "$1 $2" in
   "version --format") [ "$FAKE_DAEMON" = up ] ;;
   "pull -q") [ "$FAKE_PULL" = ok ] || { echo "pull access denied" >&2; exit 1; } ;;
   "create --name")
+    [ "$FAKE_RUN" = taken ] && { echo "Error response from daemon: Conflict." >&2; exit 1; }
     [ "$FAKE_RUN" = no-create ] && { echo "Error response from daemon: no network" >&2; exit 1; }
     touch "$LOG.made"; echo c0ffee ;;
   "run -d")
@@ -318,8 +319,14 @@ case "$1 $2" in
       no-create) echo "docker: Error response from daemon: no such network" >&2
                  echo "See 'docker run --help'." >&2; exit 125 ;;
       no-start) touch "$LOG.made"; echo "docker: Error response from daemon: shim" >&2; exit 127 ;;
+      taken) echo "docker: Error response from daemon: Conflict." >&2; exit 125 ;;
     esac ;;
-  "start "*) [ "$FAKE_RUN" = ok ] || { echo "Error: shim" >&2; exit 1; } ;;
+  "start "*)
+    case "$FAKE_RUN" in
+      ok) ;;
+      taken) echo "$2" ;;
+      *) echo "Error: shim" >&2; exit 1 ;;
+    esac ;;
   "network connect") ;;
   "inspect --format")
     case "$3" in
@@ -396,6 +403,18 @@ def test_each_failure_exits_with_its_own_status(
     got, _, _ = run_script(tmp_path, run_task_script(networks), **{**UP, **fake})
 
     assert got == status
+
+
+@pytest.mark.parametrize("networks", [["ngx_net"], ["ngx_net", "ingress"]])
+def test_a_container_an_earlier_start_of_the_task_made_is_started_and_taken_over(
+    tmp_path: Path, networks: list[str]
+) -> None:
+    status, calls, _ = run_script(tmp_path, run_task_script(networks), **{**UP, "run": "taken"})
+
+    assert status == 0
+    assert calls[-2] == ["start", "web.1.t1"]
+    assert calls[-1][:2] == ["inspect", "--format"] and calls[-1][-1] == "web.1.t1"
+    assert not any(c[0] == "network" for c in calls)
 
 
 def test_a_container_that_would_not_start_reports_its_state_error_last(tmp_path: Path) -> None:

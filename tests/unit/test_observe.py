@@ -20,6 +20,7 @@ from swarmctl.observe import (
     observed,
     parse_inspect,
     running_endpoints,
+    unsettled,
 )
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -505,3 +506,52 @@ def test_a_killed_task_is_failed_at_dockers_finish_time() -> None:
     updated = observed(task(state=RUNNING), seen)
 
     assert (updated.state, updated.timestamps["failed"]) == (FAILED, at(1))
+
+
+# ------------------------------------------------------- catching up after an interrupt
+
+
+def test_with_no_grace_an_assigned_task_without_a_container_is_started_at_once() -> None:
+    just_now = assigned(seconds_ago=0)
+
+    assert merge([just_now], {"a": []}, NOW, grace=0).start == [just_now]
+
+
+def test_the_api_list_tells_which_service_a_container_is_of() -> None:
+    labels = {"swarmctl.task.id": "t1", "swarmctl.service.id": "svc"}
+    summary = {"Id": "abc", "State": "running", "Labels": labels}
+
+    assert (from_api(summary).task_id, from_api(summary).service_id) == ("t1", "svc")
+
+
+@pytest.mark.parametrize(
+    ("state", "desired"),
+    [
+        (TaskState.ASSIGNED, RUNNING),  # planned, its start never recorded
+        (TaskState.PREPARING, RUNNING),
+        (TaskState.STARTING, RUNNING),
+        (RUNNING, SHUTDOWN),  # its stop never recorded
+        (TaskState.ASSIGNED, SHUTDOWN),
+    ],
+)
+def test_a_start_or_stop_never_recorded_is_unsettled(state: TaskState, desired: TaskState) -> None:
+    assert unsettled([task(state=RUNNING), task("t2", state=state, desired=desired)])
+
+
+@pytest.mark.parametrize(
+    ("state", "desired"),
+    [
+        (RUNNING, RUNNING),
+        (TaskState.PENDING, RUNNING),  # no node for it: nothing was started
+        (FAILED, RUNNING),
+        (SHUTDOWN, SHUTDOWN),
+        (TaskState.ORPHANED, SHUTDOWN),
+        (TaskState.REJECTED, SHUTDOWN),
+    ],
+)
+def test_recorded_outcomes_are_settled(state: TaskState, desired: TaskState) -> None:
+    assert not unsettled([task(state=state, desired=desired)])
+
+
+def test_no_tasks_are_settled() -> None:
+    assert not unsettled([])
