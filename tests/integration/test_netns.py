@@ -33,9 +33,7 @@ def banner(sock: socket.socket) -> bytes:
         return sock.recv(64)
 
 
-def test_a_name_known_only_inside_the_namespace_connects(
-    lab: RunningLab, ctl_hosts: str
-) -> None:
+def test_a_name_known_only_inside_the_namespace_connects(lab: RunningLab, ctl_hosts: str) -> None:
     with pytest.raises(socket.gaierror):
         socket.getaddrinfo(NAME, 22)  # the machine's own resolver does not know it
 
