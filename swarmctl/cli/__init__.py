@@ -103,7 +103,8 @@ def _fail(message: str, code: int) -> None:
 
 def _interrupted() -> None:
     print(
-        "Error: interrupted (every state change is all or nothing: none was left half-done)",
+        "Error: interrupted (the state file is whole; the next command on the same services, "
+        "or the supervisor, finishes what was started)",
         file=sys.stderr,
         flush=True,
     )

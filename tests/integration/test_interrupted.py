@@ -43,7 +43,8 @@ def interrupt(cluster: Cluster, point: str, *args: str) -> subprocess.CompletedP
     assert result.returncode in (0, 130), result
     if result.returncode == 130:
         assert err.strip().splitlines() == [
-            "Error: interrupted (every state change is all or nothing: none was left half-done)"
+            "Error: interrupted (the state file is whole; the next command on the same "
+            "services, or the supervisor, finishes what was started)"
         ]
     return result
 
