@@ -2,11 +2,14 @@
 the connection is made, and an address is not looked up at all."""
 
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from swarmctl import netns
+from swarmctl.inventory import load_inventory
+from swarmctl.transport.ssh import SSHConnection, Trust
 from tests.integration.conftest import RunningLab
 
 pytestmark = pytest.mark.lab
@@ -60,3 +63,18 @@ def test_an_address_is_used_without_any_lookup(
     assert banner(netns.connect(address, 22, netns=lab.layout.ctl_netns, timeout=5)).startswith(
         b"SSH-2.0-"
     )
+
+
+def test_a_lab_inventory_host_named_only_inside_the_namespace_runs_commands(
+    lab: RunningLab, ctl_hosts: str
+) -> None:
+    manager1 = load_inventory(lab.layout.inventory).get("manager1")
+    by_name = replace(manager1, address=NAME)
+
+    conn = SSHConnection(by_name, Trust(accept_new=True))
+    try:
+        answer = conn.run(["hostname"]).stdout
+    finally:
+        conn.close()
+
+    assert answer == lab.ssh("manager1", "hostname").stdout
