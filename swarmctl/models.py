@@ -156,9 +156,14 @@ class RestartPolicy:
 
 @dataclass(frozen=True)
 class HealthCheck:
-    command: str  # run with the container's shell, as docker's --health-cmd
-    interval: float = 30.0
-    retries: int = 3
+    """The service's health check; a value left None is the image's (or docker's default)."""
+
+    command: str = ""  # run with the container's shell, as --health-cmd; "": the image's
+    interval: float | None = None
+    retries: int | None = None
+    timeout: float | None = None
+    start_period: float | None = None
+    disabled: bool = False  # --no-healthcheck: not even the image's
 
 
 @dataclass(frozen=True)

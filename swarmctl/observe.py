@@ -129,6 +129,11 @@ def observed(task: Task, container: Container) -> Task:
         addresses=dict(container.addresses),
         macs=dict(container.macs),
     )
+    if container.status == "running" and container.health == "starting":
+        # Not RUNNING (so not in the mesh or a VIP) until its health check first passes.
+        if task.state.rank >= TaskState.STARTING.rank:
+            return task
+        return stamp(task, TaskState.STARTING, at=container.created, message="starting")
     if container.status == "running" and container.health != "unhealthy":
         if task.state == TaskState.RUNNING:
             return task
@@ -142,8 +147,9 @@ def observed(task: Task, container: Container) -> Task:
         )
     if container.status in ("created", "restarting", "paused"):
         return task  # not running now, but not ended either
-    if container.health == "unhealthy":
-        error = "task: container is unhealthy"
+    if container.health == "unhealthy":  # swarm's words, and the exit code once it ended
+        code = f"non-zero exit ({container.exit_code}): " if container.exit_code else ""
+        error = f"task: {code}dockerexec: unhealthy container"
     elif container.oom:
         error = "task: container was killed: out of memory"
     elif container.exit_code:

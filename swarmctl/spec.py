@@ -184,6 +184,9 @@ def build_spec(
     health_cmd: str | None = None,
     health_interval: str | None = None,
     health_retries: int | None = None,
+    health_timeout: str | None = None,
+    health_start_period: str | None = None,
+    no_healthcheck: bool = False,
 ) -> ServiceSpec:
     """Validate every option, then return the spec; the first bad option raises SwarmctlError."""
     if not valid_name(name):
@@ -217,7 +220,14 @@ def build_spec(
         mounts=_mounts(mounts),
         workdir=_workdir(workdir),
         user=_user(user),
-        health=_health(health_cmd, health_interval, health_retries),
+        health=_health(
+            health_cmd,
+            health_interval,
+            health_retries,
+            health_timeout,
+            health_start_period,
+            no_healthcheck,
+        ),
     )
 
 
@@ -444,20 +454,52 @@ def _args(args: Sequence[str]) -> tuple[str, ...]:
     return tuple(args)
 
 
-def _health(command: str | None, interval: str | None, retries: int | None) -> HealthCheck | None:
-    if command is None:
-        if interval is not None or retries is not None:
-            raise SwarmctlError("--health-interval and --health-retries need --health-cmd")
+def _health(
+    command: str | None,
+    interval: str | None,
+    retries: int | None,
+    timeout: str | None = None,
+    start_period: str | None = None,
+    disabled: bool = False,
+) -> HealthCheck | None:
+    """docker's health options: any of them set the check's values, the others stay the
+    image's; --no-healthcheck turns even the image's off."""
+    given = {
+        "--health-cmd": command,
+        "--health-interval": interval,
+        "--health-retries": retries,
+        "--health-timeout": timeout,
+        "--health-start-period": start_period,
+    }
+    if disabled:
+        if any(v is not None for v in given.values()):
+            named = next(k for k, v in given.items() if v is not None)
+            raise SwarmctlError(f"--no-healthcheck conflicts with {named}")
+        return HealthCheck(disabled=True)
+    if all(v is None for v in given.values()):
         return None
-    _check_one_line("--health-cmd", command)
-    if not command.strip():
-        raise SwarmctlError("--health-cmd '': give a command")
-    seconds = parse_duration(interval, "--health-interval") if interval else 30.0
-    if seconds < 0.1:
-        raise SwarmctlError(f"--health-interval {interval}: at least 100ms")
+    if command is not None:
+        _check_one_line("--health-cmd", command)
+        if not command.strip():
+            raise SwarmctlError("--health-cmd '': give a command")
     if retries is not None and retries < 1:
         raise SwarmctlError(f"--health-retries {retries}: must be 1 or more")
-    return HealthCheck(command, seconds, retries or 3)
+    return HealthCheck(
+        command=command or "",
+        interval=_health_duration("--health-interval", interval),
+        retries=retries,
+        timeout=_health_duration("--health-timeout", timeout),
+        start_period=_health_duration("--health-start-period", start_period, at_least=0),
+    )
+
+
+def _health_duration(option: str, text: str | None, at_least: float = 0.1) -> float | None:
+    if text is None:
+        return None
+    seconds = parse_duration(text, option)
+    if seconds < at_least:
+        raise SwarmctlError(f"{option} {text}: at least 100ms")
+    return seconds
 
 
 def _networks(networks: Sequence[str]) -> tuple[str, ...]:

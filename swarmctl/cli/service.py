@@ -57,11 +57,20 @@ def create(
     workdir: Annotated[str, typer.Option("--workdir", "-w")] = "",
     user: Annotated[str, typer.Option("--user", "-u")] = "",
     health_cmd: Annotated[str | None, typer.Option(help="Command that checks health.")] = None,
-    health_interval: Annotated[str | None, typer.Option(help="e.g. 30s.")] = None,
+    health_interval: Annotated[
+        str | None, typer.Option(help="Time between checks, e.g. 30s.")
+    ] = None,
     health_retries: Annotated[
         int | None,
         typer.Option(help="Failures in a row that make a task unhealthy (and replaced)."),
     ] = None,
+    health_timeout: Annotated[str | None, typer.Option(help="Longest a check may run.")] = None,
+    health_start_period: Annotated[
+        str | None, typer.Option(help="Failures in this time after start do not count.")
+    ] = None,
+    no_healthcheck: Annotated[
+        bool, typer.Option("--no-healthcheck", help="Not even the image's HEALTHCHECK.")
+    ] = False,
     resolve_image: Annotated[
         str,
         typer.Option(
@@ -109,6 +118,9 @@ def create(
         health_cmd=health_cmd,
         health_interval=health_interval,
         health_retries=health_retries,
+        health_timeout=health_timeout,
+        health_start_period=health_start_period,
+        no_healthcheck=no_healthcheck,
     )
     e = env(ctx)
     ssh_ports = {h.port for h in e.inventory.hosts.values()}
@@ -409,17 +421,7 @@ def inspect_json(service, networks) -> dict:
                     ],
                     "Dir": spec.workdir,
                     "User": spec.user,
-                    **(
-                        {
-                            "Healthcheck": {
-                                "Test": ["CMD-SHELL", spec.health.command],
-                                "Interval": int(spec.health.interval * nanos),
-                                "Retries": spec.health.retries,
-                            }
-                        }
-                        if spec.health
-                        else {}
-                    ),
+                    **({"Healthcheck": _healthcheck(spec.health)} if spec.health else {}),
                 },
                 "Resources": {
                     "Limits": {
@@ -457,6 +459,23 @@ def inspect_json(service, networks) -> dict:
         },
         "Endpoint": {"Spec": endpoint_spec, "Ports": ports, "VirtualIPs": vips},
     }
+
+
+def _healthcheck(health) -> dict:
+    """As swarm shows it: the test, then only the values given."""
+    if health.disabled:
+        return {"Test": ["NONE"]}
+    shown: dict = {"Test": ["CMD-SHELL", health.command]} if health.command else {}
+    for key, seconds in (
+        ("Interval", health.interval),
+        ("Timeout", health.timeout),
+        ("StartPeriod", health.start_period),
+    ):
+        if seconds is not None:
+            shown[key] = int(seconds * 1e9)
+    if health.retries is not None:
+        shown["Retries"] = health.retries
+    return shown
 
 
 def _prefix(network_id: str, networks) -> int:

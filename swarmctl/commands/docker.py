@@ -7,7 +7,7 @@ round trip does a whole step, and distinct exit codes tell which part failed.
 import shlex
 from collections.abc import Sequence
 
-from swarmctl.models import MountSpec, PublishMode, Service, Task
+from swarmctl.models import HealthCheck, MountSpec, PublishMode, Service, Task
 from swarmctl.naming import (
     LABEL_CLUSTER,
     LABEL_NODE_ID,
@@ -87,14 +87,7 @@ def run_task(cluster_id: str, service: Service, task: Task, networks: Sequence[s
     if spec.user:
         create += ["--user", spec.user]
     if spec.health:
-        create += [
-            "--health-cmd",
-            spec.health.command,
-            "--health-interval",
-            f"{spec.health.interval:g}s",
-            "--health-retries",
-            str(spec.health.retries),
-        ]
+        create += _health(spec.health)
     if spec.limits.nano_cpus:
         create += ["--cpus", f"{spec.limits.nano_cpus / 1e9:g}"]
     if spec.limits.memory_bytes:
@@ -153,6 +146,22 @@ def _prepare_image(image: str) -> str:
         f" docker version --format '{{{{.Server.Version}}}}' >/dev/null 2>&1 || exit {DAEMON_DOWN};"
         f' docker pull -q "$img" >/dev/null || exit {PULL_FAILED}; }}'
     )
+
+
+def _health(health: HealthCheck) -> list[str]:
+    if health.disabled:
+        return ["--no-healthcheck"]
+    argv = ["--health-cmd", health.command] if health.command else []
+    for option, seconds in (
+        ("--health-interval", health.interval),
+        ("--health-timeout", health.timeout),
+        ("--health-start-period", health.start_period),
+    ):
+        if seconds is not None:
+            argv += [option, f"{seconds:g}s"]
+    if health.retries is not None:
+        argv += ["--health-retries", str(health.retries)]
+    return argv
 
 
 def _mount(mount: MountSpec) -> str:

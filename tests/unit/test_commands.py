@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from swarmctl.commands import docker, render
 from swarmctl.executor import _reason
 from swarmctl.inventory import InventoryHost
-from swarmctl.models import Service, ServiceSpec, Task
+from swarmctl.models import HealthCheck, Service, ServiceSpec, Task
 from swarmctl.transport.ssh import CommandFailed, CommandTimeout, Result, SSHConnection
 
 HOSTILE = [
@@ -515,3 +515,22 @@ def test_a_peer_saves_a_pinned_image_under_its_digest_tag(tmp_path: Path) -> Non
     assert status == 0
     assert calls[1:] == [["tag", f"nginx@{DIGEST}", tag], ["save", tag]]
     assert docker.save_image("nginx:1.25") == "docker save nginx:1.25"
+
+
+def test_health_options_reach_docker_run_only_as_given() -> None:
+    def run_argv(health: HealthCheck) -> list[str]:
+        service = Service("svc", ServiceSpec("web", "nginx", health=health), "", "")
+        task = Task("t1", "svc", 1, "2026-11-25T12:00:00.000+00:00", node_id="n1")
+        (line,) = [
+            x for x in docker.run_task("c1", service, task, []).splitlines() if "run -d" in x
+        ]
+        return shlex.split(line[line.index("docker run") :].split(")")[0])
+
+    full = run_argv(HealthCheck("curl -f http://x/", 2.0, 4, 0.5, 10.0))
+    assert full[full.index("--health-cmd") :][:10] == [
+        "--health-cmd", "curl -f http://x/", "--health-interval", "2s", "--health-timeout",
+        "0.5s", "--health-start-period", "10s", "--health-retries", "4",
+    ]  # fmt: skip
+    only = run_argv(HealthCheck(retries=5))
+    assert "--health-cmd" not in only and only[only.index("--health-retries") + 1] == "5"
+    assert "--no-healthcheck" in run_argv(HealthCheck(disabled=True))

@@ -245,13 +245,17 @@ def test_a_running_but_unhealthy_container_makes_the_task_failed() -> None:
     updated = observed(task(), container(status="running", health="unhealthy"))
 
     assert updated.state == FAILED
-    assert updated.error == "task: container is unhealthy"
+    assert updated.error == "task: dockerexec: unhealthy container"
+    ended = observed(task(), container(status="exited", exit_code=137, health="unhealthy"))
+    assert ended.error == "task: non-zero exit (137): dockerexec: unhealthy container"
 
 
-def test_a_container_whose_health_check_is_still_starting_counts_as_running() -> None:
-    updated = observed(task(state=TaskState.STARTING), container(health="starting"))
-
-    assert updated.state == RUNNING
+def test_a_task_whose_health_check_has_not_passed_yet_is_starting_not_running() -> None:
+    """Not counted running, not in the mesh or a VIP, until its check first passes."""
+    updated = observed(task(state=TaskState.PREPARING), container(health="starting"))
+    assert updated.state == TaskState.STARTING
+    assert observed(updated, container(health="starting")) == updated
+    assert observed(updated, container(health="healthy")).state == RUNNING
 
 
 @pytest.mark.parametrize("status", ["created", "restarting", "paused"])

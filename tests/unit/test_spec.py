@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from swarmctl.errors import SwarmctlError, cut
 from swarmctl.models import (
+    HealthCheck,
     Mode,
     MountSpec,
     PortSpec,
@@ -851,3 +852,35 @@ def test_any_text_parses_or_fails_with_a_one_line_error(
 )
 def test_a_service_is_named_after_its_image(image: str, name: str) -> None:
     assert default_name(image) == name
+
+
+# ----------------------------------------------------------------------------- health
+
+
+def test_health_options_set_only_what_is_given_the_rest_stays_the_images() -> None:
+    assert spec(health_retries=5).health == HealthCheck(retries=5)
+    assert spec(
+        health_cmd="curl -f http://localhost/",
+        health_interval="2s",
+        health_timeout="500ms",
+        health_start_period="0",
+        health_retries=2,
+    ).health == HealthCheck("curl -f http://localhost/", 2.0, 2, 0.5, 0.0)
+    assert spec().health is None
+    assert spec(no_healthcheck=True).health == HealthCheck(disabled=True)
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"no_healthcheck": True, "health_cmd": "true"}, "--no-healthcheck conflicts with --he"),
+        ({"no_healthcheck": True, "health_timeout": "1s"}, "--no-healthcheck conflicts with --hea"),
+        ({"health_cmd": " "}, "--health-cmd '': give a command"),
+        ({"health_retries": 0}, "--health-retries 0: must be 1 or more"),
+        ({"health_interval": "10ms"}, "--health-interval 10ms: at least 100ms"),
+        ({"health_timeout": "0"}, "--health-timeout 0: at least 100ms"),
+        ({"health_start_period": "soon"}, "--health-start-period 'soon': expected a duration"),
+    ],
+)  # fmt: skip
+def test_bad_health_options_are_refused_naming_the_option(options: dict, error: str) -> None:
+    assert spec_error(**options).startswith(error)
