@@ -246,10 +246,12 @@ def converge(
     service_ids: set[str],
     progress: Progress | None = None,
     always_mesh: bool = False,
+    wait_health: bool = True,
 ) -> list[str]:
-    """Reconcile and apply the given services until nothing more can be done now; then,
-    if anything changed (or `always_mesh`: a service's virtual IPs are new or gone) for a
-    service the mesh carries, bring every node's mesh up to date. Returns warnings."""
+    """Reconcile and apply the given services until nothing more can be done now, and
+    (`wait_health`) until the new tasks' health checks tell; then, if anything changed
+    (or `always_mesh`: a service's virtual IPs are new or gone) for a service the mesh
+    carries, bring every node's mesh up to date. Returns warnings."""
     if (
         not always_mesh
         and _plan(store, service_ids)[0].empty
@@ -257,7 +259,7 @@ def converge(
     ):
         return []  # nothing to do: no lease taken, nothing written
     with leased(store, service_ids):
-        return _converge(store, pool, service_ids, progress, always_mesh)
+        return _converge(store, pool, service_ids, progress, always_mesh, wait_health)
 
 
 def _plan(store: StateStore, service_ids: set[str]) -> tuple[Plan, bool]:
@@ -331,6 +333,7 @@ def _converge(
     service_ids: set[str],
     progress: Progress | None,
     always_mesh: bool,
+    wait_health: bool,
 ) -> list[str]:
     # What an interrupted command left is taken over first, not planned around.
     acted, restart, warnings = sightings.catch_up(store, pool, service_ids)
@@ -351,6 +354,12 @@ def _converge(
         # restart policy, which the supervisor applies.
         if not outcome.unreachable and not plan.shutdown:
             break
+    if acted and wait_health:
+        # New tasks join the mesh and their VIPs once their health check passes.
+        with store.read() as db:
+            checks = [s.spec.health for s in Repo(db).services.all() if s.id in service_ids]
+        wait = max((sightings.health_wait(h) for h in checks), default=0.0)
+        sightings.await_health(store, pool, service_ids, time.monotonic() + wait, progress)
     # A service with neither ports nor networks has no mesh rule, virtual IP or neighbour.
     if (acted or always_mesh) and meshed:
         warnings += converge_mesh(store, pool)
@@ -426,5 +435,7 @@ def status(store: StateStore, service_ids: Iterable[str]) -> list[Convergence]:
                     )
             elif task.error and running < desired:
                 problems.append(f"{name} on {where}: {task.state.value}: {task.error}")
+            elif task.state == TaskState.STARTING and task.container_id:
+                problems.append(f"{name} on {where}: starting: its health check has not passed")
         report.append(Convergence(service, running, desired, sorted(set(problems))))
     return report

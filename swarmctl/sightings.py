@@ -6,11 +6,13 @@ interrupted mid-way started or failed to start is adopted, removed or started ag
 instead of being planned around. Deciding stays in observe.py and reconciler.py.
 """
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from swarmctl import executor, observe
 from swarmctl.errors import SwarmctlError
-from swarmctl.models import Node, NodeState, Task, TaskState
+from swarmctl.models import HealthCheck, Node, NodeState, Task, TaskState
 from swarmctl.naming import LABEL_CLUSTER, LABEL_TASK_ID
 from swarmctl.repo import Repo
 from swarmctl.state import StateStore
@@ -19,6 +21,11 @@ from swarmctl.transport.group import Pool
 from swarmctl.transport.ssh import SSHConnection
 
 ENGINE_TIMEOUT = 10.0
+# An image's own HEALTHCHECK, unknown here, is waited for at most docker's defaults'
+# worst case; a slack covers the node's clock and our polling.
+DEFAULT_HEALTH_WAIT = (30.0 + 30.0) * 3
+HEALTH_SLACK = 2.0
+HEALTH_POLL = 0.5  # seconds between looks at tasks whose health check has not passed yet
 
 
 def list_containers(engine: Engine, cluster_id: str) -> list[observe.Container]:
@@ -42,6 +49,17 @@ def list_containers(engine: Engine, cluster_id: str) -> list[observe.Container]:
             continue
         containers.append(observe.from_api(summary, detail))
     return containers
+
+
+def _lister(cluster_id: str) -> Callable[[SSHConnection], list[observe.Container]]:
+    def look(conn: SSHConnection) -> list[observe.Container]:
+        engine = Engine(conn, ENGINE_TIMEOUT)
+        try:
+            return list_containers(engine, cluster_id)
+        finally:
+            engine.close()
+
+    return look
 
 
 def remove_strays(
@@ -104,14 +122,7 @@ def catch_up(
         cluster_id = repo.cluster().id
         nodes = [n for n in repo.nodes.all() if n.state != NodeState.DOWN]
 
-    def look(conn: SSHConnection) -> list[observe.Container]:
-        engine = Engine(conn, ENGINE_TIMEOUT)
-        try:
-            return list_containers(engine, cluster_id)
-        finally:
-            engine.close()
-
-    results = pool.each(look, [n.hostname for n in nodes])
+    results = pool.each(_lister(cluster_id), [n.hostname for n in nodes])
     seen = {
         n.id: [c for c in found if c.service_id in service_ids]
         for n in nodes
@@ -122,3 +133,62 @@ def catch_up(
     warnings = remove_strays(store, pool, merged.remove, nodes)
     acted = bool(merged.changed or merged.remove or merged.start)
     return acted, merged.start, warnings
+
+
+def await_health(
+    store: StateStore,
+    pool: Pool,
+    service_ids: set[str],
+    deadline: float,
+    progress: Callable[[Task], None] | None = None,
+) -> bool:
+    """Watch the services' STARTING tasks (running, their health check not passed yet)
+    until each is healthy (RUNNING) or unhealthy (FAILED), or `deadline` (monotonic) comes.
+    Returns whether any task changed: their endpoints are then new to the mesh."""
+    changed_any = False
+    while True:
+        with store.read() as db:
+            repo = Repo(db)
+            waiting = [
+                t
+                for t in repo.tasks.all()
+                if t.service_id in service_ids
+                and t.state == TaskState.STARTING
+                and t.desired_state == TaskState.RUNNING
+                and t.container_id
+            ]
+            nodes = {n.id: n for n in repo.nodes.all() if n.state != NodeState.DOWN}
+            cluster_id = repo.cluster().id if waiting else ""
+        waiting = [t for t in waiting if t.node_id in nodes]
+        if not waiting or time.monotonic() >= deadline:
+            return changed_any
+        time.sleep(HEALTH_POLL)
+        hosts = {nodes[t.node_id].hostname for t in waiting}
+        results = pool.each(_lister(cluster_id), sorted(hosts))
+        by_task = {
+            c.task_id: c for found in results.values() if isinstance(found, list) for c in found
+        }
+        changed = [
+            seen
+            for t in waiting
+            if t.id in by_task and (seen := observe.observed(t, by_task[t.id])).state != t.state
+        ]
+        if not changed and all(isinstance(r, SwarmctlError) for r in results.values()):
+            return changed_any  # nobody to ask any more
+        executor.save(store, changed, known_only=True)
+        for task in changed:
+            if progress:
+                progress(task)
+        changed_any = changed_any or bool(changed)
+
+
+def health_wait(health: HealthCheck | None) -> float:
+    """How long docker may take to call a new container healthy or unhealthy: its start
+    period, then `retries` checks each an interval apart and up to a timeout long (docker's
+    defaults, 30 s, 30 s and 3, where the service leaves the image's)."""
+    if health is None or health.disabled:
+        return DEFAULT_HEALTH_WAIT  # the image may have a HEALTHCHECK of its own
+    interval = 30.0 if health.interval is None else health.interval
+    timeout = 30.0 if health.timeout is None else health.timeout
+    retries = 3 if health.retries is None else health.retries
+    return (health.start_period or 0.0) + (interval + timeout) * retries + HEALTH_SLACK

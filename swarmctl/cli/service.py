@@ -144,7 +144,12 @@ def _converge(
 
     show = None if quiet or detach else _progress_line
     warnings += services.converge(
-        e.store, pool, set(service_ids), progress=show, always_mesh=always_mesh
+        e.store,
+        pool,
+        set(service_ids),
+        progress=show,
+        always_mesh=always_mesh,
+        wait_health=not detach,
     )
     warn(warnings)
     report = services.status(e.store, service_ids)

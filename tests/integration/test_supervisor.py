@@ -144,7 +144,7 @@ def test_an_unhealthy_replica_is_replaced(cluster: Cluster) -> None:
             "a healthy replacement", lambda: any(t["id"] != first["id"] for t in running(cluster))
         )
         old = next(t for t in tasks(cluster) if t["id"] == first["id"])
-        assert old["error"] == "task: container is unhealthy"
+        assert old["error"] == "task: dockerexec: unhealthy container"
     finally:
         sup.stop()
 
