@@ -19,30 +19,27 @@ from swarmctl.cli.common import new_app
 from swarmctl.cli.context import Env
 from swarmctl.errors import SwarmctlError, cut
 
+NOUNS = ("node", "network", "service", "image", "state", "lab")
+
 
 class Nouns(TyperGroup):
     """The root group. A noun's module is imported, and its commands built, only when it is
     run or listed: `service ls` pays for one noun of six (read-only commands answer in
     under 150 ms, and most of that is start-up)."""
 
-    modules = {
-        noun: f"swarmctl.cli.{noun}"
-        for noun in ("node", "network", "service", "image", "state", "lab")
-    }
-
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [*(n for n in self.commands if n not in self.modules), *self.modules]
+        return [*(n for n in self.commands if n not in NOUNS), *NOUNS]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands:
             # An unknown name loads every noun, so that the error suggests from all of them.
-            for noun in [cmd_name] if cmd_name in self.modules else self.modules:
+            for noun in [cmd_name] if cmd_name in NOUNS else NOUNS:
                 self._load(noun)
         return super().get_command(ctx, cmd_name)
 
     def _load(self, noun: str) -> None:
         if noun not in self.commands:
-            module = importlib.import_module(self.modules[noun])
+            module = importlib.import_module(f"swarmctl.cli.{noun}")
             self.add_command(typer.main.get_group(module.app), noun)
 
 
