@@ -131,3 +131,15 @@ def test_a_read_only_command_loads_nothing_host_side_and_no_other_noun(
     assert not {m for m in modules if m.startswith(HOST_SIDE_OURS)}
     loaded_nouns = {m.split(".")[2] for m in modules if m.startswith("swarmctl.cli.")} & set(NOUNS)
     assert loaded_nouns <= nouns
+
+
+def test_a_mistyped_noun_is_still_matched_against_every_noun(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "swarmctl", "netwrk", "ls"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("Error: No such command 'netwrk'. Did you mean 'network'?")
