@@ -9,7 +9,6 @@ machine that no longer exists. Taking and releasing happen in the caller's trans
 """
 
 import os
-import secrets
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,7 +20,7 @@ SUPERVISOR = "supervisor"
 
 def me() -> str:
     """This process's identity as a lease holder."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
 
 
 def service_lease(service_id: str) -> str:

@@ -1,7 +1,6 @@
 """Names and identifiers: object IDs, container names and labels, interface names (pure)."""
 
 import re
-import secrets
 import string
 
 from swarmctl.errors import SwarmctlError, cut
@@ -24,6 +23,8 @@ LABEL_NETWORK_ID = LABEL_PREFIX + "network.id"
 
 def new_id() -> str:
     """A 25-character lowercase alphanumeric ID, as swarm's."""
+    import secrets  # here: it loads OpenSSL (~3 ms), which no read-only command needs
+
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(ID_LENGTH))
 
 

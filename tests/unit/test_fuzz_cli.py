@@ -60,7 +60,7 @@ COMMANDS = [
 def _command(path: tuple[str, ...]) -> click.Command:
     command = typer.main.get_command(cli.app)
     for name in path:
-        command = command.commands[name]  # type: ignore[attr-defined]
+        command = command.get_command(click.Context(command), name)  # type: ignore[attr-defined]
     return command
 
 

@@ -21,8 +21,17 @@ def commands(
 ) -> list[tuple[tuple[str, ...], click.Command]]:
     found = [(path, command)]
     if isinstance(command, click.Group):
-        for name in sorted(command.commands):
-            found += commands(command.commands[name], (*path, name))
+        ctx = click.Context(command)
+        for name in sorted(command.list_commands(ctx)):
+            found += commands(subcommand(command, name), (*path, name))
+    return found
+
+
+def subcommand(group: click.Command, name: str) -> click.Command:
+    """By click's API, which loads a noun the root group has not imported yet."""
+    assert isinstance(group, click.Group)
+    found = group.get_command(click.Context(group), name)
+    assert found is not None, name
     return found
 
 
@@ -34,7 +43,7 @@ def help_text(path: tuple[str, ...]) -> str:
     ctx = click.Context(root, info_name="swarmctl", terminal_width=WIDTH, max_content_width=WIDTH)
     command: click.Command = root
     for name in path:
-        command = command.commands[name]  # type: ignore[attr-defined]
+        command = subcommand(command, name)
         ctx = click.Context(command, info_name=name, parent=ctx)
     return command.get_help(ctx) + "\n"
 
