@@ -4,8 +4,9 @@ Docker swarm mode's own VXLAN overlay, and the wall time of `network create` on 
 hosts.
 
 Run as root: sudo .venv/bin/python bench/overlay.py [--lab bo] [--rounds 3] [--runs 5]
-[--seconds 5]
-Brings up an 8-host lab of its own (taken down at the end) and drives the real CLI in
+[--seconds 5] [--throughput-only]
+Brings up an 8-host lab of its own (taken down at the end; 2 hosts with
+--throughput-only, which skips the `network create` timings) and drives the real CLI in
 subprocesses, as a user would. Throughput: iperf3 (the lab's swarmctl/tools image) from
 worker1 to manager1, once between two containers on a swarmctl overlay and once between
 the two hosts' own network namespaces (containers with --network host), alternating,
@@ -137,7 +138,8 @@ def throughput(lab: Lab, env: dict[str, str], rounds: int, seconds: int) -> None
                 gbits, retransmits = iperf_gbits(lab, network, address, seconds)
                 runs[path].append(gbits)
                 line.append(f"{path} {gbits:6.2f} Gbit/s ({retransmits} retr)")
-            print(f"  round {round_}: " + ", ".join(line))
+            ratio = runs["swarmctl"][-1] / runs["swarm"][-1]
+            print(f"  round {round_}: " + ", ".join(line) + f"; swarmctl/swarm {ratio:.2f}")
     finally:
         ssh(lab, SERVER, f"docker rm -f {' '.join(servers)} >/dev/null")
         swarm_overlay_down(lab)
@@ -168,15 +170,23 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="iperf3 runs per path")
     parser.add_argument("--runs", type=int, default=5, help="network creates per size")
     parser.add_argument("--seconds", type=int, default=5, help="length of one iperf3 run")
+    parser.add_argument(
+        "--throughput-only", action="store_true", help="2 hosts, no network create timings"
+    )
     args = parser.parse_args()
     lab = Lab(LabLayout(args.lab), say=lambda _: None)
     lab.down()  # leftovers of an interrupted run
     started = time.perf_counter()
-    lab.up(HOSTS)
-    print(f"lab {args.lab}: {HOSTS} hosts up in {time.perf_counter() - started:.1f} s")
+    hosts = 2 if args.throughput_only else HOSTS
+    lab.up(hosts)
+    print(f"lab {args.lab}: {hosts} hosts up in {time.perf_counter() - started:.1f} s")
     try:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
+            if args.throughput_only:
+                env2 = cluster(first_hosts(lab.layout.inventory, 2, folder), folder)
+                throughput(lab, env2, args.rounds, args.seconds)
+                return
             env3 = cluster(first_hosts(lab.layout.inventory, 3, folder), folder)
             report_create(3, network_create_seconds(env3, args.runs))
             throughput(lab, env3, args.rounds, args.seconds)
