@@ -533,8 +533,8 @@ def test_containers_are_kept_off_every_vxlan_port_in_the_raw_table(tmp_path: Pat
     assert run.calls_of("iptables", "-t", "raw", "-A") == [
         ["iptables", "-t", "raw", "-A", "SWARMCTL-VXLAN-GUARD", *rule]
         for rule in (
-            ["-i", "lo", "-j", "RETURN"],
             ["-i", overlays.networks[0].iface, "-j", "RETURN"],
+            ["-i", "lo", "-j", "RETURN"],
             ["-j", "DROP"],
         )
     ]

@@ -140,8 +140,8 @@ RULES
 # it before conntrack and NAT; the host's own VXLAN devices send through OUTPUT, untouched.
 guard=SWARMCTL-VXLAN-GUARD
 iptables -t raw -N "$guard" 2>/dev/null || iptables -t raw -F "$guard"
+iptables -t raw -A "$guard" -i eth1 -j RETURN  # every VXLAN packet: first
 iptables -t raw -A "$guard" -i lo -j RETURN
-iptables -t raw -A "$guard" -i eth1 -j RETURN
 iptables -t raw -A "$guard" -j DROP
 for port in $(iptables -t raw -S PREROUTING | awk '/-j SWARMCTL-VXLAN-GUARD/ {for (i = 1; i < NF; i++) if ($i == "--dport") print $(i + 1)}'); do
     has "$wanted_ports" "$port" || iptables -t raw -D PREROUTING -p udp --dport "$port" -j SWARMCTL-VXLAN-GUARD
