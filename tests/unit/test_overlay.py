@@ -544,3 +544,17 @@ def test_a_node_without_networks_removes_the_vxlan_guard() -> None:
     script = render("overlay/converge.sh.j2", o=overlays_of(N4))
     assert "iptables -t raw -X SWARMCTL-VXLAN-GUARD" in script
     assert "iptables -t raw -A" not in script
+
+
+def test_only_arp_frames_jump_to_the_arp_chain(tmp_path: Path) -> None:
+    run = run_with_stubs(tmp_path, render("overlay/converge.sh.j2", o=overlays_of(N1)))
+    assert run.returncode == 0, run.stderr
+    # The stub lists no rules, so the script inserts each jump, and drops an older script's
+    # unfiltered one first.
+    assert run.calls_of("ebtables", "-I") == [
+        ["ebtables", "-I", chain, "-p", "ARP", "-j", "SWARMCTL-ARP"]
+        for chain in ("INPUT", "FORWARD", "OUTPUT")
+    ]
+    assert run.calls_of("ebtables", "-D") == [
+        ["ebtables", "-D", chain, "-j", "SWARMCTL-ARP"] for chain in ("INPUT", "FORWARD", "OUTPUT")
+    ]

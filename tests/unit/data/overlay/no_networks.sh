@@ -39,6 +39,7 @@ if iptables -t raw -S SWARMCTL-VXLAN-GUARD >/dev/null 2>&1; then
     iptables -t raw -F SWARMCTL-VXLAN-GUARD && iptables -t raw -X SWARMCTL-VXLAN-GUARD
 fi
 for chain in INPUT FORWARD OUTPUT; do
+    while ebtables -D "$chain" -p ARP -j SWARMCTL-ARP 2>/dev/null; do :; done
     while ebtables -D "$chain" -j SWARMCTL-ARP 2>/dev/null; do :; done
 done
 if ebtables -L SWARMCTL-ARP >/dev/null 2>&1; then

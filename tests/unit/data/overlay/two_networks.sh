@@ -120,8 +120,10 @@ ebtables -A SWARMCTL-ARP -p ARP -o swvbacknet0000 --arp-ip-src 10.0.2.0/28 -j DR
 ebtables -A SWARMCTL-ARP -p ARP -o swvfrontnet000 --arp-ip-dst 10.0.1.0/28 -j DROP
 ebtables -A SWARMCTL-ARP -p ARP -i swvfrontnet000 --arp-ip-dst 10.0.1.0/28 -j DROP
 ebtables -A SWARMCTL-ARP -p ARP -o swvfrontnet000 --arp-ip-src 10.0.1.0/28 -j DROP
+# Only ARP frames jump: every data frame the bridges pass would otherwise walk the chain.
 for chain in INPUT FORWARD OUTPUT; do
-    ebtables -L "$chain" | grep -q -- '-j SWARMCTL-ARP' || ebtables -I "$chain" -j SWARMCTL-ARP
+    ebtables -D "$chain" -j SWARMCTL-ARP 2>/dev/null || true  # an older script's jump for every frame
+    ebtables -L "$chain" | grep -q -- '-p ARP -j SWARMCTL-ARP' || ebtables -I "$chain" -p ARP -j SWARMCTL-ARP
 done
 
 # --- VXLAN is unauthenticated: accept it from the cluster's nodes only
