@@ -546,6 +546,26 @@ def test_a_node_without_networks_removes_the_vxlan_guard() -> None:
     assert "iptables -t raw -A" not in script
 
 
+def test_frames_bridged_within_an_overlay_are_accepted_before_dockers_chains(
+    tmp_path: Path,
+) -> None:
+    overlays = overlays_of(N1)
+    script = render("overlay/converge.sh.j2", o=overlays)
+    rules = script.split("iptables-restore --noflush <<'RULES'\n")[1].split("\nRULES\n")[0]
+    accepted = [line.split() for line in rules.splitlines() if "SWARMCTL-BRIDGED -i" in line]
+    # Only frames that enter and leave the same overlay bridge: routing between bridges,
+    # to the outside or to Docker's other networks still meets Docker's isolation rules.
+    assert accepted == [
+        ["-A", "SWARMCTL-BRIDGED", "-i", n.bridge, "-o", n.bridge, "-j", "ACCEPT"]
+        for n in overlays.networks
+    ]
+    run = run_with_stubs(tmp_path, script)
+    assert run.returncode == 0, run.stderr
+    # The stub has DOCKER-USER, which Docker keeps first in FORWARD.
+    hooks = [c for c in run.calls_of("iptables") if "SWARMCTL-BRIDGED" in c]
+    assert hooks == [["iptables", "-C", "DOCKER-USER", "-j", "SWARMCTL-BRIDGED"]]
+
+
 def test_only_arp_frames_jump_to_the_arp_chain(tmp_path: Path) -> None:
     run = run_with_stubs(tmp_path, render("overlay/converge.sh.j2", o=overlays_of(N1)))
     assert run.returncode == 0, run.stderr
@@ -558,3 +578,10 @@ def test_only_arp_frames_jump_to_the_arp_chain(tmp_path: Path) -> None:
     assert run.calls_of("ebtables", "-D") == [
         ["ebtables", "-D", chain, "-j", "SWARMCTL-ARP"] for chain in ("INPUT", "FORWARD", "OUTPUT")
     ]
+
+
+def test_a_node_without_networks_removes_the_bridged_accept() -> None:
+    script = render("overlay/converge.sh.j2", o=overlays_of(N4))
+    assert 'iptables -D "$hook" -j SWARMCTL-BRIDGED' in script
+    assert "for chain in SWARMCTL-VXLAN SWARMCTL-BRIDGED; do" in script  # flushed, deleted
+    assert "SWARMCTL-BRIDGED -i" not in script

@@ -32,9 +32,14 @@ for port in $wanted_ports; do
     iptables -C INPUT -p udp --dport "$port" -j SWARMCTL-VXLAN 2>/dev/null \
         || iptables -I INPUT -p udp --dport "$port" -j SWARMCTL-VXLAN
 done
-if iptables -S SWARMCTL-VXLAN >/dev/null 2>&1; then
-    iptables -F SWARMCTL-VXLAN && iptables -X SWARMCTL-VXLAN
-fi
+for hook in DOCKER-USER FORWARD; do
+    while iptables -D "$hook" -j SWARMCTL-BRIDGED 2>/dev/null; do :; done
+done
+for chain in SWARMCTL-VXLAN SWARMCTL-BRIDGED; do
+    if iptables -S "$chain" >/dev/null 2>&1; then
+        iptables -F "$chain" && iptables -X "$chain"
+    fi
+done
 if iptables -t raw -S SWARMCTL-VXLAN-GUARD >/dev/null 2>&1; then
     iptables -t raw -F SWARMCTL-VXLAN-GUARD && iptables -t raw -X SWARMCTL-VXLAN-GUARD
 fi

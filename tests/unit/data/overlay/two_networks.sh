@@ -134,8 +134,18 @@ iptables-restore --noflush <<'RULES'
 -A SWARMCTL-VXLAN -s 192.168.56.13/32 -j ACCEPT
 -A SWARMCTL-VXLAN -s 192.168.56.14/32 -j ACCEPT
 -A SWARMCTL-VXLAN -j DROP
+:SWARMCTL-BRIDGED - [0:0]
+-A SWARMCTL-BRIDGED -i swbbacknet0000 -o swbbacknet0000 -j ACCEPT
+-A SWARMCTL-BRIDGED -i swbfrontnet000 -o swbfrontnet000 -j ACCEPT
 COMMIT
 RULES
+# --- br_netfilter sends every frame a bridge passes through iptables, where Docker's chains
+# take a dozen rules to accept it (-i bridge -o bridge, its inter-container rule): accept
+# it first. Swarm's overlay bridge lives in a namespace with no rules, so it pays nothing.
+# DOCKER-USER is where FORWARD starts, whatever order a restarted dockerd leaves.
+hook=FORWARD
+iptables -S DOCKER-USER >/dev/null 2>&1 && hook=DOCKER-USER
+iptables -C "$hook" -j SWARMCTL-BRIDGED 2>/dev/null || iptables -I "$hook" -j SWARMCTL-BRIDGED
 
 # --- a container must not reach a peer's VXLAN port: masqueraded to this node's address it
 # would pass the peers' filter above and inject frames into the overlay. The raw table sees
