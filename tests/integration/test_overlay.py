@@ -122,6 +122,22 @@ def test_the_overlay_survives_a_dockerd_restart(cluster: Cluster) -> None:
     assert _from(cluster, "worker2", f"wget -qO- http://{target}/").strip() == "after-restart"
 
 
+def test_frames_within_an_overlay_are_accepted_before_dockers_forward_chains(
+    cluster: Cluster,
+) -> None:
+    cluster("init", "worker1")
+    cluster("join", "worker2")
+    cluster("network", "create", "ngx_net")
+    target = _web(cluster, "worker1", "fast-w1")
+    assert _from(cluster, "worker2", f"wget -qO- http://{target}/").strip() == "fast-w1"
+    hooks = cluster.lab.ssh("worker1", "iptables -S DOCKER-USER").stdout.splitlines()
+    assert hooks[1] == "-A DOCKER-USER -j SWARMCTL-BRIDGED"
+    # iptables -L -v -x: two header lines, then the rule with its packet count first.
+    accepted = cluster.lab.ssh("worker1", "iptables -L SWARMCTL-BRIDGED -v -x -n").stdout
+    (rule,) = accepted.splitlines()[2:]
+    assert rule.split()[2] == "ACCEPT" and int(rule.split()[0]) > 0
+
+
 def test_an_unreachable_node_is_pending_and_set_up_once_it_is_back(cluster: Cluster) -> None:
     cluster("init", "manager1")
     cluster("join", "--all")
