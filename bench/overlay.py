@@ -150,8 +150,10 @@ def throughput(lab: Lab, env: dict[str, str], rounds: int, seconds: int) -> None
         f" swarmctl overlay {median['swarmctl']:.2f} Gbit/s,"
         f" swarm overlay {median['swarm']:.2f} Gbit/s"
     )
+    paired = statistics.median(a / b for a, b in zip(runs["swarmctl"], runs["swarm"], strict=True))
     print(
-        f"  swarmctl/swarm = {median['swarmctl'] / median['swarm']:.2f},"
+        f"  swarmctl/swarm = {median['swarmctl'] / median['swarm']:.2f}"
+        f" (median of the rounds' own ratios {paired:.2f}),"
         f" swarmctl/underlay = {median['swarmctl'] / median['underlay']:.2f},"
         f" swarm/underlay = {median['swarm'] / median['underlay']:.2f}"
     )
