@@ -4,7 +4,7 @@ A tag is resolved once, at create, through a node's Engine API (`GET
 /distribution/{name}/json`): the node asks its registry, so the control node needs no
 registry access. The spec then names `name:tag@sha256:…` and every task runs that digest,
 whatever an older pull left under the tag on its node. A registry that cannot be reached
-costs a bounded wait and one warning; the service then runs the tag, as before.
+costs one warning and at most one bounded wait; the service then runs the tag, as before.
 """
 
 import time
@@ -15,15 +15,19 @@ from swarmctl.errors import SwarmctlError
 from swarmctl.models import Node, Role
 from swarmctl.spec import SHA256_RE, ImageRef
 
-# A node's engine answers from its registry in well under a second when it can reach it;
-# one that cannot must not hold the create up (a dead route fails at once, a silent one
-# waits for the whole budget).
-PER_NODE_SECONDS = 1.5
-TOTAL_SECONDS = 4.0
+# A node's engine answers from its registry in well under a second when it can reach it,
+# and at once when it cannot (refused connection, failed DNS lookup). Only a registry
+# that stays silent costs this wait, once for the whole resolve, not once per node.
+DEADLINE_SECONDS = 2.0
 
 
 class UnknownImage(SwarmctlError):
     """The registry answered that it has no such image: asking more nodes costs requests."""
+
+
+class RegistryUnreachable(SwarmctlError):
+    """The node's engine answered that it could not get to the registry. The nodes of a
+    cluster share their way to it, so asking the others would only repeat the answer."""
 
 
 class ResolveImage(StrEnum):
@@ -50,8 +54,9 @@ def wants_digest(image: str, mode: ResolveImage, previous: str | None = None) ->
 
 
 def ask_order(nodes: Sequence[Node]) -> list[Node]:
-    """The leader first, then the other managers, then workers: one node at a time, so a
-    resolve costs the registry one manifest request."""
+    """The leader first, then the other managers, then workers. One node at a time, and
+    the next only when a node could not be asked at all, so a resolve costs the registry
+    one manifest request."""
     return sorted(nodes, key=lambda n: (not n.leader, n.role != Role.MANAGER, n.hostname))
 
 
@@ -63,10 +68,12 @@ def pin(
 ) -> tuple[str, str | None]:
     """The image pinned to its digest, or as given with a one-line warning.
 
-    inspect(hostname, reference, timeout) returns the engine's distribution document
-    or raises SwarmctlError (UnknownImage when the registry has no such image)."""
+    inspect(hostname, reference, timeout) returns the engine's distribution document or
+    raises SwarmctlError: UnknownImage or RegistryUnreachable when the engine answered
+    for its registry (the answer stands), any other when the node could not be asked
+    (the next node is, in the time left)."""
     ref = ImageRef.parse(image)
-    deadline = clock() + TOTAL_SECONDS
+    deadline = clock() + DEADLINE_SECONDS
     failures: list[str] = []
     for node in ask_order(nodes):
         left = deadline - clock()
@@ -74,16 +81,17 @@ def pin(
             failures.append("no answer in time")
             break
         try:
-            document = inspect(node.hostname, ref.brief(), min(PER_NODE_SECONDS, left))
+            document = inspect(node.hostname, ref.brief(), left)
         except SwarmctlError as error:
             failures.append(str(error).splitlines()[0] if str(error) else node.hostname)
-            if isinstance(error, UnknownImage):
+            if isinstance(error, UnknownImage | RegistryUnreachable):
                 break
             continue
         digest = (document or {}).get("Descriptor", {}).get("digest", "")
         if SHA256_RE.fullmatch(digest):
             return ref.pinned(digest).shown(), None
         failures.append(f"{node.hostname}: no sha256 digest in the registry's answer")
+        break
     why = "; ".join(failures) or "no node to ask"
     return image, (
         f"image {image} could not be resolved to a digest ({why}): "

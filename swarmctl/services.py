@@ -42,7 +42,7 @@ from swarmctl.reconciler import Plan, reconcile
 from swarmctl.repo import Repo
 from swarmctl.spec import check_replicas
 from swarmctl.state import StateStore
-from swarmctl.transport.engine import Engine, NotFound
+from swarmctl.transport.engine import Engine, NotFound, Refused
 from swarmctl.transport.group import Pool
 
 MAX_ROUNDS = 4
@@ -143,6 +143,8 @@ def _distribution(pool: Pool) -> Callable[[str, str, float], dict]:
             return engine.get(f"/distribution/{reference}/json")
         except NotFound as error:
             raise pinning.UnknownImage(str(error)) from None
+        except Refused as error:
+            raise pinning.RegistryUnreachable(str(error)) from None
         finally:
             engine.close()
 

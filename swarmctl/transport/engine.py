@@ -25,7 +25,11 @@ class EngineError(SwarmctlError):
     pass
 
 
-class NotFound(EngineError):
+class Refused(EngineError):
+    """The engine answered, with an error status."""
+
+
+class NotFound(Refused):
     pass
 
 
@@ -83,7 +87,7 @@ class Engine:
         response.begin()
         body = response.read()
         if response.status >= 400:
-            raise (NotFound if response.status == 404 else EngineError)(
+            raise (NotFound if response.status == 404 else Refused)(
                 f"{self.conn.name}: GET {path}: {response.status} "
                 f"{body.decode(errors='replace').strip()}"
             )

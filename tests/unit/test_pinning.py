@@ -4,7 +4,15 @@ import pytest
 
 from swarmctl.errors import SwarmctlError
 from swarmctl.models import Node, NodeState, Role
-from swarmctl.pinning import ResolveImage, UnknownImage, pin, resolve_mode, wants_digest
+from swarmctl.pinning import (
+    DEADLINE_SECONDS,
+    RegistryUnreachable,
+    ResolveImage,
+    UnknownImage,
+    pin,
+    resolve_mode,
+    wants_digest,
+)
 from swarmctl.spec import ImageRef
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
@@ -117,34 +125,79 @@ def test_the_leader_is_asked_first_and_one_answer_is_enough() -> None:
     assert asked == [("m1", "nginx")]
 
 
-def test_a_node_that_cannot_reach_the_registry_hands_over_to_the_next() -> None:
+def test_a_node_that_cannot_be_asked_hands_over_to_the_next() -> None:
     asked = []
 
     def inspect(hostname: str, reference: str, timeout: float) -> dict:
         asked.append(hostname)
         if hostname != "w1":
-            raise SwarmctlError(f"{hostname}: GET /distribution: 500 no route")
+            raise SwarmctlError(f"{hostname}: the Docker engine did not answer (refused)")
         return {"Descriptor": {"digest": DIGEST}}
 
     assert pin("nginx:1.25", NODES, inspect) == (f"nginx:1.25@{DIGEST}", None)
     assert asked == ["m1", "m2", "w1"]
 
 
-def test_no_registry_leaves_the_tag_with_one_warning_within_the_budget() -> None:
-    now = [0.0]
-    timeouts = []
+def test_a_registry_out_of_reach_is_not_asked_of_the_other_nodes() -> None:
+    asked = []
 
     def inspect(hostname: str, reference: str, timeout: float) -> dict:
-        timeouts.append(timeout)
-        now[0] += timeout  # each node waits its whole time
+        asked.append(hostname)
+        raise RegistryUnreachable(f"{hostname}: GET /distribution: 500 lookup: connection refused")
+
+    image, warning = pin("nginx", NODES, inspect, clock=lambda: 0.0)
+
+    assert (image, asked) == ("nginx", ["m1"])
+    assert warning == (
+        "image nginx could not be resolved to a digest (m1: GET /distribution: 500 lookup: "
+        "connection refused): its tasks run the tag, which may differ between nodes"
+    )
+
+
+def test_a_silent_registry_costs_one_deadline_not_one_per_node() -> None:
+    now = [0.0]
+    asked = []
+
+    def inspect(hostname: str, reference: str, timeout: float) -> dict:
+        asked.append((hostname, timeout))
+        now[0] += timeout  # the engine waits for the registry as long as it is let
         raise SwarmctlError(f"{hostname}: the Docker engine did not answer (timed out)")
 
     image, warning = pin("nginx", NODES, inspect, clock=lambda: now[0])
 
     assert image == "nginx"
+    assert asked == [("m1", DEADLINE_SECONDS)] and now[0] == DEADLINE_SECONDS
     assert warning is not None and "\n" not in warning
     assert warning.startswith("image nginx could not be resolved to a digest (m1: the Docker")
-    assert sum(timeouts) <= 5.0 and now[0] <= 5.0
+    assert "no answer in time" in warning
+
+
+def test_the_next_node_has_what_is_left_of_the_one_deadline() -> None:
+    now = [0.0]
+    asked = []
+
+    def inspect(hostname: str, reference: str, timeout: float) -> dict:
+        asked.append((hostname, timeout))
+        if hostname == "m1":
+            now[0] += 0.5  # an SSH connection that failed after a while
+            raise SwarmctlError("m1: cannot connect (no route to host)")
+        return {"Descriptor": {"digest": DIGEST}}
+
+    assert pin("nginx", NODES, inspect, clock=lambda: now[0])[0] == f"nginx:latest@{DIGEST}"
+    assert asked == [("m1", DEADLINE_SECONDS), ("m2", DEADLINE_SECONDS - 0.5)]
+
+
+def test_an_answer_without_a_digest_is_not_asked_again() -> None:
+    asked = []
+
+    def inspect(hostname: str, reference: str, timeout: float) -> dict:
+        asked.append(hostname)
+        return {"Descriptor": {}}
+
+    image, warning = pin("nginx", NODES, inspect)
+
+    assert (image, asked) == ("nginx", ["m1"])
+    assert warning is not None and "m1: no sha256 digest in the registry's answer" in warning
 
 
 def test_an_image_the_registry_does_not_have_is_asked_for_once() -> None:
