@@ -301,6 +301,11 @@ class Lab:
         run(["ip", "-n", ns, "addr", "add", f"{lay.gateway}/{lay.subnet.prefixlen}", "dev", "br0"])
         run(["ip", "-n", ns, "link", "set", "br0", "up"])
         self._sysctl(ns, "net.ipv4.ip_forward", "0")
+        # The hosts' resolver is the switch, which refuses every query at once (ICMP port
+        # unreachable). Rate-limited, as the kernel does by default, every other lookup
+        # waited out docker's 5 s DNS timeout instead: registry requests from the nodes
+        # then cost 0 or 5 s by turns, online as well as offline.
+        self._sysctl(ns, "net.ipv4.icmp_ratelimit", "0")
 
     def _plug_in(
         self, ns: str, veth: str, address: str, mac: str | None = None, default_route: bool = False
