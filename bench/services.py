@@ -2,9 +2,10 @@
 """Time 5 replicas of nginx on 3 hosts: a bare ssh loop, swarmctl and real swarm mode.
 
 Run as root: sudo .venv/bin/python bench/services.py [--runs 5] [--scale-runs 3]
-[--labs online,offline]
+[--labs online,offline] [--lab NAME] [--no-swarm]
 Brings up 3-host labs of its own, "bs" for swarmctl and "bss" for Docker swarm mode
-(the anchor), and "bso" in the hostile mode (`lab up --offline`: no registry, nginx
+(the anchor, left out with --no-swarm), and "bso" in the hostile mode (--lab NAME:
+NAME, NAMEs and NAMEx instead) (`lab up --offline`: no registry, nginx
 arrived by docker load, and swarmctl and the ssh loop run from a control side whose
 resolver drops every query), all taken down at the end; nginx is on every host before
 anything is timed. The hostile lab times (a) and (b) only: swarm mode is its anchor
@@ -231,6 +232,8 @@ def main() -> None:
     parser.add_argument(
         "--labs", default="online,offline", help="lab modes to time: online, offline or both"
     )
+    parser.add_argument("--lab", default="bs", help="name of swarmctl's lab (the others: +s, +x)")
+    parser.add_argument("--no-swarm", action="store_true", help="leave out the swarm anchor")
     args = parser.parse_args()
     modes = set(args.labs.split(","))
     figures: dict[str, list] = {}
@@ -241,25 +244,25 @@ def main() -> None:
     labs: list[Hosts] = []
     swarm = None
     try:
-        mine = up("bs")
+        mine = up(args.lab)
         labs.append(mine)
-        anchor = up("bss")
-        labs.append(anchor)
+        anchor = None
+        if not args.no_swarm:
+            anchor = up(f"{args.lab}s")
+            labs.append(anchor)
         hostile = None
         if "offline" in modes:
-            hostile = up("bso", offline=True)
+            hostile = up(f"{args.lab}x" if args.lab != "bs" else "bso", offline=True)
             labs.append(hostile)
         with tempfile.TemporaryDirectory() as tmp:
             for mode in ("online", "offline"):
                 (Path(tmp) / mode).mkdir()
             ctl = Swarmctl(mine, Path(tmp) / "online")
-            swarm = Swarm(anchor)
-            swarm.join()
-            systems = [
-                ("ctl", ctl, mine),
-                ("swarm", swarm, anchor),
-                ("tag", Swarm(anchor, resolve=False), anchor),
-            ]
+            systems: list[tuple[str, Swarmctl | Swarm, Hosts]] = [("ctl", ctl, mine)]
+            if anchor is not None:
+                swarm = Swarm(anchor)
+                swarm.join()
+                systems += [("swarm", swarm, anchor), ("tag", Swarm(anchor, resolve=False), anchor)]
             if hostile is not None:
                 systems.append(("off", Swarmctl(hostile, Path(tmp) / "offline"), hostile))
             for _ in range(args.runs):
@@ -311,7 +314,10 @@ def report(f: dict[str, list]) -> None:
     print(f"\n{REPLICAS} replicas of nginx on {HOSTS} hosts; median, min [each run, ms]")
     for label, key, events in rows:
         if key is None:
-            print(label)
+            if "tag create" in f:
+                print(label)
+            continue
+        if key not in f:  # --no-swarm
             continue
         extra = f"  container events: {f[events]}" if events else ""
         print(f"{label:<48}{ms(f[key])}{extra}")
@@ -334,6 +340,8 @@ def report(f: dict[str, list]) -> None:
     if "off create" in f:
         print(f"  hostile lab: swarmctl create / ssh loop: {ratio('off create', 'off loop')}")
     for other, name in (("swarm", "swarm"), ("tag", "swarm --no-resolve-image")):
+        if f"{other} create" not in f:
+            continue
         print(
             f"  swarmctl / {name}: create {ratio('ctl create', f'{other} create')},"
             f" scale again {ratio('ctl again', f'{other} again')},"
