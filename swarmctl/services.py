@@ -78,13 +78,16 @@ def create(
 
     The image is pinned to its digest first (resolve), outside the state lock: a registry
     that does not answer holds no other command up. Bad input is refused before that, so
-    it costs no registry request; the checks run again in the transaction."""
+    it costs no registry request and no connection; the checks run again in the
+    transaction."""
     warnings: list[str] = []
     ssh_ports = set(ssh_ports)
+    with store.read() as db:
+        _check(Repo(db), spec, ssh_ports)
+        ready = [n for n in Repo(db).nodes.all() if n.state == NodeState.READY]
+    # The tasks' nodes are connected to meanwhile, in parallel.
+    pool.connect([n.hostname for n in ready])
     if pinning.wants_digest(spec.image, resolve):
-        with store.read() as db:
-            _check(Repo(db), spec, ssh_ports)
-            ready = [n for n in Repo(db).nodes.all() if n.state == NodeState.READY]
         image, warning = pinning.pin(spec.image, ready, _distribution(pool))
         spec = replace(spec, image=image)
         warnings += [warning] if warning else []

@@ -4,6 +4,7 @@ Like Fabric's GroupResult: one dead host never stalls or fails the others; the c
 decides what a per-host error means.
 """
 
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TypeVar
@@ -31,6 +32,19 @@ class Pool:
 
     def __getitem__(self, name: str) -> SSHConnection:
         return self.connections[name]
+
+    def connect(self, names: Sequence[str]) -> None:
+        """Start connecting to these hosts in the background, so that the work to come
+        finds them connected (or knows at once that they cannot be reached)."""
+        load_libraries()
+        for name in names:
+            if name in self.connections:
+                self.threads.submit(self._connect_quietly, self.connections[name])
+
+    @staticmethod
+    def _connect_quietly(connection: SSHConnection) -> None:
+        with contextlib.suppress(SwarmctlError):  # the work to come gets the error
+            connection.connect()
 
     def each(
         self, action: Callable[[SSHConnection], T], names: Sequence[str] | None = None

@@ -237,6 +237,8 @@ class SSHConnection:
         self.sudo = False  # set when the login user is not root and uses sudo
         self._client: paramiko.SSHClient | None = None
         self._lock = threading.Lock()
+        self._connects = 0  # connects finished, well or not
+        self._failure: SSHError | None = None  # how the last one failed
         self._channels = threading.BoundedSemaphore(MAX_CHANNELS)
 
     @property
@@ -245,14 +247,30 @@ class SSHConnection:
 
     # ---------------------------------------------------------------- connect
 
+    def connect(self) -> None:
+        """Open the connection now (it is otherwise opened on first use)."""
+        self._transport()
+
     def _transport(self) -> paramiko.Transport:
+        connects = self._connects
         with self._lock:
             client = self._client
             transport = client.get_transport() if client else None
             if transport is None or not transport.is_active():
+                # A connect that failed while this thread waited for it is its answer too:
+                # a host that does not answer costs the connect timeout once, not per thread.
+                if self._failure is not None and self._connects != connects:
+                    raise type(self._failure)(str(self._failure))
                 if client:
                     client.close()
-                self._client = client = self._open()
+                self._failure = None
+                try:
+                    self._client = client = self._open()
+                except SSHError as exc:
+                    self._failure = exc
+                    raise
+                finally:
+                    self._connects += 1
                 transport = client.get_transport()
             assert transport is not None
             return transport

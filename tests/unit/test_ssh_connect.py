@@ -1,0 +1,75 @@
+"""One connect at a time per host, and the threads that waited for it share its outcome."""
+
+import threading
+
+import pytest
+
+from swarmctl.inventory import InventoryHost
+from swarmctl.transport.ssh import HostUnreachable, SSHConnection
+
+
+class WaitedLock:
+    """A lock that tells when a second thread has started waiting for it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.waiting = threading.Event()
+
+    def __enter__(self) -> None:
+        if not self.lock.acquire(blocking=False):
+            self.waiting.set()
+            self.lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
+
+    def acquire(self, blocking: bool = True) -> bool:
+        return self.lock.acquire(blocking)
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+class SilentHost(SSHConnection):
+    """A host whose connects fail once another thread waits for them (as after a timeout)."""
+
+    def __init__(self) -> None:
+        super().__init__(InventoryHost("w1", "10.0.0.9"))
+        self._lock = WaitedLock()  # type: ignore[assignment]
+        self.opened = 0
+
+    def _open(self):
+        self.opened += 1
+        if self.opened == 1:
+            self._lock.waiting.wait()
+        raise HostUnreachable(f"w1 (10.0.0.9): cannot connect (timed out, try {self.opened})")
+
+
+def test_threads_that_waited_for_a_failed_connect_get_its_error_without_trying_again() -> None:
+    host = SilentHost()
+    errors: list[str] = []
+
+    def use() -> None:
+        with pytest.raises(HostUnreachable) as caught:
+            host.connect()
+        errors.append(str(caught.value))
+
+    threads = [threading.Thread(target=use) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert host.opened == 1
+    assert errors == ["w1 (10.0.0.9): cannot connect (timed out, try 1)"] * 2
+
+
+def test_a_later_use_tries_to_connect_again() -> None:
+    host = SilentHost()
+    host._lock.waiting.set()
+
+    for _ in range(2):
+        with pytest.raises(HostUnreachable):
+            host.connect()
+
+    assert host.opened == 2
