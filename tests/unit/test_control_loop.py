@@ -10,9 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from swarmctl import events, executor, services
+from swarmctl import events, executor, networking, services
 from swarmctl.commands import docker
+from swarmctl.commands.render import render
 from swarmctl.models import Cluster, Node, NodeState, Role, Service, ServiceSpec, TaskState
+from swarmctl.network.overlay import node_overlays
 from swarmctl.repo import Repo
 from swarmctl.state import StateStore
 from swarmctl.supervisor import Settings, Supervisor
@@ -259,3 +261,30 @@ def test_an_unreachable_node_keeps_its_tasks_until_it_is_down(tmp_path, misses: 
         assert {t.id: t.state for t in tasks_of(store)} == before
     sup.tick()
     assert nodes_of(store)["worker1"].state == NodeState.DOWN
+
+
+# ----------------------------------------------------------------------- converges
+
+
+def test_a_network_converges_on_every_node_it_reaches_and_waits_for_the_others(
+    tmp_path,
+) -> None:
+    store = make_store(tmp_path / "state.json", nodes(2), [])
+    hosts = FakeHosts(NAMES[:2])
+    hosts["worker1"].reachable = False
+    _, warnings = networking.create(store, hosts, networking.NetworkOptions("web"))
+    assert warnings == [
+        "worker1: connection refused: its overlay networks will be set up when it is "
+        "reachable again"
+    ]
+    with store.read() as db:
+        repo = Repo(db)
+        (recorded,) = repo.networks.all()
+        members, cluster_record = repo.nodes.all(), repo.cluster()
+    assert recorded.pending == {"node1": "worker1: connection refused"}
+    wanted = node_overlays(cluster_record, [recorded], members, members[0])
+    assert hosts["manager1"].commands == [render("overlay/converge.sh.j2", o=wanted)]
+    hosts["worker1"].reachable = True
+    assert networking.converge(store, hosts, members[1:]) == []
+    with store.read() as db:
+        assert Repo(db).networks.all()[0].pending == {}
