@@ -177,9 +177,6 @@ class FakeHosts:
     def __iter__(self) -> Iterator[FakeHost]:
         return iter(self.hosts.values())
 
-    def close(self) -> None:
-        pass
-
     def __enter__(self) -> "FakeHosts":
         return self
 
