@@ -76,11 +76,15 @@ class Supervisor:
         self.settings = settings
         self.say = say
         self.holder = leases.me()
-        self.pool = hosts or Pool(
-            inventory.hosts.values(),
-            recorded_trust(store),
-            connect_timeout=settings.connect_timeout,
-            command_timeout=settings.observe_timeout,
+        self.pool = (
+            hosts
+            if hosts is not None
+            else Pool(
+                inventory.hosts.values(),
+                recorded_trust(store),
+                connect_timeout=settings.connect_timeout,
+                command_timeout=settings.observe_timeout,
+            )
         )
         self.misses: dict[str, int] = defaultdict(int)  # node id -> heartbeats missed in a row
         self.sessions: dict[str, int] = {}  # node id -> its engine's sessions, last seen
