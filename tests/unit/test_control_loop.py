@@ -3,6 +3,7 @@
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -205,27 +206,39 @@ def test_a_killed_replica_is_recorded_failed_and_its_container_removed(tmp_path)
 
 # --------------------------------------------------------------------- properties
 
+
+def scale(store: StateStore, service_id: str, replicas: int) -> None:
+    with store.transaction() as db:
+        repo = Repo(db)
+        current = repo.services.get(service_id)
+        spec = replace(current.spec, replicas=replicas)
+        repo.services.put(replace(current, spec=spec, version=current.version + 1))
+
+
+# Per tick: the nodes that do not answer, and the replicas then wanted of a service.
 outages = st.integers(min_value=1, max_value=4).flatmap(
     lambda count: st.tuples(
         st.just(count),
-        st.lists(st.integers(0, 5), min_size=1, max_size=3),  # replicas of each service
-        st.sets(st.integers(0, count - 1)),  # nodes that stop answering
-        st.sets(st.integers(0, count - 1)),  # nodes that answer again
+        st.sampled_from([1, 3]),  # misses before down
+        st.lists(
+            st.tuples(st.sets(st.integers(0, count - 1)), st.integers(0, 6)),
+            min_size=1,
+            max_size=5,
+        ),
     )
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(outages)
 def test_a_tick_never_plans_a_start_on_a_node_it_cannot_see(case) -> None:
-    count, replicas, lost, healed = case
-    wanted = [service(f"s{i}", n) for i, n in enumerate(replicas)]
-    with cluster(count, wanted) as (store, hosts):
-        sup = supervisor(store, hosts)
-        sup.tick()
-        for away in (lost, lost - healed, lost - healed):
+    count, misses, steps = case
+    with cluster(count, [service("web", 0)]) as (store, hosts):
+        sup = supervisor(store, hosts, misses=misses)
+        for away, replicas in steps:
             for index in range(count):
                 hosts[NAMES[index]].reachable = index not in away
+            scale(store, "svc-web", replicas)
             known = {t.id for t in tasks_of(store)}
             sup.tick()
             new = [t for t in tasks_of(store) if t.id not in known]
