@@ -10,8 +10,9 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
-from swarmctl import clock, events
+from swarmctl import events, health
 from swarmctl.commands import docker
 from swarmctl.errors import SwarmctlError
 from swarmctl.mesh import task_networks
@@ -20,8 +21,8 @@ from swarmctl.observe import STARTABLE, observed, parse_inspect, stamp
 from swarmctl.reconciler import Plan
 from swarmctl.repo import Repo
 from swarmctl.state import StateStore
-from swarmctl.transport.group import Pool
-from swarmctl.transport.ssh import CommandFailed, SSHConnection, SSHError
+from swarmctl.transport.host import Host, Hosts
+from swarmctl.transport.ssh import CommandFailed, SSHError
 
 PER_NODE = 4  # containers started at once on one node
 START_TIMEOUT = 300.0  # a pull can be slow
@@ -38,18 +39,22 @@ def save(
     store: StateStore,
     tasks: Sequence[Task],
     forget: Sequence[str] = (),
-    down: dict[str, str] | None = None,
+    nodes: dict[str, health.Heartbeat] | None = None,
     known_only: bool = False,
-) -> None:
-    """Write task records (and nodes found unreachable: down) in one transaction, then
-    log the state changes as events.
+) -> list[tuple[Node, Node]]:
+    """Write task records and node statuses in one transaction, then log the state
+    changes as events; returns (before, after) of every node whose status changed.
 
-    With `known_only` the tasks are observations: what they say of their containers is
-    laid over the records as they are now, so a record forgotten meanwhile is not brought
-    back and a desired state changed meanwhile (by another command) is not undone."""
-    down = down or {}
-    if not tasks and not forget and not down:
-        return
+    The one writer of observed state: the supervisor's observations and the executor's
+    outcomes both come here. With `known_only` the tasks are observations: what they say
+    of their containers is laid over the records as they are now, so a record forgotten
+    meanwhile is not brought back and a desired state changed meanwhile (by another
+    command) is not undone. A node's status is decided (health.assess) on its record as
+    it is now, so a change made meanwhile (availability, labels) is kept."""
+    nodes = nodes or {}
+    if not tasks and not forget and not nodes:
+        return []
+    now = datetime.now(UTC)
     with store.transaction() as db:
         repo = Repo(db)
         before = {t.id: t for t in repo.tasks.all()}
@@ -60,22 +65,18 @@ def save(
         repo.tasks.put_many(kept)
         if forget:
             repo.tasks.delete(forget)
-        changes = []
+        moved = []
         for node in repo.nodes.all():
-            if node.id in down and node.state != NodeState.DOWN:
-                lost = replace(
-                    node,
-                    state=NodeState.DOWN,
-                    message=down[node.id],
-                    updated_at=clock.now(),
-                    version=node.version + 1,
-                )
-                repo.nodes.put(lost)
-                changes.append(events.node_change(lost, node.state.value))
+            if node.id in nodes and (updated := health.assess(node, nodes[node.id], now)) != node:
+                repo.nodes.put(updated)
+                if updated.state != node.state:
+                    moved.append((node, updated))
         names = {s.id: s.spec.name for s in repo.services.all()}
         hosts = {n.id: n.hostname for n in repo.nodes.all()}
+    changes = [events.node_change(after, was.state.value) for was, after in moved]
     changes += events.task_changes(before, kept, names, hosts)
     events.append(events.path_for(store.path), changes)
+    return moved
 
 
 def _observed_over(record: Task, seen: Task) -> Task:
@@ -95,7 +96,7 @@ def _observed_over(record: Task, seen: Task) -> Task:
     )
 
 
-def apply(store: StateStore, pool: Pool, plan: Plan, progress: Progress | None = None) -> Outcome:
+def apply(store: StateStore, pool: Hosts, plan: Plan, progress: Progress | None = None) -> Outcome:
     """Write the plan, carry it out on the nodes, record the outcome."""
     save(store, [*plan.create, *plan.update, *plan.shutdown], plan.forget)
     with store.read() as db:
@@ -121,7 +122,7 @@ def apply(store: StateStore, pool: Pool, plan: Plan, progress: Progress | None =
     by_host = {nodes[node_id].hostname: node_id for node_id in work}
     notify = progress or (lambda task: None)
 
-    def on_node(conn: SSHConnection) -> list[Task]:
+    def on_node(conn: Host) -> list[Task]:
         node_id = by_host[conn.name]
         stopping, starting = work[node_id]
         done = _stop(conn, stopping) if stopping else []
@@ -150,7 +151,8 @@ def apply(store: StateStore, pool: Pool, plan: Plan, progress: Progress | None =
             changed += result
     for task in changed:
         notify(task)
-    save(store, changed, down=unreachable, known_only=True)
+    down = {node_id: health.unreachable(why) for node_id, why in unreachable.items()}
+    save(store, changed, nodes=down, known_only=True)
     return Outcome(unreachable)
 
 
@@ -158,7 +160,7 @@ def _rejected(task: Task, error: str) -> Task:
     return stamp(task, TaskState.REJECTED, error=error, message="rejected")
 
 
-def _stop(conn: SSHConnection, tasks: list[Task]) -> list[Task]:
+def _stop(conn: Host, tasks: list[Task]) -> list[Task]:
     conn.run(docker.remove_tasks([t.id for t in tasks]), timeout=60)
     return [
         t if t.state.terminal and t.state != TaskState.ORPHANED else stamp(t, TaskState.SHUTDOWN)
@@ -167,12 +169,12 @@ def _stop(conn: SSHConnection, tasks: list[Task]) -> list[Task]:
 
 
 def _start(
-    conn: SSHConnection,
+    conn: Host,
     cluster_id: str,
     service: Service,
     task: Task,
     networks: set[str],
-    pool: Pool,
+    pool: Hosts,
     nodes: dict[str, Node],
     notify: Progress,
 ) -> Task:
@@ -216,10 +218,10 @@ def _failed(task: Task, code: int, error: str, service: Service) -> Task:
     )
 
 
-def _fetch_image(conn: SSHConnection, image: str, pool: Pool, nodes: dict[str, Node]) -> bool:
+def _fetch_image(conn: Host, image: str, pool: Hosts, nodes: dict[str, Node]) -> bool:
     """Air-gapped nodes: copy the image from a peer that has it (docker save | docker load)."""
     for node in nodes.values():
-        if node.hostname == conn.name or node.hostname not in pool.connections:
+        if node.hostname == conn.name or node.hostname not in pool:
             continue
         peer = pool[node.hostname]
         try:  # a peer without the image fails `docker save` at once

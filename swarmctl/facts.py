@@ -22,7 +22,6 @@ class HostFacts:
     dockerd: bool = False
     engine: str = ""  # the running daemon's version; empty when it does not answer
     tools: frozenset[str] = frozenset()
-    ip_forward: bool = False
     addresses: tuple[tuple[str, str], ...] = ()  # (interface, CIDR)
     default_iface: str = ""
     features: dict[str, bool] = field(default_factory=dict)  # vxlan, bridge, iptables
@@ -60,7 +59,6 @@ def parse_facts(text: str) -> HostFacts:
         dockerd=bool(values.get("dockerd")),
         engine=values.get("engine", ""),
         tools=frozenset(tools),
-        ip_forward=values.get("ip_forward") == "1",
         addresses=tuple(addresses),
         default_iface=values.get("default_iface", ""),
         features=features,

@@ -246,7 +246,7 @@ class Task:
     error: str = ""
     container_id: str = ""
     exit_code: int | None = None
-    spec_version: int = 1
+    spec_version: int = 1  # service version it was made for: unread until rolling updates (#12)
     addresses: dict[str, str] = field(default_factory=dict)  # network name -> IP
     macs: dict[str, str] = field(default_factory=dict)  # network name -> MAC
     restarts: int = 0  # how many tasks of this slot failed or completed in a row before it

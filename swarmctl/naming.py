@@ -18,7 +18,6 @@ LABEL_SERVICE_NAME = LABEL_PREFIX + "service.name"
 LABEL_TASK_ID = LABEL_PREFIX + "task.id"
 LABEL_SLOT = LABEL_PREFIX + "task.slot"
 LABEL_NODE_ID = LABEL_PREFIX + "node.id"
-LABEL_NETWORK_ID = LABEL_PREFIX + "network.id"
 
 
 def new_id() -> str:

@@ -11,13 +11,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from swarmctl import executor, observe
+from swarmctl.commands import docker
 from swarmctl.errors import SwarmctlError
 from swarmctl.models import HealthCheck, Node, NodeState, Task, TaskState
-from swarmctl.naming import LABEL_CLUSTER, LABEL_TASK_ID
 from swarmctl.repo import Repo
 from swarmctl.state import StateStore
-from swarmctl.transport.engine import Engine, NotFound
+from swarmctl.transport.engine import Engine, list_containers
 from swarmctl.transport.group import Pool
+from swarmctl.transport.host import Host, Hosts
 from swarmctl.transport.ssh import SSHConnection
 
 ENGINE_TIMEOUT = 10.0
@@ -26,29 +27,6 @@ ENGINE_TIMEOUT = 10.0
 DEFAULT_HEALTH_WAIT = (30.0 + 30.0) * 3
 HEALTH_SLACK = 2.0
 HEALTH_POLL = 0.5  # seconds between looks at tasks whose health check has not passed yet
-
-
-def list_containers(engine: Engine, cluster_id: str) -> list[observe.Container]:
-    """Every task container of the cluster on the engine's node, in one request."""
-    listed = engine.get(
-        "/containers/json",
-        all="1",
-        filters={"label": [f"{LABEL_CLUSTER}={cluster_id}", LABEL_TASK_ID]},
-    )
-    # Only a container that stopped needs its full record (exit code, OOM); one removed
-    # meanwhile is simply gone.
-    containers = []
-    for summary in listed:
-        try:
-            detail = (
-                None
-                if summary.get("State") == "running"
-                else engine.get(f"/containers/{summary['Id']}/json")
-            )
-        except NotFound:
-            continue
-        containers.append(observe.from_api(summary, detail))
-    return containers
 
 
 def _lister(cluster_id: str) -> Callable[[SSHConnection], list[observe.Container]]:
@@ -63,20 +41,29 @@ def _lister(cluster_id: str) -> Callable[[SSHConnection], list[observe.Container
 
 
 def remove_strays(
-    store: StateStore, pool: Pool, remove: dict[str, list[str]], nodes: list[Node]
+    store: StateStore,
+    pool: Hosts,
+    remove: dict[str, list[str]],
+    nodes: list[Node],
+    seen: dict[str, list[observe.Container]],
 ) -> list[str]:
-    """Remove containers no task wants (node id -> container IDs); record the tasks
-    whose containers are now gone as shut down. Returns warnings."""
+    """Remove containers no task wants (node id -> container IDs, among those `seen`);
+    record the tasks whose containers are now gone as shut down. Returns warnings."""
     if not remove:
         return []
     names = {n.id: n.hostname for n in nodes}
-    by_host = {names[node_id]: ids for node_id, ids in remove.items() if node_id in names}
-    results = pool.each(lambda conn: _rm(conn, by_host[conn.name]), list(by_host))
+    task_of = {c.id: c.task_id for containers in seen.values() for c in containers}
+    by_host = {
+        names[node_id]: sorted({task_of[c] for c in ids})
+        for node_id, ids in remove.items()
+        if node_id in names
+    }
+    results = pool.each(lambda host: _rm(host, by_host[host.name]), list(by_host))
     gone = {
-        cid
+        task_id
         for host, ids in by_host.items()
         if not isinstance(results[host], SwarmctlError)
-        for cid in ids
+        for task_id in ids
     }
     with store.read() as db:
         tasks = Repo(db).tasks.all()
@@ -84,23 +71,23 @@ def remove_strays(
     shut = [
         observe.stamp(t, TaskState.SHUTDOWN, message="shut down")
         for t in tasks
-        if t.container_id in gone and t.desired_state != TaskState.RUNNING and not t.state.terminal
+        if t.id in gone and t.desired_state != TaskState.RUNNING and not t.state.terminal
     ]
     executor.save(store, shut, known_only=True)
     return [str(r) for r in results.values() if isinstance(r, SwarmctlError)]
 
 
-def _rm(conn: SSHConnection, ids: list[str]) -> None:
-    """docker rm -f, where a container already gone, or going (a command removing the
-    same service right now), is as good as removed."""
-    result = conn.run(["docker", "rm", "-f", *ids], timeout=30, check=False)
+def _rm(host: Host, task_ids: list[str]) -> None:
+    """Remove the tasks' containers, where one already gone, or going (a command removing
+    the same service right now), is as good as removed."""
+    result = host.run(docker.remove_tasks(task_ids), timeout=30, check=False)
     errors = [
         line
         for line in result.stderr.splitlines()
         if line.strip() and "already in progress" not in line and "No such container" not in line
     ]
-    if result.exit_code and errors:
-        raise SwarmctlError(f"{conn.name}: docker rm -f failed: {errors[-1]}")
+    if errors:
+        raise SwarmctlError(f"{host.name}: removing containers failed: {errors[-1]}")
 
 
 def catch_up(
@@ -130,7 +117,7 @@ def catch_up(
     }
     merged = observe.merge(tasks, seen, datetime.now(UTC), grace=0)
     executor.save(store, merged.changed, known_only=True)
-    warnings = remove_strays(store, pool, merged.remove, nodes)
+    warnings = remove_strays(store, pool, merged.remove, nodes, seen)
     acted = bool(merged.changed or merged.remove or merged.start)
     return acted, merged.start, warnings
 

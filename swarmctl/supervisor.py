@@ -7,7 +7,7 @@ restart of the supervisor itself can never leave the cluster wrong:
    a channel kept open on the node's SSH connection (transport/engine.py), lists the
    cluster's containers — no process started on the node;
 3. nodes that answer are Ready; a node that misses `misses` heartbeats in a row is Down
-   (twice as many right after the supervisor starts, as swarm does);
+   (twice as many right after the supervisor starts, as swarm does; health.py decides);
 4. merge what was seen into the tasks (observe.py): exited, removed or unhealthy
    containers make FAILED tasks; containers no task wants are removed, on a node that
    comes back before anything else happens there, so a healed partition never leaves
@@ -27,19 +27,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from swarmctl import clock, events, executor, leases, networking, observe, services, sightings
+from swarmctl import (
+    clock,
+    events,
+    executor,
+    health,
+    leases,
+    networking,
+    observe,
+    services,
+    sightings,
+)
 from swarmctl.errors import SwarmctlError
 from swarmctl.inventory import Inventory
 from swarmctl.membership import recorded_trust
 from swarmctl.models import Node, NodeState
 from swarmctl.repo import Repo
 from swarmctl.state import StateStore
-from swarmctl.transport.engine import Engine
 from swarmctl.transport.group import Pool
-from swarmctl.transport.ssh import SSHConnection
+from swarmctl.transport.host import Host, Hosts
 
 Say = Callable[[str], None]
-LAST_SEEN_STEP = 10.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -57,21 +65,29 @@ class Settings:
 
 class Supervisor:
     def __init__(
-        self, store: StateStore, inventory: Inventory, settings: Settings, say: Say = print
+        self,
+        store: StateStore,
+        inventory: Inventory,
+        settings: Settings,
+        say: Say = print,
+        hosts: Hosts | None = None,  # the inventory's over SSH unless given (tests: a fake)
     ) -> None:
         self.store = store
         self.settings = settings
         self.say = say
         self.holder = leases.me()
-        self.pool = Pool(
-            inventory.hosts.values(),
-            recorded_trust(store),
-            connect_timeout=settings.connect_timeout,
-            command_timeout=settings.observe_timeout,
+        self.pool = (
+            hosts
+            if hosts is not None
+            else Pool(
+                inventory.hosts.values(),
+                recorded_trust(store),
+                connect_timeout=settings.connect_timeout,
+                command_timeout=settings.observe_timeout,
+            )
         )
-        self.misses: dict[str, int] = defaultdict(int)
-        self.engines: dict[str, Engine] = {}  # hostname -> its Docker engine's API
-        self.connects: dict[str, int] = {}  # node id -> reconnections to its engine
+        self.misses: dict[str, int] = defaultdict(int)  # node id -> heartbeats missed in a row
+        self.sessions: dict[str, int] = {}  # node id -> its engine's sessions, last seen
         self.endpoints: frozenset = frozenset()
         self.ticks = 0
         self.renew_at = 0.0  # when to renew the supervisor lease (monotonic clock)
@@ -140,13 +156,13 @@ class Supervisor:
         with self.store.read() as db:
             repo = Repo(db)
             cluster, nodes = repo.cluster(), repo.nodes.all()
-        seen, down, unknown, restarted = self._observe(cluster.id, nodes)
-        back = self._record_nodes(nodes, seen, down, unknown)
+        seen, beats, restarted = self._observe(cluster.id, nodes)
+        back = self._record_nodes(nodes, beats)
         with self.store.read() as db:
             tasks = Repo(db).tasks.all()
         merged = observe.merge(tasks, seen, now)
         executor.save(self.store, merged.changed, known_only=True)
-        self._warn(sightings.remove_strays(self.store, self.pool, merged.remove, nodes))
+        self._warn(sightings.remove_strays(self.store, self.pool, merged.remove, nodes, seen))
         periodic = self.ticks % self.settings.repair_every == 1
         if back or restarted or periodic:
             repair = [n for n in nodes if n.id in (seen if periodic else back | restarted)]
@@ -156,74 +172,44 @@ class Supervisor:
         self._print_events()
         return wake
 
-    def _observe(self, cluster_id: str, nodes: list[Node]):
-        def look(conn: SSHConnection) -> tuple[list[observe.Container], int]:
-            engine = self.engines.get(conn.name)
-            if engine is None:
-                engine = self.engines[conn.name] = Engine(conn, self.settings.observe_timeout)
-            containers = sightings.list_containers(engine, cluster_id)
-            return containers, engine.reconnects
+    def _observe(
+        self, cluster_id: str, nodes: list[Node]
+    ) -> tuple[dict[str, list[observe.Container]], dict[str, health.Heartbeat], set[str]]:
+        """The containers of every node that answered, every node's heartbeat, and the
+        nodes whose engine restarted since the last tick."""
+
+        def look(host: Host) -> tuple[list[observe.Container], int]:
+            return host.containers(cluster_id), host.engine_sessions
 
         results = self.pool.each(look, [n.hostname for n in nodes])
-        grace = 2 if self.ticks <= self.settings.misses * 2 else 1
-        seen, down, unknown, restarted = {}, {}, {}, set()
+        allowed = health.allowed_misses(self.settings.misses, self.ticks)
+        seen, beats, restarted = {}, {}, set()
         for node in nodes:
             result = results.get(node.hostname)
             if isinstance(result, SwarmctlError) or result is None:
                 self.misses[node.id] += 1
                 why = str(result) if result else "not in the inventory"
-                # Unknown at once (no new tasks go there), down after `misses` in a row.
-                down[node.id] = why if self.misses[node.id] >= self.settings.misses * grace else ""
-                unknown[node.id] = why
+                beats[node.id] = health.Heartbeat(why, self.misses[node.id], allowed)
                 continue
             self.misses[node.id] = 0
-            containers, connects = result
+            beats[node.id] = health.Heartbeat()
+            containers, sessions = result
             # The engine's channel broke and was made again: dockerd restarted, or the host
             # rebooted; either may have undone what the overlay and mesh set up there.
-            if self.connects.get(node.id, connects) != connects:
+            if self.sessions.get(node.id, sessions) != sessions:
                 restarted.add(node.id)
-            self.connects[node.id] = connects
+            self.sessions[node.id] = sessions
             seen[node.id] = containers
-        return seen, {k: v for k, v in down.items() if v}, unknown, restarted
+        return seen, beats, restarted
 
-    def _record_nodes(
-        self, nodes: list[Node], seen: dict, down: dict[str, str], unknown: dict[str, str]
-    ) -> set[str]:
-        """Write node states; returns the nodes that came back."""
-        back, changes = set(), []
-        if not any(self._node_changes(node, seen, down, unknown) for node in nodes):
-            return back
-        with self.store.transaction() as db:
-            repo = Repo(db)
-            now = clock.now()
-            for node in repo.nodes.all():
-                if node.id in seen:
-                    updated = replace(node, state=NodeState.READY, message="", last_seen=now)
-                    if node.state != NodeState.READY:
-                        back.add(node.id)
-                elif node.id in down and node.state != NodeState.DOWN:
-                    updated = replace(node, state=NodeState.DOWN, message=down[node.id])
-                elif node.id in unknown and node.state == NodeState.READY:
-                    updated = replace(node, state=NodeState.UNKNOWN, message=unknown[node.id])
-                else:
-                    continue
-                if updated.state != node.state:
-                    updated = replace(updated, updated_at=now, version=node.version + 1)
-                    changes.append(events.node_change(updated, node.state.value))
-                repo.nodes.put(updated)
-        events.append(events.path_for(self.store.path), changes)
-        return back
-
-    @staticmethod
-    def _node_changes(node: Node, seen: dict, down: dict, unknown: dict) -> bool:
-        """Whether this tick has news of the node worth a write; last_seen is kept only
-        to LAST_SEEN_STEP seconds so that idle ticks write nothing."""
-        if node.id in seen:
-            stale = not node.last_seen or clock.seconds_since(node.last_seen) >= LAST_SEEN_STEP
-            return node.state != NodeState.READY or stale
-        if node.id in down:
-            return node.state != NodeState.DOWN
-        return node.id in unknown and node.state == NodeState.READY
+    def _record_nodes(self, nodes: list[Node], beats: dict[str, health.Heartbeat]) -> set[str]:
+        """Write node statuses; returns the nodes that came back. A tick with no news of
+        any node writes nothing."""
+        now = datetime.now(UTC)
+        if all(health.assess(n, beats[n.id], now) == n for n in nodes if n.id in beats):
+            return set()
+        moved = executor.save(self.store, [], nodes=beats)
+        return {after.id for _, after in moved if after.state == NodeState.READY}
 
     def _act(self, never_started: list) -> float | None:
         """Reconcile and apply every service not being changed by someone else."""

@@ -15,7 +15,6 @@ from swarmctl.spec import ImageRef
 
 app = new_app("Manage services.")
 
-Many = Annotated[list[str] | None, typer.Option()]
 Detach = Annotated[
     bool, typer.Option("--detach", "-d", help="Exit at once, without waiting for the tasks.")
 ]

@@ -4,19 +4,27 @@ One long-lived channel per host carries HTTP/1.1 requests to the engine, so read
 node's containers costs one round trip and no process on the host — what the
 supervisor does every tick on every node. The channel is reopened when it breaks (the
 engine restarted, the host rebooted); `reconnects` counts that, and tells the caller
-that the engine may have lost what it had set up.
+that the engine may have lost what it had set up. `DockerHost` is a node as the control
+loop sees it (transport/host.Host): its SSH connection, and the engine behind it.
 """
+
+from __future__ import annotations
 
 import http.client
 import json
 import threading
 import urllib.parse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import paramiko
-
+from swarmctl import observe
 from swarmctl.errors import SwarmctlError
+from swarmctl.naming import LABEL_CLUSTER, LABEL_TASK_ID
 from swarmctl.transport.ssh import SSHConnection
+
+# paramiko is imported where a channel is used (see transport/ssh.py): commands that reach
+# no host never pay for it.
+if TYPE_CHECKING:
+    import paramiko
 
 API = "/v1.41"  # docker 20.10's; newer engines answer it too
 
@@ -41,7 +49,7 @@ class _Stream:
     def __init__(self, channel: paramiko.Channel) -> None:
         self.file = channel.makefile("rb")
 
-    def makefile(self, mode: str) -> "_Stream":
+    def makefile(self, mode: str) -> _Stream:
         return self
 
     def __getattr__(self, name: str) -> Any:
@@ -66,6 +74,8 @@ class Engine:
             path += "?" + urllib.parse.urlencode(
                 {k: v if isinstance(v, str) else json.dumps(v) for k, v in query.items()}
             )
+        import paramiko
+
         with self._lock:
             try:
                 return self._get(API + path)
@@ -101,3 +111,45 @@ class Engine:
     def close(self) -> None:
         with self._lock:
             self._drop()
+
+
+class DockerHost(SSHConnection):
+    """A node: commands over SSH, and its containers read from the engine's API over a
+    channel of the same connection, kept open from one call to the next."""
+
+    _engine: Engine | None = None
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = Engine(self, self.command_timeout)
+        return self._engine
+
+    @property
+    def engine_sessions(self) -> int:
+        return self._engine.reconnects if self._engine else 0
+
+    def containers(self, cluster_id: str) -> list[observe.Container]:
+        return list_containers(self.engine(), cluster_id)
+
+
+def list_containers(engine: Engine, cluster_id: str) -> list[observe.Container]:
+    """Every task container of the cluster on the engine's node, in one request."""
+    listed = engine.get(
+        "/containers/json",
+        all="1",
+        filters={"label": [f"{LABEL_CLUSTER}={cluster_id}", LABEL_TASK_ID]},
+    )
+    # Only a container that stopped needs its full record (exit code, OOM); one removed
+    # meanwhile is simply gone.
+    containers = []
+    for summary in listed:
+        try:
+            detail = (
+                None
+                if summary.get("State") == "running"
+                else engine.get(f"/containers/{summary['Id']}/json")
+            )
+        except NotFound:
+            continue
+        containers.append(observe.from_api(summary, detail))
+    return containers

@@ -11,26 +11,27 @@ from typing import TypeVar
 
 from swarmctl.errors import SwarmctlError
 from swarmctl.inventory import InventoryHost
-from swarmctl.transport.ssh import SSHConnection, Trust, load_libraries
+from swarmctl.transport.engine import DockerHost
+from swarmctl.transport.ssh import Trust, load_libraries
 
 T = TypeVar("T")
 
 
 class Pool:
-    """The connections of one run, shared by every step of it."""
+    """The connections of one run, shared by every step of it (a transport/host.Hosts)."""
 
     def __init__(
         self, hosts: Iterable[InventoryHost], trust: Trust | None = None, **timeouts: float
     ) -> None:
         self.trust = trust or Trust()
-        self.connections = {h.name: SSHConnection(h, self.trust, **timeouts) for h in hosts}
+        self.connections = {h.name: DockerHost(h, self.trust, **timeouts) for h in hosts}
         # Kept for the pool's life: starting threads anew made up most of an idle
         # supervisor tick. Actions never call each() themselves, so one thread per host does.
         self.threads = ThreadPoolExecutor(
             max_workers=max(1, len(self.connections)), thread_name_prefix="swarmctl-host"
         )
 
-    def __getitem__(self, name: str) -> SSHConnection:
+    def __getitem__(self, name: str) -> DockerHost:
         return self.connections[name]
 
     def connect(self, names: Sequence[str]) -> None:
@@ -42,12 +43,15 @@ class Pool:
                 self.threads.submit(self._connect_quietly, self.connections[name])
 
     @staticmethod
-    def _connect_quietly(connection: SSHConnection) -> None:
+    def _connect_quietly(connection: DockerHost) -> None:
         with contextlib.suppress(SwarmctlError):  # the work to come gets the error
             connection.connect()
 
+    def __contains__(self, name: object) -> bool:
+        return name in self.connections
+
     def each(
-        self, action: Callable[[SSHConnection], T], names: Sequence[str] | None = None
+        self, action: Callable[[DockerHost], T], names: Sequence[str] | None = None
     ) -> dict[str, T | SwarmctlError]:
         """Run `action` on every named host in parallel; SwarmctlErrors are returned, per host."""
         names = list(self.connections) if names is None else list(names)

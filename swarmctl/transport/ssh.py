@@ -120,10 +120,6 @@ class Result:
     stderr: str
     seconds: float
 
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0
-
 
 def fingerprint(key_type: str, key_base64: str) -> str:
     """OpenSSH's SHA256 fingerprint of a public key."""

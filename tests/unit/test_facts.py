@@ -34,7 +34,6 @@ tool=service
 tool=ip
 tool=iptables
 tool=bridge
-ip_forward=1
 addr=lo 127.0.0.1/8
 addr=eth0 10.99.245.12/24
 addr=docker0 172.17.0.1/16
@@ -122,7 +121,6 @@ def test_full_output_parses_into_every_fact() -> None:
         dockerd=True,
         engine="20.10.24+dfsg1",
         tools=frozenset({"apt-get", "systemctl", "service", "ip", "iptables", "bridge"}),
-        ip_forward=True,
         addresses=(
             ("lo", "127.0.0.1/8"),
             ("eth0", "10.99.245.12/24"),
@@ -169,12 +167,6 @@ def test_garbage_numbers_read_as_zero() -> None:
 
 def test_empty_output_gives_empty_facts() -> None:
     assert parse_facts("") == HostFacts()
-
-
-def test_ip_forward_is_true_only_for_1() -> None:
-    assert parse_facts("ip_forward=1").ip_forward
-    assert not parse_facts("ip_forward=0").ip_forward
-    assert not parse_facts("ip_forward=").ip_forward
 
 
 def test_node_facts_keep_what_the_state_records() -> None:

@@ -12,7 +12,6 @@ import sys
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -24,6 +23,7 @@ from swarmctl.network.overlay import assign_ranges
 from swarmctl.provision import Provisioned
 from swarmctl.repo import Repo
 from swarmctl.state import StateStore, storage
+from swarmctl.transport.fake import FakeHosts
 from swarmctl.transport.ssh import Trust
 
 NOW = "2026-01-02T03:04:05.000+00:00"
@@ -515,14 +515,12 @@ class Killed(BaseException):
     """The process dying at this point: nothing after it runs."""
 
 
-class FakePool:
-    """Every host answers; provisioning itself is replaced below."""
+class FakePool(FakeHosts):
+    """Every host answers and runs the overlay script; provisioning is replaced below."""
 
     def __init__(self) -> None:
+        super().__init__(["manager1", "worker1"])
         self.trust = Trust()
-
-    def each(self, action, names):
-        return {name: action(SimpleNamespace(name=name)) for name in names}
 
 
 def provisioned(conn, dry_run: bool = False, listen_addr: str | None = None) -> Provisioned:
@@ -548,7 +546,6 @@ def cluster_with_one_network(inventory: Path) -> StateStore:
 
 def join_worker1(store: StateStore, inventory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(membership, "provision", provisioned)
-    monkeypatch.setattr(membership.networking, "converge", lambda *args, **kwargs: {})
     membership.join(
         store,
         load_inventory(inventory),

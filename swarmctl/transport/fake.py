@@ -1,0 +1,184 @@
+"""In-memory hosts for tests: transport/host.Hosts with no SSH and no Docker.
+
+Each FakeHost holds its containers and records every command it is given, as text. It
+acts on the commands the control loop sends about containers: a task's start script
+(commands/docker.run_task) makes a running container and prints it as `docker inspect`
+would; remove_tasks and remove_cluster_containers remove them. Any other command
+(overlay and mesh scripts, image loads) succeeds and changes nothing. A host can be made
+unreachable (every call fails as SSH would), and commands can be made to fail (fail_on).
+"""
+
+import json
+import re
+import shlex
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from itertools import count
+from typing import TypeVar
+
+from swarmctl import clock
+from swarmctl.errors import SwarmctlError
+from swarmctl.naming import LABEL_CLUSTER, LABEL_TASK_ID
+from swarmctl.observe import Container
+from swarmctl.transport.ssh import CommandFailed, HostUnreachable, Result
+
+T = TypeVar("T")
+
+_LABEL = r"(?:--label |label=){}=([A-Za-z0-9_.-]+)"
+_TASK = re.compile(_LABEL.format(re.escape(LABEL_TASK_ID)))
+_CLUSTER = re.compile(_LABEL.format(re.escape(LABEL_CLUSTER)))
+_ids = count(1)
+
+
+@dataclass
+class Failure:
+    text: str  # a command containing this fails …
+    exit_code: int
+    stderr: str
+    times: int | None  # … this many times (None: always)
+
+
+@dataclass
+class FakeHost:
+    name: str
+    reachable: bool = True
+    engine_sessions: int = 1
+    commands: list[str] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    # container id -> (cluster id, container)
+    docker: dict[str, tuple[str, Container]] = field(default_factory=dict)
+
+    def fail_on(
+        self, text: str, exit_code: int = 1, stderr: str = "", times: int | None = None
+    ) -> None:
+        self.failures.append(Failure(text, exit_code, stderr or f"{text}: failed", times))
+
+    def add(self, cluster_id: str, task_id: str, status: str = "running", **fields) -> Container:
+        """A container of the task, as if it had been started (or had ended) there."""
+        container = Container(
+            id=f"c{next(_ids):063d}",
+            task_id=task_id,
+            status=status,
+            exit_code=fields.pop("exit_code", 0),
+            oom=fields.pop("oom", False),
+            error=fields.pop("error", ""),
+            health=fields.pop("health", ""),
+            **fields,
+        )
+        self.docker[container.id] = (cluster_id, container)
+        return container
+
+    def stop(self, task_id: str, exit_code: int = 137) -> None:
+        """The task's container exits (killed, crashed)."""
+        for cid, (cluster, container) in list(self.docker.items()):
+            if container.task_id == task_id:
+                ended = replace(container, status="exited", exit_code=exit_code)
+                self.docker[cid] = (cluster, ended)
+
+    def task_ids(self) -> list[str]:
+        return sorted(c.task_id for _, c in self.docker.values())
+
+    # ------------------------------------------------------------------ Host
+
+    def containers(self, cluster_id: str) -> list[Container]:
+        self._reach()
+        return [c for cluster, c in self.docker.values() if cluster == cluster_id]
+
+    def run(
+        self,
+        command: str | Sequence[str],
+        *,
+        timeout: float | None = None,
+        stdin: bytes | None = None,
+        check: bool = True,
+    ) -> Result:
+        line = command if isinstance(command, str) else shlex.join(command)
+        self._reach()
+        self.commands.append(line)
+        failure = next((f for f in self.failures if f.text in line and f.times != 0), None)
+        if failure:
+            failure.times = None if failure.times is None else failure.times - 1
+            code, out, err = failure.exit_code, "", failure.stderr
+        else:
+            code, out, err = 0, self._act(line), ""
+        result = Result(self.name, line, code, out, err, 0.0)
+        if check and code:
+            raise CommandFailed(f"{self.name}: command failed: {err}", result)
+        return result
+
+    def output(self, command: str | Sequence[str], *, timeout: float | None = None) -> bytes:
+        return self.run(command, timeout=timeout).stdout.encode()
+
+    def _reach(self) -> None:
+        if not self.reachable:
+            raise HostUnreachable(f"{self.name}: connection refused")
+
+    def _act(self, line: str) -> str:
+        if "docker rm -f" in line:
+            tasks = set(_TASK.findall(line))
+            clusters = set(_CLUSTER.findall(line)) if not tasks else set()
+            for cid, (cluster, container) in list(self.docker.items()):
+                if container.task_id in tasks or cluster in clusters:
+                    del self.docker[cid]
+            return ""
+        if "docker inspect --format" in line and (task := _TASK.search(line)):
+            (cluster,) = _CLUSTER.findall(line)
+            now = clock.now()
+            container = self.add(cluster, task.group(1), created=now, started=now)
+            return _inspect_line(container) + "\n"
+        return ""
+
+
+def _inspect_line(container: Container) -> str:
+    """The container as commands/docker.INSPECT_FORMAT prints it."""
+    return json.dumps(
+        {
+            "id": container.id,
+            "task": container.task_id,
+            "status": container.status,
+            "exit": container.exit_code,
+            "oom": container.oom,
+            "error": container.error,
+            "health": container.health,
+            "created": container.created,
+            "started": container.started,
+            "finished": container.finished,
+            "networks": {},
+        }
+    )
+
+
+class FakeHosts:
+    """The hosts of a fake cluster; `each` runs on them one after another, in order."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.hosts = {name: FakeHost(name) for name in names}
+
+    def each(
+        self, action: Callable[[FakeHost], T], names: Sequence[str] | None = None
+    ) -> dict[str, T | SwarmctlError]:
+        results: dict[str, T | SwarmctlError] = {}
+        for name in self.hosts if names is None else names:
+            if name not in self.hosts:
+                results[name] = SwarmctlError(f"{name}: not in the inventory")
+                continue
+            try:
+                results[name] = action(self.hosts[name])
+            except SwarmctlError as error:
+                results[name] = error
+        return results
+
+    def __getitem__(self, name: str) -> FakeHost:
+        return self.hosts[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.hosts
+
+    def __iter__(self) -> Iterator[FakeHost]:
+        return iter(self.hosts.values())
+
+    def __enter__(self) -> "FakeHosts":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass

@@ -1,0 +1,303 @@
+"""The executor and the supervisor's tick over in-memory hosts (transport/fake.py)."""
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from swarmctl import events, executor, networking, services
+from swarmctl.commands import docker
+from swarmctl.commands.render import render
+from swarmctl.models import Cluster, Node, NodeState, Role, Service, ServiceSpec, TaskState
+from swarmctl.network.overlay import node_overlays
+from swarmctl.repo import Repo
+from swarmctl.state import StateStore
+from swarmctl.supervisor import Settings, Supervisor
+from swarmctl.transport.fake import FakeHosts
+
+CLUSTER = Cluster("c" * 25, "2026-12-04T12:00:00.000+00:00")
+NAMES = ("manager1", "worker1", "worker2", "worker3")
+
+
+def nodes(count: int) -> list[Node]:
+    return [
+        Node(
+            f"node{i}", NAMES[i], Role.MANAGER if i == 0 else Role.WORKER, f"10.0.0.{i + 1}", "", ""
+        )
+        for i in range(count)
+    ]
+
+
+def service(name: str, replicas: int) -> Service:
+    return Service(f"svc-{name}", ServiceSpec(name, "nginx", replicas=replicas), "", "")
+
+
+def make_store(path: Path, members: list[Node], wanted: list[Service]) -> StateStore:
+    store = StateStore(path)
+    store.create()
+    with store.transaction() as db:
+        repo = Repo(db)
+        repo.set_cluster(CLUSTER)
+        for item in members:
+            repo.nodes.put(item)
+        for item in wanted:
+            repo.services.put(item)
+    return store
+
+
+@contextmanager
+def cluster(node_count: int, wanted: list[Service]) -> Iterator[tuple[StateStore, FakeHosts]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        members = nodes(node_count)
+        yield make_store(Path(tmp) / "state.json", members, wanted), FakeHosts(NAMES[:node_count])
+
+
+def supervisor(store: StateStore, hosts: FakeHosts, misses: int = 3) -> Supervisor:
+    return Supervisor(store, None, Settings(misses=misses), say=lambda _: None, hosts=hosts)  # type: ignore[arg-type]
+
+
+def tasks_of(store: StateStore):
+    with store.read() as db:
+        return Repo(db).tasks.all()
+
+
+def nodes_of(store: StateStore) -> dict[str, Node]:
+    with store.read() as db:
+        return {n.hostname: n for n in Repo(db).nodes.all()}
+
+
+def plan_now(store: StateStore):
+    with store.read() as db:
+        return services.reconcile_now(Repo(db), datetime.now(UTC))
+
+
+def forget_commands(hosts: FakeHosts) -> None:
+    for host in hosts:
+        host.commands.clear()
+
+
+# ------------------------------------------------------------------------ executor
+
+
+def test_the_executor_starts_each_task_on_its_node_and_records_it_running(tmp_path) -> None:
+    store = make_store(tmp_path / "state.json", nodes(3), [service("web", 3)])
+    hosts = FakeHosts(NAMES[:3])
+    outcome = executor.apply(store, hosts, plan_now(store))
+    assert outcome.unreachable == {}
+    tasks = tasks_of(store)
+    assert {t.state for t in tasks} == {TaskState.RUNNING}
+    by_node = {n.id: n.hostname for n in nodes(3)}
+    for task in tasks:
+        assert hosts[by_node[task.node_id]].task_ids() == [task.id]
+        (script,) = hosts[by_node[task.node_id]].commands
+        assert script == docker.run_task(CLUSTER.id, service("web", 3), task, [])
+
+
+def test_a_node_the_executor_cannot_reach_is_down_and_its_starts_are_rejected(tmp_path) -> None:
+    store = make_store(tmp_path / "state.json", nodes(2), [service("web", 2)])
+    hosts = FakeHosts(NAMES[:2])
+    hosts["worker1"].reachable = False
+    outcome = executor.apply(store, hosts, plan_now(store))
+    assert outcome.unreachable == {"node1": "worker1: connection refused"}
+    worker1 = nodes_of(store)["worker1"]
+    assert (worker1.state, worker1.message) == (NodeState.DOWN, "worker1: connection refused")
+    states = {t.node_id: (t.state, t.error) for t in tasks_of(store)}
+    assert states == {
+        "node0": (TaskState.RUNNING, ""),
+        "node1": (TaskState.REJECTED, "node unreachable: worker1: connection refused"),
+    }
+    logged, _ = events.read_after(events.path_for(store.path), 0)
+    assert [(e.type, e.node, e.transition) for e in logged if e.type == "node"] == [
+        ("node", "worker1", "READY->DOWN")
+    ]
+
+
+def test_an_image_no_registry_serves_is_copied_from_a_peer_and_the_start_retried(
+    tmp_path,
+) -> None:
+    store = make_store(tmp_path / "state.json", nodes(2), [service("web", 2)])
+    hosts = FakeHosts(NAMES[:2])
+    hosts["worker1"].fail_on("docker inspect --format", docker.PULL_FAILED, "no registry", times=1)
+    executor.apply(store, hosts, plan_now(store))
+    assert {t.state for t in tasks_of(store)} == {TaskState.RUNNING}
+    assert docker.save_image("nginx") in hosts["manager1"].commands
+    assert hosts["worker1"].commands[1] == docker.load_image()
+
+
+def test_shut_down_tasks_lose_their_containers_through_remove_tasks(tmp_path) -> None:
+    store = make_store(tmp_path / "state.json", nodes(1), [service("web", 2)])
+    hosts = FakeHosts(NAMES[:1])
+    executor.apply(store, hosts, plan_now(store))
+    with store.transaction() as db:
+        Repo(db).services.delete(["svc-web"])
+    forget_commands(hosts)
+    plan = plan_now(store)
+    executor.apply(store, hosts, plan)
+    assert hosts["manager1"].task_ids() == []
+    assert hosts["manager1"].commands == [docker.remove_tasks([t.id for t in plan.shutdown])]
+
+
+# ---------------------------------------------------------------------- supervisor
+
+
+def test_a_tick_starts_what_is_missing_and_the_next_tick_plans_and_writes_nothing(
+    tmp_path,
+) -> None:
+    store = make_store(tmp_path / "state.json", nodes(3), [service("web", 3)])
+    hosts = FakeHosts(NAMES[:3])
+    sup = supervisor(store, hosts)
+    sup.tick()
+    assert sorted(t.state for t in tasks_of(store)) == [TaskState.RUNNING] * 3
+    forget_commands(hosts)
+    before = store.path.read_bytes()
+    sup.tick()
+    assert plan_now(store).empty
+    assert [h.commands for h in hosts] == [[], [], []]
+    assert store.path.read_bytes() == before
+
+
+def test_a_node_that_stops_answering_is_unknown_then_down_and_its_tasks_move(
+    tmp_path,
+) -> None:
+    store = make_store(tmp_path / "state.json", nodes(3), [service("web", 3)])
+    hosts = FakeHosts(NAMES[:3])
+    sup = supervisor(store, hosts, misses=1)
+    sup.tick()
+    lost = {t.id for t in tasks_of(store) if t.node_id == "node2"}
+    hosts["worker2"].reachable = False
+    sup.tick()  # tick 2: a supervisor just started allows 2 misses
+    assert nodes_of(store)["worker2"].state == NodeState.UNKNOWN
+    assert {t.id for t in tasks_of(store) if t.state == TaskState.RUNNING} >= lost
+    sup.tick()
+    assert nodes_of(store)["worker2"].state == NodeState.DOWN
+    running = [t for t in tasks_of(store) if t.desired_state == TaskState.RUNNING]
+    assert len(running) == 3 and all(t.node_id != "node2" for t in running)
+    assert sorted(hosts["manager1"].task_ids() + hosts["worker1"].task_ids()) == sorted(
+        t.id for t in running
+    )
+
+
+def test_a_container_no_task_knows_is_removed_with_remove_tasks(tmp_path) -> None:
+    store = make_store(tmp_path / "state.json", nodes(1), [])
+    hosts = FakeHosts(NAMES[:1])
+    hosts["manager1"].add(CLUSTER.id, "t" * 25)
+    supervisor(store, hosts).tick()
+    assert hosts["manager1"].task_ids() == []
+    assert docker.remove_tasks(["t" * 25]) in hosts["manager1"].commands
+
+
+def test_a_killed_replica_is_recorded_failed_and_its_container_removed(tmp_path) -> None:
+    store = make_store(tmp_path / "state.json", nodes(1), [service("web", 1)])
+    hosts = FakeHosts(NAMES[:1])
+    sup = supervisor(store, hosts)
+    sup.tick()
+    (first,) = tasks_of(store)
+    hosts["manager1"].stop(first.id, exit_code=137)
+    sup.tick()
+    failed = next(t for t in tasks_of(store) if t.id == first.id)
+    assert (failed.state, failed.error) == (TaskState.FAILED, "task: non-zero exit (137)")
+
+
+# --------------------------------------------------------------------- properties
+
+
+def scale(store: StateStore, service_id: str, replicas: int) -> None:
+    with store.transaction() as db:
+        repo = Repo(db)
+        current = repo.services.get(service_id)
+        spec = replace(current.spec, replicas=replicas)
+        repo.services.put(replace(current, spec=spec, version=current.version + 1))
+
+
+# Per tick: the nodes that do not answer, and the replicas then wanted of a service.
+outages = st.integers(min_value=1, max_value=4).flatmap(
+    lambda count: st.tuples(
+        st.just(count),
+        st.sampled_from([1, 3]),  # misses before down
+        st.lists(
+            st.tuples(st.sets(st.integers(0, count - 1)), st.integers(0, 6)),
+            min_size=1,
+            max_size=5,
+        ),
+    )
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(outages)
+def test_a_tick_never_plans_a_start_on_a_node_it_cannot_see(case) -> None:
+    count, misses, steps = case
+    with cluster(count, [service("web", 0)]) as (store, hosts):
+        sup = supervisor(store, hosts, misses=misses)
+        for away, replicas in steps:
+            for index in range(count):
+                hosts[NAMES[index]].reachable = index not in away
+            scale(store, "svc-web", replicas)
+            known = {t.id for t in tasks_of(store)}
+            sup.tick()
+            new = [t for t in tasks_of(store) if t.id not in known]
+            assert not [t for t in new if t.node_id in {f"node{i}" for i in away}]
+            assert all(nodes_of(store)[NAMES[i]].state != NodeState.READY for i in away)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 4), st.lists(st.integers(0, 5), min_size=1, max_size=3))
+def test_a_tick_on_a_converged_cluster_plans_nothing(count: int, replicas: list[int]) -> None:
+    wanted = [service(f"s{i}", n) for i, n in enumerate(replicas)]
+    with cluster(count, wanted) as (store, hosts):
+        sup = supervisor(store, hosts)
+        sup.tick()
+        forget_commands(hosts)
+        before = store.path.read_bytes()
+        sup.tick()
+        assert plan_now(store).empty
+        assert all(h.commands == [] for h in hosts)
+        assert store.path.read_bytes() == before
+
+
+@pytest.mark.parametrize("misses", [1, 3])
+def test_an_unreachable_node_keeps_its_tasks_until_it_is_down(tmp_path, misses: int) -> None:
+    store = make_store(tmp_path / "state.json", nodes(2), [service("web", 2)])
+    hosts = FakeHosts(NAMES[:2])
+    sup = supervisor(store, hosts, misses=misses)
+    sup.tick()
+    before = {t.id: t.state for t in tasks_of(store)}
+    hosts["worker1"].reachable = False
+    for _ in range(2 * misses - 1):  # the allowance of a supervisor just started, less one
+        sup.tick()
+        assert {t.id: t.state for t in tasks_of(store)} == before
+    sup.tick()
+    assert nodes_of(store)["worker1"].state == NodeState.DOWN
+
+
+# ----------------------------------------------------------------------- converges
+
+
+def test_a_network_converges_on_every_node_it_reaches_and_waits_for_the_others(
+    tmp_path,
+) -> None:
+    store = make_store(tmp_path / "state.json", nodes(2), [])
+    hosts = FakeHosts(NAMES[:2])
+    hosts["worker1"].reachable = False
+    _, warnings = networking.create(store, hosts, networking.NetworkOptions("web"))
+    assert warnings == [
+        "worker1: connection refused: its overlay networks will be set up when it is "
+        "reachable again"
+    ]
+    with store.read() as db:
+        repo = Repo(db)
+        (recorded,) = repo.networks.all()
+        members, cluster_record = repo.nodes.all(), repo.cluster()
+    assert recorded.pending == {"node1": "worker1: connection refused"}
+    wanted = node_overlays(cluster_record, [recorded], members, members[0])
+    assert hosts["manager1"].commands == [render("overlay/converge.sh.j2", o=wanted)]
+    hosts["worker1"].reachable = True
+    assert networking.converge(store, hosts, members[1:]) == []
+    with store.read() as db:
+        assert Repo(db).networks.all()[0].pending == {}
