@@ -5,6 +5,7 @@ The test lab has its own prefix and subnet, so a lab a user left up is not touch
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -52,6 +53,13 @@ class RunningLab:
         if check and result.returncode != 0:
             raise AssertionError(f"{name}: {command}: {result.stderr.strip()}")
         return result
+
+
+def interruptible() -> None:
+    """preexec_fn of a child a test will Ctrl-C. A runner started in the background
+    (`nohup … &`, some CI shells) has SIGINT ignored; children inherit that, and Python
+    then never raises KeyboardInterrupt, so the test would see the command run on."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def swarmctl(

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.integration.conftest import Cluster
+from tests.integration.conftest import Cluster, interruptible
 
 pytestmark = pytest.mark.lab
 
@@ -30,6 +30,7 @@ def interrupt(cluster: Cluster, point: str, *args: str) -> subprocess.CompletedP
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
     lines = []
     for line in proc.stdout:

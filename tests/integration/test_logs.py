@@ -3,6 +3,7 @@
 
 import json
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.conftest import Cluster
+from tests.integration.conftest import Cluster, interruptible
 from tests.integration.test_supervisor import Supervisor, running, wait_for
 
 pytestmark = pytest.mark.lab
@@ -102,6 +103,7 @@ class Follow:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=interruptible,
         )
         self.out: list[str] = []
         self.err: list[str] = []
@@ -114,7 +116,7 @@ class Follow:
             into.append(line.rstrip("\n"))
 
     def stop(self) -> int:
-        self.proc.send_signal(2)
+        self.proc.send_signal(signal.SIGINT)
         return self.proc.wait(timeout=30)
 
 

@@ -18,7 +18,7 @@ import pytest
 from swarmctl.models import Node
 from swarmctl.repo import Repo
 from swarmctl.state import StateStore
-from tests.integration.conftest import RunningLab, swarmctl
+from tests.integration.conftest import RunningLab, interruptible, swarmctl
 
 pytestmark = pytest.mark.lab
 
@@ -409,7 +409,11 @@ def interrupt_mid_join(cli: Cli, lab: RunningLab) -> tuple[subprocess.CompletedP
     lab_cmd(lab, "unplug", "worker2")  # connecting to it now takes the 5 s connect timeout
     try:
         join = subprocess.Popen(
-            cli.argv("join", "--all"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            cli.argv("join", "--all"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=interruptible,
         )
         time.sleep(1.5)
         assert join.poll() is None
