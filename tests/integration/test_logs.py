@@ -117,7 +117,11 @@ class Follow:
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGINT)
-        return self.proc.wait(timeout=30)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # not left following after the test
+            raise
 
 
 @pytest.mark.modes("online", "offline")
