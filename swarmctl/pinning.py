@@ -15,10 +15,11 @@ from swarmctl.errors import SwarmctlError
 from swarmctl.models import Node, Role
 from swarmctl.spec import SHA256_RE, ImageRef
 
-# A node's engine answers from its registry in well under a second when it can reach it,
-# and at once when it cannot (refused connection, failed DNS lookup). Only a registry
-# that stays silent costs this wait, once for the whole resolve, not once per node.
-DEADLINE_SECONDS = 2.0
+# A node's engine answers from its registry in about a second when it can reach it (a
+# public registry's token round trip included), and at once when it cannot (refused
+# connection, failed DNS lookup). Only a registry that stays silent costs this wait, once
+# for the whole resolve, not once per node; 2 s failed resolves on a busy 2-core machine.
+DEADLINE_SECONDS = 5.0
 
 
 class UnknownImage(SwarmctlError):
