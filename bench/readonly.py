@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from services import Hosts, Swarm, run, up, wait_until
+from services import Hosts, Swarm, run, tear_down, up, wait_until
 
 # (name, docker service create options, replicas or None for global)
 SERVICES = [
@@ -213,12 +213,7 @@ def main() -> None:
             dead_dns = control_side(mine, cli, env, args.runs)
         report(walls, cpus, syscalls, dead_dns, args.runs)
     finally:
-        if swarm is not None:
-            swarm.leave()
-        for hosts in labs:
-            hosts.close()
-            hosts.lab.down()
-        print(f"labs {', '.join(h.lab.layout.name for h in labs)}: down")
+        tear_down(labs, swarm)
         print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 

@@ -280,12 +280,17 @@ def main() -> None:
                     system.remove()
         report(figures)
     finally:
-        if swarm is not None:
-            swarm.leave()
-        for hosts in labs:
-            hosts.close()
-            hosts.lab.down()
-        print(f"labs {', '.join(h.lab.layout.name for h in labs)}: down")
+        tear_down(labs, swarm)
+
+
+def tear_down(labs: list[Hosts], swarm: Swarm | None) -> None:
+    """Leave swarm mode and take every lab of the run down."""
+    if swarm is not None:
+        swarm.leave()
+    for hosts in labs:
+        hosts.close()
+        hosts.lab.down()
+    print(f"labs {', '.join(h.lab.layout.name for h in labs)}: down")
 
 
 def report(f: dict[str, list]) -> None:

@@ -74,8 +74,7 @@ class Options:
 
 def prefix(service: Service, task: Task, node: Node | None, options: Options) -> str:
     """docker's context of a line: `<service>.<slot>[.<task id>]@<node>`."""
-    slot = task.slot or task.node_id
-    name = f"{service.spec.name}.{slot}"
+    name = f"{service.spec.name}.{task.slot_key}"
     if options.task_ids:
         name += "." + (task.id if options.no_trunc else task.id[:12])
     return f"{name}@{node.hostname if node else task.node_id}"

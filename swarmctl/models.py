@@ -255,6 +255,11 @@ class Task:
     def updated_at(self) -> str:
         return self.timestamps.get(self.state.value, self.created_at)
 
+    @property
+    def slot_key(self) -> int | str:
+        """What the task stands for: its slot, or for a global task (slot 0) its node."""
+        return self.slot or self.node_id
+
 
 def replicas(
     service: Service, tasks: Iterable[Task], ready_nodes: Collection[str]

@@ -127,16 +127,12 @@ def _remove_service(b: _Builder, tasks: list[Task]) -> None:
             b.forget.append(task.id)
 
 
-def _slot_key(task: Task) -> int | str:
-    return task.slot if task.slot else task.node_id
-
-
 def _service(
     b: _Builder, service: Service, tasks: list[Task], nodes: dict[str, Node], loads: "_Loads"
 ) -> None:
     slots: dict[int | str, list[Task]] = defaultdict(list)
     for task in tasks:
-        slots[_slot_key(task)].append(task)
+        slots[task.slot_key].append(task)
     if service.spec.mode == Mode.GLOBAL:
         eligible = scheduler.global_nodes(service, loads.for_service(service))
         wanted: set[int | str] = {node_id for node_id, why in eligible.items() if not why}

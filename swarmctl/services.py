@@ -432,7 +432,7 @@ def status(store: StateStore, service_ids: Iterable[str]) -> list[Convergence]:
             if task.service_id != service_id or not recent:
                 continue
             where = nodes.get(task.node_id, "no node")
-            name = f"{service.spec.name}.{task.slot or task.node_id}"
+            name = f"{service.spec.name}.{task.slot_key}"
             if task.state == TaskState.RUNNING:
                 if task.node_id not in ready and task.node_id in states:
                     problems.append(

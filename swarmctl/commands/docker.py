@@ -43,7 +43,7 @@ def remove_cluster_containers(cluster_id: str) -> str:
 
 
 def task_container(service: Service, task: Task) -> str:
-    return container_name(service.spec.name, task.slot or task.node_id, task.id)
+    return container_name(service.spec.name, task.slot_key, task.id)
 
 
 def run_task(cluster_id: str, service: Service, task: Task, networks: Sequence[str]) -> str:

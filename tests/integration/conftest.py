@@ -145,6 +145,15 @@ class Cluster:
             raise AssertionError(f"swarmctl {' '.join(args)} warned: {result.stderr.strip()}")
         return result
 
+    def popen(self, *args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
+        """Start swarmctl in the background, from where __call__ runs it."""
+        argv = [sys.executable, "-m", "swarmctl", *args]
+        return subprocess.Popen(
+            self.lab.lab.control_argv(argv) if self.dead_dns else argv,
+            env=env or self.env,
+            **kwargs,
+        )
+
 
 UNRESOLVED = "could not be resolved to a digest"
 

@@ -6,7 +6,6 @@ import collections
 import json
 import signal
 import subprocess
-import sys
 
 import pytest
 
@@ -23,9 +22,8 @@ POINTS = ["before", "preparing", "running"]
 
 def interrupt(cluster: Cluster, point: str, *args: str) -> subprocess.CompletedProcess:
     """Run swarmctl and send it SIGINT, as Ctrl-C would, once its output reaches `point`."""
-    argv = [sys.executable, "-m", "swarmctl", *args]
-    proc = subprocess.Popen(
-        cluster.lab.lab.control_argv(argv) if cluster.dead_dns else argv,
+    proc = cluster.popen(
+        *args,
         env={**cluster.env, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

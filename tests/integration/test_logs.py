@@ -5,7 +5,6 @@ import json
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -96,10 +95,11 @@ class Follow:
     """`service logs -f` in the background, its lines collected as they come."""
 
     def __init__(self, cluster: Cluster, *args: str) -> None:
-        argv = [sys.executable, "-m", "swarmctl", "service", "logs", "-f", *args]
-        self.proc = subprocess.Popen(
-            cluster.lab.lab.control_argv(argv) if cluster.dead_dns else argv,
-            env=cluster.env,
+        self.proc = cluster.popen(
+            "service",
+            "logs",
+            "-f",
+            *args,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -6,7 +6,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 
@@ -60,10 +59,11 @@ def node_state(cluster: Cluster, name: str) -> str:
 
 class Supervisor:
     def __init__(self, cluster: Cluster, *args: str) -> None:
-        argv = [sys.executable, "-m", "swarmctl", "supervise", "--interval", INTERVAL, *args]
-        self.proc = subprocess.Popen(
-            cluster.lab.lab.control_argv(argv) if cluster.dead_dns else argv,
-            env=cluster.env,
+        self.proc = cluster.popen(
+            "supervise",
+            "--interval",
+            INTERVAL,
+            *args,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
