@@ -83,7 +83,7 @@ class Engine:
                 self._drop()
                 raise EngineError(
                     f"{self.conn.name}: the Docker engine did not answer "
-                    f"({exc or type(exc).__name__})"
+                    f"({str(exc) or type(exc).__name__})"
                 ) from None
 
     def _get(self, path: str) -> Any:
