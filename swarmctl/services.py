@@ -26,6 +26,7 @@ from swarmctl.mesh import (
 )
 from swarmctl.models import (
     Mode,
+    Node,
     NodeState,
     PublishMode,
     Service,
@@ -417,30 +418,42 @@ def status(store: StateStore, service_ids: Iterable[str]) -> list[Convergence]:
         services = {s.id: s for s in repo.services.all()}
         tasks = repo.tasks.all()
         all_nodes = repo.nodes.all()
-    nodes = {n.id: n.hostname for n in all_nodes}
-    states = {n.id: n.state.value for n in all_nodes}
     ready = ready_node_ids(all_nodes)
     report = []
     for service_id in service_ids:
         service = services.get(service_id)
-        if service is None:
-            continue
-        running, desired = replicas(service, tasks, ready)
-        problems = []
-        for task in tasks:
-            recent = task.desired_state == TaskState.RUNNING or task.state in FAILED_STATES
-            if task.service_id != service_id or not recent:
-                continue
-            where = nodes.get(task.node_id, "no node")
-            name = f"{service.spec.name}.{task.slot_key}"
-            if task.state == TaskState.RUNNING:
-                if task.node_id not in ready and task.node_id in states:
-                    problems.append(
-                        f"{name} on {where}: running when last seen, node {states[task.node_id]}"
-                    )
-            elif task.error and running < desired:
-                problems.append(f"{name} on {where}: {task.state.value}: {task.error}")
-            elif task.state == TaskState.STARTING and task.container_id:
-                problems.append(f"{name} on {where}: starting: its health check has not passed")
-        report.append(Convergence(service, running, desired, sorted(set(problems))))
+        if service is not None:
+            running, desired = replicas(service, tasks, ready)
+            why = problems(service, tasks, all_nodes, running < desired)
+            report.append(Convergence(service, running, desired, why))
     return report
+
+
+def problems(
+    service: Service, tasks: Iterable[Task], all_nodes: Sequence[Node], short: bool
+) -> list[str]:
+    """One line per task of the service that did not make it, with why; `short`: fewer
+    replicas run than desired, so a current task's failure or state is the reason."""
+    nodes = {n.id: n.hostname for n in all_nodes}
+    states = {n.id: n.state.value for n in all_nodes}
+    ready = ready_node_ids(all_nodes)
+    found = []
+    for task in tasks:
+        current = task.desired_state == TaskState.RUNNING
+        if task.service_id != service.id or not (current or task.state in FAILED_STATES):
+            continue
+        where = nodes.get(task.node_id, "no node")
+        name = f"{service.spec.name}.{task.slot_key}"
+        if task.state == TaskState.RUNNING:
+            if task.node_id not in ready and task.node_id in states:
+                found.append(
+                    f"{name} on {where}: running when last seen, node {states[task.node_id]}"
+                )
+        elif task.error and short:
+            found.append(f"{name} on {where}: {task.state.value}: {task.error}")
+        elif task.state == TaskState.STARTING and task.container_id:
+            found.append(f"{name} on {where}: starting: its health check has not passed")
+        elif current and short:
+            # e.g. complete: its command ended with status 0, which a service never expects
+            found.append(f"{name} on {where}: {task.state.value}")
+    return sorted(set(found))

@@ -12,7 +12,7 @@ from swarmctl.models import (
     replicas,
 )
 from swarmctl.reconciler import Plan
-from swarmctl.services import unreachable_warning
+from swarmctl.services import problems, unreachable_warning
 
 WEB = Service("svc", ServiceSpec("web", "nginx", replicas=3), "", "")
 
@@ -46,3 +46,19 @@ def test_an_unreachable_node_is_told_apart_by_what_the_plan_had_for_it() -> None
     assert unreachable_warning(plan, "b", "b: down") == (
         "b: down: its containers to stop are removed when it is back"
     )
+
+
+def test_a_current_task_that_ended_is_named_with_its_state() -> None:
+    # An image whose command exits 0 leaves a task complete: the report names that state
+    # instead of a bare "tasks are not running".
+    nodes = [node(n, NodeState.READY) for n in "abc"]
+    done = Task("t3", "svc", 3, "", node_id="c", state=TaskState.COMPLETE)
+    assert problems(WEB, [*TASKS[:2], done], nodes, short=True) == ["web.3 on c: complete"]
+
+
+def test_a_task_on_a_node_down_is_reported_and_a_healthy_service_has_no_problem() -> None:
+    nodes = [node("a", NodeState.READY), node("b", NodeState.READY), node("c", NodeState.DOWN)]
+    assert problems(WEB, TASKS, nodes, short=True) == [
+        "web.3 on c: running when last seen, node down"
+    ]
+    assert problems(WEB, TASKS, [node(n, NodeState.READY) for n in "abc"], short=False) == []
