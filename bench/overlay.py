@@ -111,7 +111,7 @@ ASK = """import socket, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(2)
 count, times = int(sys.argv[2]), []
-for i in range(count + 200):  # the first 200 warm up caches and neighbour entries
+for _ in range(count + 200):  # the first 200 warm up caches and neighbour entries
     start = time.perf_counter_ns()
     s.sendto(bytes(64), (sys.argv[1], 7777))
     s.recv(2048)
