@@ -4,7 +4,7 @@ Docker swarm mode's own VXLAN overlay, and the wall time of `network create` on 
 hosts.
 
 Run as root: sudo .venv/bin/python bench/overlay.py [--lab bo] [--rounds 3] [--runs 5]
-[--seconds 5] [--throughput-only]
+[--seconds 5] [--requests 20000] [--throughput-only]
 Brings up an 8-host lab of its own (taken down at the end; 2 hosts with
 --throughput-only, which skips the `network create` timings) and drives the real CLI in
 subprocesses, as a user would. Throughput: iperf3 (the lab's swarmctl/tools image) from
@@ -16,6 +16,9 @@ both overlays coexist), rotating, `--rounds` times each, `--seconds` per test. S
 overlay works in this lab (only its IPVS load balancing does not), so it is a peer doing
 the same encapsulation on the same CPUs. Both ends share this machine's CPUs, so the
 figures are CPU-bound and noisy when the machine is busy; the ratios are what to read.
+Per-packet cost, which throughput hides under that noise: the p10 and p50 round trip of
+64-byte UDP requests, `--requests` in a row, on each path (the host's python3 run inside
+the containers' network namespaces, since the tools image has no UDP client).
 `network create` is timed `--runs` times per cluster size, each network removed again.
 Prints figures only.
 """
@@ -23,6 +26,7 @@ Prints figures only.
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -96,6 +100,39 @@ def container_address(lab: Lab, name: str) -> str:
     return ssh(lab, SERVER, f"docker inspect -f '{template}' {name}").strip()
 
 
+ECHO = """import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 7777))
+while True:
+    data, peer = s.recvfrom(2048)
+    s.sendto(data, peer)
+"""
+ASK = """import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+count, times = int(sys.argv[2]), []
+for _ in range(count + 200):  # the first 200 warm up caches and neighbour entries
+    start = time.perf_counter_ns()
+    s.sendto(bytes(64), (sys.argv[1], 7777))
+    s.recv(2048)
+    times.append(time.perf_counter_ns() - start)
+times = sorted(times[200:])
+print(times[count // 10] / 1000, times[count // 2] / 1000)
+"""
+
+
+def in_netns_of(lab: Lab, host: str, container: str, command: str) -> str:
+    pid = ssh(lab, host, f"docker inspect -f '{{{{.State.Pid}}}}' {container}").strip()
+    return ssh(lab, host, f"nsenter -t {pid} -n {command}")
+
+
+def round_trip_us(lab: Lab, client: str, address: str, requests: int) -> tuple[float, float]:
+    """(p10, p50) in microseconds of UDP request-response from `client`'s netns."""
+    out = in_netns_of(lab, CLIENT, client, f"python3 -c {shlex.quote(ASK)} {address} {requests}")
+    p10, p50 = out.split()
+    return float(p10), float(p50)
+
+
 def swarm_overlay_up(lab: Lab) -> None:
     """Real swarm mode on SERVER and CLIENT, with an attachable overlay `swarmperf`."""
     address = lab.host(SERVER).address
@@ -115,7 +152,7 @@ def swarm_overlay_down(lab: Lab) -> None:
         ssh(lab, host, "docker swarm leave --force >/dev/null 2>&1 || true")
 
 
-def throughput(lab: Lab, env: dict[str, str], rounds: int, seconds: int) -> None:
+def throughput(lab: Lab, env: dict[str, str], rounds: int, seconds: int, requests: int) -> None:
     swarmctl("network", "create", "-d", "overlay", "perf", env=env)
     for host in (SERVER, CLIENT):
         ssh(lab, host, f"docker pull -q {TOOLS}")
@@ -132,18 +169,62 @@ def throughput(lab: Lab, env: dict[str, str], rounds: int, seconds: int) -> None
         time.sleep(0.5)  # the servers listening
         runs: dict[str, list[float]] = {path: [] for path in paths}
         print(f"iperf3 {CLIENT} -> {SERVER}, {seconds} s per run:")
+        order = list(paths)
         for round_ in range(1, rounds + 1):
-            line = []
-            for path, (network, address) in paths.items():
-                gbits, retransmits = iperf_gbits(lab, network, address, seconds)
+            retransmits = {}
+            for path in order:
+                gbits, retransmits[path] = iperf_gbits(lab, *paths[path], seconds)
                 runs[path].append(gbits)
-                line.append(f"{path} {gbits:6.2f} Gbit/s ({retransmits} retr)")
+            order = order[1:] + order[:1]  # no path always runs right after another
+            line = ", ".join(
+                f"{path} {values[-1]:6.2f} Gbit/s ({retransmits[path]} retr)"
+                for path, values in runs.items()
+            )
             ratio = runs["swarmctl"][-1] / runs["swarm"][-1]
-            print(f"  round {round_}: " + ", ".join(line) + f"; swarmctl/swarm {ratio:.2f}")
+            print(f"  round {round_}: {line}; swarmctl/swarm {ratio:.2f}")
+        print_throughput(runs, rounds)
+        if requests:
+            round_trips(lab, paths, servers, requests)
     finally:
         ssh(lab, SERVER, f"docker rm -f {' '.join(servers)} >/dev/null")
+        ssh(lab, CLIENT, f"docker rm -f {' '.join(CLIENTS)} >/dev/null 2>&1 || true")
         swarm_overlay_down(lab)
         swarmctl("network", "rm", "perf", env=env)
+
+
+CLIENTS = ("rr-swarmctl", "rr-swarm", "rr-underlay")
+
+
+def round_trips(
+    lab: Lab, paths: dict[str, tuple[str, str]], servers: dict[str, str], requests: int
+) -> None:
+    """UDP request-response on each path, the paths taking turns, three times."""
+    echo = f"python3 -c {shlex.quote(ECHO)} </dev/null >/dev/null 2>&1 & echo $!"
+    pids = [in_netns_of(lab, SERVER, server, echo).strip() for server in servers]
+    clients = dict(zip(paths, CLIENTS, strict=True))
+    for path, client in clients.items():
+        ssh(
+            lab,
+            CLIENT,
+            f"docker run -d --name {client} --network {paths[path][0]} {TOOLS} sleep 1d",
+        )
+    times: dict[str, list[tuple[float, float]]] = {path: [] for path in paths}
+    for _ in range(3):
+        for path, client in clients.items():
+            times[path].append(round_trip_us(lab, client, paths[path][1], requests))
+    print(f"UDP request-response, 64 bytes, {requests} in a row, 3 runs per path (median of runs):")
+    p10 = {path: statistics.median(p for p, _ in runs) for path, runs in times.items()}
+    p50 = {path: statistics.median(p for _, p in runs) for path, runs in times.items()}
+    for path in times:
+        print(f"  {path:9s} p10 {p10[path]:5.1f} us, p50 {p50[path]:5.1f} us")
+    print(
+        f"  swarmctl - swarm per round trip: p10 {p10['swarmctl'] - p10['swarm']:+.1f} us,"
+        f" p50 {p50['swarmctl'] - p50['swarm']:+.1f} us"
+    )
+    ssh(lab, SERVER, f"kill {' '.join(pids)}")
+
+
+def print_throughput(runs: dict[str, list[float]], rounds: int) -> None:
     median = {path: statistics.median(values) for path, values in runs.items()}
     print(
         f"  median of {rounds}: underlay {median['underlay']:.2f} Gbit/s,"
@@ -173,6 +254,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="network creates per size")
     parser.add_argument("--seconds", type=int, default=5, help="length of one iperf3 run")
     parser.add_argument(
+        "--requests", type=int, default=20000, help="UDP round trips per run (0: none)"
+    )
+    parser.add_argument(
         "--throughput-only", action="store_true", help="2 hosts, no network create timings"
     )
     args = parser.parse_args()
@@ -187,11 +271,11 @@ def main() -> None:
             folder = Path(tmp)
             if args.throughput_only:
                 env2 = cluster(first_hosts(lab.layout.inventory, 2, folder), folder)
-                throughput(lab, env2, args.rounds, args.seconds)
+                throughput(lab, env2, args.rounds, args.seconds, args.requests)
                 return
             env3 = cluster(first_hosts(lab.layout.inventory, 3, folder), folder)
             report_create(3, network_create_seconds(env3, args.runs))
-            throughput(lab, env3, args.rounds, args.seconds)
+            throughput(lab, env3, args.rounds, args.seconds, args.requests)
             env8 = cluster(first_hosts(lab.layout.inventory, HOSTS, folder), folder)
             report_create(HOSTS, network_create_seconds(env8, args.runs))
     finally:
