@@ -1,5 +1,7 @@
 """Image references as docker reads them, and pinning a tag to one digest."""
 
+import threading
+
 import pytest
 
 from swarmctl.errors import SwarmctlError
@@ -211,3 +213,23 @@ def test_an_image_the_registry_does_not_have_is_asked_for_once() -> None:
 
     assert (image, asked) == ("nosuch/image:1", ["m1"])
     assert warning is not None and "404 manifest unknown" in warning
+
+
+def test_a_silent_leader_is_left_behind_and_the_next_node_answers() -> None:
+    # The leader's engine is stuck (a DNS query of its own that got no answer): after the
+    # hedge the next node is asked as well, and its answer stands.
+    asked = []
+    stuck = threading.Event()
+
+    def inspect(hostname: str, reference: str, timeout: float) -> dict:
+        asked.append(hostname)
+        if hostname == "m1":
+            stuck.wait(timeout)
+            raise SwarmctlError("m1: the Docker engine did not answer (TimeoutError)")
+        return {"Descriptor": {"digest": DIGEST}}
+
+    try:
+        assert pin("nginx", NODES, inspect, hedge=0.01) == (f"nginx:latest@{DIGEST}", None)
+    finally:
+        stuck.set()
+    assert asked == ["m1", "m2"]
