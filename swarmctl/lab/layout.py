@@ -67,6 +67,14 @@ class LabLayout:
         return self._address(1)
 
     @property
+    def gateway_mac(self) -> str:
+        """The switch's own MAC, fixed: a bridge left to itself takes its ports' lowest,
+        which changes when a host's cable is made anew (a reboot in the lab), and every
+        host kept sending to the old one until its ARP entry aged out (~45 s of DNS
+        queries unanswered after a worker's reboot: docker waited 5 s per lookup)."""
+        return mac_of(self.gateway)
+
+    @property
     def ctl_address(self) -> str:
         return self._address(2)
 
@@ -127,12 +135,11 @@ class LabLayout:
     def _host(self, name: str, role: str, index: int) -> LabHost:
         octet = FIRST_HOST_OCTET + index
         address = self._address(octet)
-        mac = "02:99:" + ":".join(f"{int(part):02x}" for part in address.split("."))
         return LabHost(
             name=name,
             role=role,
             address=address,
-            mac=mac,
+            mac=mac_of(address),
             netns=f"{self.prefix}-{name}",
             veth=f"{self.prefix}-h{octet}",
             dir=self.dir / "hosts" / name,
@@ -140,3 +147,8 @@ class LabLayout:
 
     def cgroup_name(self, host: LabHost) -> str:
         return f"{self.prefix}-{host.name}"
+
+
+def mac_of(address: str) -> str:
+    """A locally administered MAC made of an IPv4 address: the same at every boot."""
+    return "02:99:" + ":".join(f"{int(part):02x}" for part in address.split("."))

@@ -290,6 +290,8 @@ class Lab:
                 "link",
                 "add",
                 "br0",
+                "address",
+                lay.gateway_mac,
                 "type",
                 "bridge",
                 "stp_state",

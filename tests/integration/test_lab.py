@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -125,6 +126,45 @@ def test_a_killed_host_refuses_connections_and_boots_again_with_its_data(lab: Ru
     ps = lab.ssh("worker2", "docker ps --format '{{.Names}}'")
     assert "survivor" in ps.stdout
     lab.ssh("worker2", "docker rm -f survivor")
+
+
+# One DNS query sent to the switch, the hosts' resolver, which turns every query away
+# (ICMP port unreachable): what docker's lookup of a registry's name meets on a node.
+DNS_QUERY = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.connect((sys.argv[1], 53))
+s.send(bytes.fromhex("123401000001000000000000076578616d706c6503636f6d0000010001"))
+try:
+    s.recv(512)
+    print("answered")
+except ConnectionRefusedError:
+    print("refused")
+except TimeoutError:
+    print("timeout")
+"""
+
+
+def test_a_host_reboot_leaves_the_others_resolver_answering(lab: RunningLab) -> None:
+    # The switch keeps its MAC when a host's cable is made anew: left to the bridge, it
+    # changed, and the other hosts' queries went unanswered until their ARP entries aged
+    # (~45 s in which every docker lookup of a registry waited out 5 s timeouts).
+    def switch_mac() -> str:
+        argv = ["ip", "-j", "-n", lab.layout.switch_netns, "link", "show", "br0"]
+        return json.loads(subprocess.run(argv, capture_output=True, check=True).stdout)[0][
+            "address"
+        ]
+
+    ask = f"python3 -c {shlex.quote(DNS_QUERY)} {lab.layout.gateway}"
+    assert (switch_mac(), lab.ssh("manager1", ask).stdout.strip()) == (
+        lab.layout.gateway_mac,
+        "refused",
+    )
+    lab.lab.kill("worker2")
+    lab.lab.start("worker2")
+    assert switch_mac() == lab.layout.gateway_mac
+    assert [lab.ssh("manager1", ask).stdout.strip() for _ in range(3)] == ["refused"] * 3
 
 
 def test_an_unplugged_host_times_out_and_keeps_running_until_plugged(lab: RunningLab) -> None:
