@@ -166,6 +166,29 @@ class HealthCheck:
     disabled: bool = False  # --no-healthcheck: not even the image's
 
 
+class FailureAction(StrEnum):
+    PAUSE = "pause"
+    CONTINUE = "continue"
+    ROLLBACK = "rollback"
+
+
+class UpdateOrder(StrEnum):
+    STOP_FIRST = "stop-first"
+    START_FIRST = "start-first"
+
+
+@dataclass(frozen=True)
+class UpdatePolicy:
+    """How a rolling update (or a rollback) replaces tasks; swarm's defaults."""
+
+    parallelism: int = 1  # slots replaced at a time; 0: all at once
+    delay: float = 0.0  # seconds between one slot's new task running and the next batch
+    monitor: float = 5.0  # seconds a new task must run for before it counts as a success
+    failure_action: FailureAction = FailureAction.PAUSE
+    max_failure_ratio: float = 0.0  # failed slots / all slots tolerated
+    order: UpdateOrder = UpdateOrder.STOP_FIRST
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     """What the user asked for; only the user changes it."""
@@ -190,6 +213,37 @@ class ServiceSpec:
     workdir: str = ""
     user: str = ""
     health: HealthCheck | None = None  # None: the image's own HEALTHCHECK, if any
+    update: UpdatePolicy = field(default_factory=UpdatePolicy)
+    rollback: UpdatePolicy = field(default_factory=UpdatePolicy)
+
+
+class UpdateState(StrEnum):
+    UPDATING = "updating"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    ROLLBACK_STARTED = "rollback_started"
+    ROLLBACK_PAUSED = "rollback_paused"
+    ROLLBACK_COMPLETED = "rollback_completed"
+
+    @property
+    def in_progress(self) -> bool:
+        return self in (UpdateState.UPDATING, UpdateState.ROLLBACK_STARTED)
+
+    @property
+    def rollback(self) -> bool:
+        return self.value.startswith("rollback")
+
+
+@dataclass(frozen=True)
+class UpdateStatus:
+    """The last rolling update or rollback of a service, as `service inspect` shows it."""
+
+    state: UpdateState
+    started_at: str
+    completed_at: str = ""
+    message: str = ""
+    # Tasks made for this service version or a later one run the new spec.
+    spec_version: int = 0
 
 
 @dataclass(frozen=True)
@@ -201,6 +255,14 @@ class Service:
     version: int = 1
     vips: dict[str, str] = field(default_factory=dict)  # network id -> virtual IP
     published: dict[str, int] = field(default_factory=dict)  # "80/tcp" -> published port
+    previous_spec: ServiceSpec | None = None  # what `service rollback` returns to
+    update_status: UpdateStatus | None = None
+
+    @property
+    def update_policy(self) -> UpdatePolicy:
+        """The policy of the update in progress: a rollback runs with the rollback's."""
+        rollback = self.update_status is not None and self.update_status.state.rollback
+        return self.spec.rollback if rollback else self.spec.update
 
 
 # ------------------------------------------------------------------------- tasks
@@ -246,7 +308,7 @@ class Task:
     error: str = ""
     container_id: str = ""
     exit_code: int | None = None
-    spec_version: int = 1  # service version it was made for: unread until rolling updates (#12)
+    spec_version: int = 1  # service version it was made for: older is outdated in an update
     addresses: dict[str, str] = field(default_factory=dict)  # network name -> IP
     macs: dict[str, str] = field(default_factory=dict)  # network name -> MAC
     restarts: int = 0  # how many tasks of this slot failed or completed in a row before it

@@ -17,10 +17,14 @@ Rules, as swarm's with two improvements users asked for:
   more replicas than asked for.
 - Tasks on drained nodes, of removed services, or of slots above the replica count are
   shut down; scaling down removes the highest slots first.
+- A rolling update (update.py) names slots to renew: their task is replaced by one of
+  the service's current version, stopped first or, start-first, kept until the new one
+  runs (healthy). A slot with two tasks meant to run is such a start-first replacement:
+  the old one ends once the new one runs, and stays the slot's task if the new one fails.
 """
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -37,6 +41,7 @@ from swarmctl.models import (
     Service,
     Task,
     TaskState,
+    UpdateOrder,
 )
 from swarmctl.scheduler import NodeLoad
 
@@ -98,10 +103,12 @@ def reconcile(
     new_id: Callable[[], str],
     only: set[str] | None = None,
     networks: Sequence[Network] = (),
+    renew: Mapping[str, Collection[int | str]] | None = None,
 ) -> Plan:
     """Plan for every service (or those whose IDs are in `only`), placing new tasks with
     the load of the whole cluster in mind; `networks` tells which nodes have a block of
-    each overlay network (a task can only run where its networks can give it an address)."""
+    each overlay network (a task can only run where its networks can give it an address);
+    `renew`: service id -> slots a rolling update replaces now."""
     b = _Builder(now, new_id)
     by_node = {n.id: n for n in nodes}
     by_service: dict[str, list[Task]] = defaultdict(list)
@@ -115,7 +122,8 @@ def reconcile(
     loads = _Loads(services, active, nodes, b, networks)
     for service in sorted(services, key=lambda s: s.spec.name):
         if only is None or service.id in only:
-            _service(b, service, by_service.get(service.id, []), by_node, loads)
+            slots = (renew or {}).get(service.id, ())
+            _service(b, service, by_service.get(service.id, []), by_node, loads, slots)
     return b.plan()
 
 
@@ -128,7 +136,12 @@ def _remove_service(b: _Builder, tasks: list[Task]) -> None:
 
 
 def _service(
-    b: _Builder, service: Service, tasks: list[Task], nodes: dict[str, Node], loads: "_Loads"
+    b: _Builder,
+    service: Service,
+    tasks: list[Task],
+    nodes: dict[str, Node],
+    loads: "_Loads",
+    renew: Collection[int | str] = (),
 ) -> None:
     slots: dict[int | str, list[Task]] = defaultdict(list)
     for task in tasks:
@@ -147,7 +160,7 @@ def _service(
     to_place: list[tuple[int | str, Task | None, int]] = []
     for key in sorted(set(slots) | wanted, key=str):
         history = sorted(slots.get(key, []), key=lambda t: t.created_at)
-        current = _current(history)
+        current = _replacing(b, history, nodes)
         if key not in wanted:
             if current:
                 node = nodes.get(current.node_id)
@@ -164,12 +177,37 @@ def _service(
                 refill = _may_start(b, service, history)
         elif current is None:
             refill = _may_start(b, service, history)
+        elif key in renew and current.spec_version < service.version:
+            start_first = service.update_policy.order == UpdateOrder.START_FIRST
+            if not start_first or current.state == TaskState.PENDING:
+                b.to_shutdown(current, "updated")
+                current = None
+            to_place.append((key, None, 0))
+            _prune(b, history, current, keep=HISTORY)
+            continue
         if current is None and refill:
             to_place.append((key, None, _restarts(history)))
         elif current is not None and current.state == TaskState.PENDING:
             to_place.append((key, current, current.restarts))
         _prune(b, history, current, keep=HISTORY)
     _place(b, service, to_place, loads)
+
+
+def _replacing(b: _Builder, history: list[Task], nodes: dict[str, Node]) -> Task | None:
+    """The slot's current task, ending the other of a start-first pair when it is decided:
+    the old task once the new one runs, the new one if it ended (the old one stays)."""
+    meant = [t for t in history if t.desired_state == TaskState.RUNNING]
+    if len(meant) < 2:
+        return meant[-1] if meant else None
+    *older, newest = meant
+    if newest.state == TaskState.RUNNING:
+        for task in older:
+            b.to_shutdown(task, "updated")
+        return newest
+    if ended := _ends(newest, nodes):
+        _end(b, newest, nodes, ended)
+        return older[-1]
+    return newest
 
 
 def _paused_and_ready(node: Node | None) -> bool:

@@ -1,0 +1,149 @@
+"""Rolling updates as a pure function: which slots get a new task next, and when it failed.
+
+Given a service's slots (each with its task history), the service version whose tasks
+run the new spec, when the update started and its policy, `step` says what to do now:
+the slots to renew (at most `parallelism` in flight), the new tasks that failed, and
+whether the update is over (completed) or its failure action fires. It does nothing
+itself: the reconciler gives renewed slots their new task, as stop-first or start-first.
+
+A slot is *outdated* while its current task was made for an older version, *in flight*
+from its renewal until its new task runs (healthy), and *updated* after that. A new task
+*fails* if it ends within `monitor` of running (or before ever running), or is still not
+running (healthy) `start_timeout` after it was made. Failed slots free their place, so
+with failure action continue the update goes on; pause and rollback stop renewing at the
+first failure past `max_failure_ratio`.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from swarmctl import clock
+from swarmctl.models import FailureAction, Task, TaskState, UpdatePolicy
+
+SlotKey = int | str
+
+_ENDED_BADLY = (TaskState.FAILED, TaskState.REJECTED, TaskState.COMPLETE, TaskState.ORPHANED)
+
+
+class Outcome(StrEnum):
+    COMPLETED = "completed"
+    FAILED = "failed"  # the failure action (pause or rollback) fires
+
+
+@dataclass(frozen=True)
+class Failure:
+    task: Task
+    reason: str
+
+
+@dataclass(frozen=True)
+class Step:
+    renew: tuple[SlotKey, ...] = ()
+    failures: tuple[Failure, ...] = ()
+    outcome: Outcome | None = None
+    wake_at: datetime | None = None  # when to look again, if sooner than any change
+    in_flight: tuple[SlotKey, ...] = ()
+    outdated: tuple[SlotKey, ...] = ()
+
+
+def is_new(task: Task, version: int, since: datetime) -> bool:
+    """Whether the task was made by this update (for its version, after it began)."""
+    return task.spec_version >= version and clock.parse(task.created_at) >= since
+
+
+def step(
+    slots: Mapping[SlotKey, Sequence[Task]],
+    version: int,
+    since: datetime,
+    policy: UpdatePolicy,
+    now: datetime,
+    start_timeout: float,
+) -> Step:
+    """The next move of an update to `version` begun at `since` (see the module's doc).
+    `slots` are the slots the service wants, in the order to update them."""
+    outdated: list[SlotKey] = []
+    in_flight: list[SlotKey] = []
+    failures: list[Failure] = []
+    ran_at: list[datetime] = []  # when each updated slot's new task started running
+    wakes: list[datetime] = []
+    for key, history in slots.items():
+        ordered = sorted(history, key=lambda t: t.created_at)
+        new = [t for t in ordered if is_new(t, version, since)]
+        current = [t for t in ordered if t.desired_state == TaskState.RUNNING]
+        if not new:
+            if current and current[-1].spec_version < version:
+                outdated.append(key)
+            continue
+        failure = _failure(new, policy.monitor, now, start_timeout)
+        if failure is not None:
+            failures.append(failure)
+            continue
+        latest = new[-1]
+        alone = current == [latest]  # start-first: the old task has been told to stop
+        if latest.state == TaskState.RUNNING and alone:
+            running = _entered(latest, TaskState.RUNNING)
+            ran_at.append(running)
+            if now < running + timedelta(seconds=policy.monitor):
+                wakes.append(running + timedelta(seconds=policy.monitor))
+            continue
+        in_flight.append(key)
+        wakes.append(clock.parse(latest.created_at) + timedelta(seconds=start_timeout))
+    fired = (
+        policy.failure_action != FailureAction.CONTINUE
+        and failures
+        and len(failures) > policy.max_failure_ratio * len(slots)
+    )
+    if fired:
+        return Step((), tuple(failures), Outcome.FAILED, None, tuple(in_flight), tuple(outdated))
+    if not outdated and not in_flight and not wakes:
+        return Step((), tuple(failures), Outcome.COMPLETED, None, (), ())
+    room = (policy.parallelism or len(slots)) - len(in_flight)
+    renew: tuple[SlotKey, ...] = ()
+    if outdated and room > 0:
+        ready_at = max(ran_at) + timedelta(seconds=policy.delay) if ran_at else now
+        if policy.delay and ready_at > now:
+            wakes.append(ready_at)
+        else:
+            renew = tuple(outdated[:room])
+    return Step(
+        renew,
+        tuple(failures),
+        None,
+        min(wakes, default=None),
+        tuple(in_flight) + renew,
+        tuple(k for k in outdated if k not in renew),
+    )
+
+
+def _failure(
+    new: list[Task], monitor: float, now: datetime, start_timeout: float
+) -> Failure | None:
+    """The first of a slot's new tasks that failed as the update counts failures."""
+    for task in new:
+        if task.state in _ENDED_BADLY:
+            running = task.timestamps.get(TaskState.RUNNING.value)
+            ended = _entered(task, task.state)
+            if running is None or ended <= clock.parse(running) + timedelta(seconds=monitor):
+                return Failure(task, _reason(task))
+    latest = new[-1]
+    if (
+        latest.state != TaskState.RUNNING
+        and not latest.state.terminal
+        and latest.desired_state == TaskState.RUNNING
+        and now >= clock.parse(latest.created_at) + timedelta(seconds=start_timeout)
+    ):
+        return Failure(
+            latest, f"{latest.state.value}: not running (healthy) within {start_timeout:g}s"
+        )
+    return None
+
+
+def _reason(task: Task) -> str:
+    why = task.error or task.message or "ended"
+    return f"{task.state.value}: {why}"
+
+
+def _entered(task: Task, state: TaskState) -> datetime:
+    return clock.parse(task.timestamps.get(state.value) or task.created_at)
