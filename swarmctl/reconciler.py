@@ -181,6 +181,7 @@ def _service(
             start_first = service.update_policy.order == UpdateOrder.START_FIRST
             if not start_first or current.state == TaskState.PENDING:
                 b.to_shutdown(current, "updated")
+                loads.remove(current)  # its place is free for the new task
                 current = None
             to_place.append((key, None, 0))
             _prune(b, history, current, keep=HISTORY)
@@ -400,6 +401,9 @@ class _Loads:
 
     def add(self, task: Task) -> None:
         self._tasks[task.node_id].append(task)
+
+    def remove(self, task: Task) -> None:
+        self._tasks[task.node_id] = [t for t in self._tasks[task.node_id] if t.id != task.id]
 
     def for_service(self, service: Service) -> list[NodeLoad]:
         loads = []

@@ -12,8 +12,19 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from enum import StrEnum
 
-from swarmctl import clock, executor, leases, networking, observe, pause, pinning, sightings
+from swarmctl import (
+    clock,
+    executor,
+    leases,
+    networking,
+    observe,
+    pause,
+    pinning,
+    sightings,
+    update,
+)
 from swarmctl.commands.render import render
 from swarmctl.errors import SwarmctlError
 from swarmctl.mesh import (
@@ -33,6 +44,8 @@ from swarmctl.models import (
     ServiceSpec,
     Task,
     TaskState,
+    UpdateState,
+    UpdateStatus,
     ready_node_ids,
     replicas,
 )
@@ -41,7 +54,7 @@ from swarmctl.network import ipam
 from swarmctl.pinning import ResolveImage
 from swarmctl.reconciler import Plan, reconcile
 from swarmctl.repo import Repo
-from swarmctl.spec import check_replicas
+from swarmctl.spec import Changes, check_replicas, updated_spec
 from swarmctl.state import StateStore
 from swarmctl.transport.engine import Engine, NotFound, Refused
 from swarmctl.transport.group import Pool
@@ -283,7 +296,9 @@ def _unsettled(store: StateStore, service_ids: set[str]) -> bool:
         return observe.unsettled(t for t in Repo(db).tasks.all() if t.service_id in service_ids)
 
 
-def reconcile_now(repo: Repo, now: datetime, only: set[str] | None = None) -> Plan:
+def reconcile_now(
+    repo: Repo, now: datetime, only: set[str] | None = None, renew: dict | None = None
+) -> Plan:
     """The reconciler's plan for the records of one snapshot or transaction."""
     return reconcile(
         repo.services.all(),
@@ -293,6 +308,7 @@ def reconcile_now(repo: Repo, now: datetime, only: set[str] | None = None) -> Pl
         new_id,
         only=only,
         networks=repo.networks.all(),
+        renew=renew,
     )
 
 
@@ -457,3 +473,261 @@ def problems(
             # e.g. complete: its command ended with status 0, which a service never expects
             found.append(f"{name} on {where}: {task.state.value}")
     return sorted(set(found))
+
+
+# ----------------------------------------------------------------- rolling updates
+
+UPDATE_POLL = 0.5  # seconds between looks at an update's new tasks
+
+
+class Kind(StrEnum):
+    NOTHING = "nothing"  # the spec is as asked: no task touched
+    SCALED = "scaled"  # only the replica count changed
+    UPDATING = "updating"  # a rolling update (or rollback) was recorded, or is going on
+
+
+def update_service(
+    store: StateStore,
+    pool: Pool,
+    ref: str,
+    changes: Changes,
+    ssh_ports: Iterable[int],
+    resolve: ResolveImage = ResolveImage.ALWAYS,
+    force: bool = False,
+) -> tuple[Service, Kind, list[str]]:
+    """Record `service update`'s new spec; return the service, what kind of change it is,
+    and warnings. Rolling it out is `roll`'s. Bad input changes nothing; an image its
+    registry says does not exist is bad input."""
+    warnings: list[str] = []
+    with store.read() as db:
+        repo = Repo(db)
+        repo.cluster()
+        before = repo.services.get(ref)
+        spec = updated_spec(before.spec, changes)
+        ready = [n for n in repo.nodes.all() if n.state == NodeState.READY]
+    if pinning.wants_digest(spec.image, resolve, before.spec.image):
+        pool.connect([n.hostname for n in ready])
+        unknown: list[str] = []
+
+        def inspect(hostname: str, reference: str, timeout: float) -> dict:
+            try:
+                return _distribution(pool)(hostname, reference, timeout)
+            except pinning.UnknownImage as error:
+                unknown.append(str(error))
+                raise
+
+        image, warning = pinning.pin(spec.image, ready, inspect)
+        if unknown:
+            raise SwarmctlError(
+                f"image {spec.image}: its registry has no such image ({unknown[0]})"
+            )
+        spec = replace(spec, image=image)
+        warnings += [warning] if warning else []
+    with store.transaction() as db:
+        repo = Repo(db)
+        service = repo.services.get(before.id)
+        if service.version != before.version:
+            raise SwarmctlError(f"service {service.spec.name} changed meanwhile: try again")
+        in_progress = service.update_status and service.update_status.state.in_progress
+        if spec == service.spec and not force:
+            return service, Kind.UPDATING if in_progress else Kind.NOTHING, warnings
+        check_replicas(f"--replicas {spec.replicas}", spec.replicas, len(repo.nodes.all()))
+        others = [s for s in repo.services.all() if s.id != service.id]
+        published = _publish(_known_ports(spec, service), others, set(ssh_ports))
+        version = service.version + 1
+        now = clock.now()
+        if replace(spec, replicas=service.spec.replicas) == service.spec and not force:
+            # As docker, a scale can be rolled back; but while some tasks still run the
+            # previous spec (an update unfinished), that spec stays the one to go back to.
+            settled = service.update_status is None or service.update_status.completed_at
+            previous = service.spec if settled else service.previous_spec
+            changed = replace(
+                service, spec=spec, previous_spec=previous, updated_at=now, version=version
+            )
+            repo.services.put(changed)
+            return changed, Kind.SCALED, warnings
+        changed = replace(
+            service,
+            spec=spec,
+            previous_spec=service.spec,
+            updated_at=now,
+            version=version,
+            published=published,
+            update_status=UpdateStatus(
+                UpdateState.UPDATING, now, message="update in progress", spec_version=version
+            ),
+        )
+        repo.services.put(changed)
+        new_ingress = INGRESS in task_networks(spec) and INGRESS not in {
+            n.name for n in repo.networks.all()
+        }
+        if new_ingress:
+            networking.add_ingress(repo)
+        nodes = repo.nodes.all()
+    if new_ingress:
+        warnings += networking.converge(store, pool, nodes)
+    return changed, Kind.UPDATING, warnings
+
+
+def _known_ports(spec: ServiceSpec, service: Service) -> ServiceSpec:
+    """The spec with the ports the service already published under their numbers, so
+    that an update keeps a port the cluster picked for it."""
+    ports = tuple(
+        replace(p, published=service.published.get(f"{p.target}/{p.protocol}"))
+        if p.published is None
+        else p
+        for p in spec.ports
+    )
+    return replace(spec, ports=ports)
+
+
+def rollback(store: StateStore, ref: str) -> Service:
+    """Record a rollback to the previous spec (`service rollback`)."""
+    with store.transaction() as db:
+        repo = Repo(db)
+        repo.cluster()
+        service = repo.services.get(ref)
+        if service.previous_spec is None:
+            raise SwarmctlError(f"service {service.spec.name}: no previous spec to roll back to")
+        changed = _rolled_back(service, "manually requested rollback")
+        repo.services.put(changed)
+    return changed
+
+
+def _rolled_back(service: Service, message: str) -> Service:
+    assert service.previous_spec is not None
+    version = service.version + 1
+    now = clock.now()
+    return replace(
+        service,
+        spec=service.previous_spec,
+        previous_spec=service.spec,
+        updated_at=now,
+        version=version,
+        update_status=UpdateStatus(
+            UpdateState.ROLLBACK_STARTED, now, message=message, spec_version=version
+        ),
+    )
+
+
+def roll(
+    store: StateStore, pool: Pool, service_id: str, progress: Progress | None = None
+) -> tuple[UpdateStatus | None, list[str]]:
+    """Carry the service's update (or rollback) on until it completes or pauses; returns
+    its last status and warnings. Everything it goes by is in the state, so a rerun (or
+    the supervisor) takes over where an interrupted one stopped, without repeating a batch."""
+    warnings: list[str] = []
+    with leased(store, {service_id}):
+        endpoints = _endpoints(store, service_id)
+        while True:
+            status, wake_at = advance(store, pool, service_id, progress)
+            serving = _endpoints(store, service_id)
+            if serving is not None and serving != endpoints:
+                warnings += converge_mesh(store, pool)  # new tasks in, old ones out
+            endpoints = serving
+            if status is None or not status.state.in_progress:
+                return status, warnings
+            pause_for = UPDATE_POLL
+            if wake_at is not None:
+                pause_for = min(pause_for, (wake_at - datetime.now(UTC)).total_seconds())
+            time.sleep(max(0.05, pause_for))
+
+
+def _endpoints(store: StateStore, service_id: str) -> frozenset | None:
+    """The service's running endpoints, or None when the mesh does not carry it."""
+    with store.read() as db:
+        repo = Repo(db)
+        service = repo.services.find(service_id)
+        if service is None or not (service.spec.ports or service.spec.networks):
+            return None
+        return observe.running_endpoints(t for t in repo.tasks.all() if t.service_id == service_id)
+
+
+def advance(
+    store: StateStore, pool: Pool, service_id: str, progress: Progress | None = None
+) -> tuple[UpdateStatus | None, datetime | None]:
+    """One round of the service's update, under its lease: look at its tasks, then renew
+    the slots the planner names, or record the update's end. Returns its status and when
+    to look again."""
+    _, restart, _ = sightings.catch_up(store, pool, {service_id}, always=True)
+    now = datetime.now(UTC)
+    with store.read() as db:
+        repo = Repo(db)
+        service = repo.services.find(service_id)
+        decided = decide(service, repo.tasks.all(), now) if service else None
+        if service is None or decided is None:
+            return service.update_status if service else None, None
+        plan = reconcile_now(repo, now, only={service_id}, renew={service_id: decided.renew})
+    if decided.outcome is not None:
+        return finish(store, service_id, decided), None
+    if restart:
+        plan = replace(plan, update=plan.update + tuple(restart))
+    if not plan.empty:
+        executor.apply(store, pool, plan, progress)
+    return service.update_status, decided.wake_at
+
+
+def decide(service: Service, tasks: Iterable[Task], now: datetime) -> update.Step | None:
+    """The planner's next step of the service's update, if one is in progress."""
+    status = service.update_status
+    if status is None or not status.state.in_progress:
+        return None
+    return update.step(
+        _slots(service, [t for t in tasks if t.service_id == service.id]),
+        status.spec_version,
+        clock.parse(status.started_at),
+        service.update_policy,
+        now,
+        sightings.health_wait(service.spec.health),
+    )
+
+
+def _slots(service: Service, tasks: list[Task]) -> dict:
+    """The service's tasks by slot, for the slots it wants, in slot order."""
+    if service.spec.mode == Mode.REPLICATED:
+        keys: list = list(range(1, service.spec.replicas + 1))
+    else:
+        keys = sorted({t.slot_key for t in tasks if t.desired_state == TaskState.RUNNING}, key=str)
+    return {key: [t for t in tasks if t.slot_key == key] for key in keys}
+
+
+def finish(store: StateStore, service_id: str, decided: update.Step) -> UpdateStatus | None:
+    """Record the update's end: completed, paused, or a rollback begun."""
+    with store.transaction() as db:
+        repo = Repo(db)
+        service = repo.services.get(service_id)
+        status = service.update_status
+        assert status is not None
+        now = clock.now()
+        rolling_back = status.state.rollback
+        if decided.outcome == update.Outcome.COMPLETED:
+            state = UpdateState.ROLLBACK_COMPLETED if rolling_back else UpdateState.COMPLETED
+            done = "rollback completed" if rolling_back else "update completed"
+            failed_before = status.message if rolling_back and "failure" in status.message else ""
+            message = f"{done} ({failed_before})" if failed_before else done
+            changed = replace(
+                service,
+                update_status=replace(status, state=state, completed_at=now, message=message),
+            )
+        else:
+            first = decided.failures[0]
+            names = {n.id: n.hostname for n in repo.nodes.all()}
+            name = f"{service.spec.name}.{first.task.slot_key}"
+            where = names.get(first.task.node_id, "no node")
+            why = f"failure of task {name} ({first.task.id[:12]}) on {where}: {first.reason}"
+            rollback_now = (
+                not rolling_back and service.spec.update.failure_action.value == "rollback"
+            )
+            if rollback_now:
+                changed = _rolled_back(service, f"update rolled back due to {why}")
+            else:
+                state = UpdateState.ROLLBACK_PAUSED if rolling_back else UpdateState.PAUSED
+                word = "rollback" if rolling_back else "update"
+                changed = replace(
+                    service,
+                    update_status=replace(
+                        status, state=state, message=f"{word} paused due to {why}"
+                    ),
+                )
+        repo.services.put(changed)
+    return changed.update_status

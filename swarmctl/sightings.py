@@ -91,20 +91,21 @@ def _rm(host: Host, task_ids: list[str]) -> None:
 
 
 def catch_up(
-    store: StateStore, pool: Pool, service_ids: set[str]
+    store: StateStore, pool: Pool, service_ids: set[str], always: bool = False
 ) -> tuple[bool, list[Task], list[str]]:
     """Before a command plans for these services (under their leases): if a start or a
     stop of theirs was never recorded, look at what the nodes run — adopt the containers
     of tasks, remove those no task of theirs wants, and return the tasks that never got
     a container, to be started at once (the lease says nobody else is starting them; a
-    start still in flight is taken over by its container's name).
+    start still in flight is taken over by its container's name). `always`: look even
+    when the records tell of nothing unsettled (a rolling update watching its new tasks).
 
     Returns (whether anything was recorded or removed, tasks to start, warnings). Nodes
     that cannot be read tell nothing: their tasks stay as recorded."""
     with store.read() as db:
         repo = Repo(db)
         tasks = [t for t in repo.tasks.all() if t.service_id in service_ids]
-        if not observe.unsettled(tasks):
+        if not always and not observe.unsettled(tasks):
             return False, [], []
         cluster_id = repo.cluster().id
         nodes = [n for n in repo.nodes.all() if n.state != NodeState.DOWN]

@@ -13,6 +13,7 @@ from fractions import Fraction
 from swarmctl.constraints import parse_constraint, parse_preference
 from swarmctl.errors import SwarmctlError, cut
 from swarmctl.models import (
+    FailureAction,
     HealthCheck,
     Mode,
     MountSpec,
@@ -22,6 +23,8 @@ from swarmctl.models import (
     RestartCondition,
     RestartPolicy,
     ServiceSpec,
+    UpdateOrder,
+    UpdatePolicy,
 )
 from swarmctl.naming import parse_key_values, valid_name
 
@@ -187,6 +190,8 @@ def build_spec(
     health_timeout: str | None = None,
     health_start_period: str | None = None,
     no_healthcheck: bool = False,
+    update: "PolicyOptions | None" = None,
+    rollback: "PolicyOptions | None" = None,
 ) -> ServiceSpec:
     """Validate every option, then return the spec; the first bad option raises SwarmctlError."""
     if not valid_name(name):
@@ -228,6 +233,190 @@ def build_spec(
             health_start_period,
             no_healthcheck,
         ),
+        update=(update or PolicyOptions()).apply("--update", UpdatePolicy()),
+        rollback=(rollback or PolicyOptions()).apply("--rollback", UpdatePolicy()),
+    )
+
+
+@dataclass(frozen=True)
+class PolicyOptions:
+    """The `--update-*` (or `--rollback-*`) options as given; None: left as it was."""
+
+    parallelism: int | None = None
+    delay: str | None = None
+    monitor: str | None = None
+    failure_action: str | None = None
+    max_failure_ratio: str | None = None
+    order: str | None = None
+
+    def apply(self, prefix: str, policy: UpdatePolicy) -> UpdatePolicy:
+        actions = ("pause", "continue") if prefix == "--rollback" else tuple(FailureAction)
+        if self.parallelism is not None and self.parallelism < 0:
+            raise SwarmctlError(f"{prefix}-parallelism {self.parallelism}: must be 0 or more")
+        if self.failure_action is not None and self.failure_action not in actions:
+            raise SwarmctlError(
+                f"{prefix}-failure-action {_show(self.failure_action)}: use {' or '.join(actions)}"
+            )
+        if self.order is not None and self.order not in tuple(UpdateOrder):
+            raise SwarmctlError(
+                f"{prefix}-order {_show(self.order)}: use stop-first or start-first"
+            )
+        ratio = policy.max_failure_ratio
+        if self.max_failure_ratio is not None:
+            option = f"{prefix}-max-failure-ratio {_show(self.max_failure_ratio)}"
+            if not _CPUS_RE.fullmatch(self.max_failure_ratio):
+                raise SwarmctlError(f"{option}: expected a number from 0 to 1")
+            ratio = float(_decimal(self.max_failure_ratio))
+            if ratio > 1:
+                raise SwarmctlError(f"{option}: expected a number from 0 to 1")
+        return UpdatePolicy(
+            parallelism=policy.parallelism if self.parallelism is None else self.parallelism,
+            delay=policy.delay
+            if self.delay is None
+            else parse_duration(self.delay, f"{prefix}-delay"),
+            monitor=policy.monitor
+            if self.monitor is None
+            else parse_duration(self.monitor, f"{prefix}-monitor"),
+            failure_action=FailureAction(self.failure_action or policy.failure_action),
+            max_failure_ratio=ratio,
+            order=UpdateOrder(self.order or policy.order),
+        )
+
+
+@dataclass(frozen=True)
+class Changes:
+    """`service update`'s options as given; None or empty: that part is left as it was."""
+
+    image: str | None = None
+    args: Sequence[str] | None = None
+    replicas: int | None = None
+    env_add: Sequence[str] = ()
+    env_rm: Sequence[str] = ()
+    label_add: Sequence[str] = ()
+    label_rm: Sequence[str] = ()
+    publish_add: Sequence[str] = ()
+    publish_rm: Sequence[str] = ()
+    constraint_add: Sequence[str] = ()
+    constraint_rm: Sequence[str] = ()
+    reserve_cpu: str | None = None
+    reserve_memory: str | None = None
+    limit_cpu: str | None = None
+    limit_memory: str | None = None
+    restart_condition: str | None = None
+    restart_delay: str | None = None
+    restart_max_attempts: int | None = None
+    restart_window: str | None = None
+    health_cmd: str | None = None
+    health_interval: str | None = None
+    health_retries: int | None = None
+    health_timeout: str | None = None
+    health_start_period: str | None = None
+    no_healthcheck: bool = False
+    update: PolicyOptions = PolicyOptions()
+    rollback: PolicyOptions = PolicyOptions()
+
+
+def updated_spec(spec: ServiceSpec, c: Changes) -> ServiceSpec:
+    """The spec with `service update`'s changes, each validated as `service create` does."""
+    if c.image is not None:
+        ImageRef.parse(c.image)
+    if c.replicas is not None and spec.mode is Mode.GLOBAL:
+        raise SwarmctlError("--replicas is only for replicated services")
+    if c.replicas is not None:
+        check_replicas(f"--replicas {c.replicas}", c.replicas)
+    for key in c.env_rm:
+        _check_one_line("--env-rm", key)
+    added_env = parse_env(c.env_add)
+    env_keys = {item.partition("=")[0] for item in added_env} | set(c.env_rm)
+    env = tuple(e for e in spec.env if e.partition("=")[0] not in env_keys) + added_env
+    labels = {k: v for k, v in spec.labels.items() if k not in c.label_rm}
+    labels |= parse_key_values(list(c.label_add), "--label-add")
+    removed = [_unpublish(text) for text in c.publish_rm]
+    added = _ports(c.publish_add)
+    ports = tuple(
+        p
+        for p in spec.ports
+        if not any(_same_port(p, r) for r in removed) and not any(_same_port(p, a) for a in added)
+    )
+    constraints = tuple(x for x in spec.constraints if x not in c.constraint_rm)
+    constraints += tuple(x for x in _constraints(c.constraint_add) if x not in constraints)
+    reservations = _update_resources(
+        "--reserve", spec.reservations, c.reserve_cpu, c.reserve_memory
+    )
+    limits = _update_resources("--limit", spec.limits, c.limit_cpu, c.limit_memory)
+    if limits.nano_cpus and reservations.nano_cpus > limits.nano_cpus:
+        raise SwarmctlError("--reserve-cpu is more than --limit-cpu")
+    if limits.memory_bytes and reservations.memory_bytes > limits.memory_bytes:
+        raise SwarmctlError("--reserve-memory is more than --limit-memory")
+    return replace(
+        spec,
+        image=spec.image if c.image is None else c.image,
+        args=spec.args if c.args is None else _args(c.args),
+        replicas=spec.replicas if c.replicas is None else c.replicas,
+        env=env,
+        labels=labels,
+        ports=ports + added,
+        constraints=constraints,
+        reservations=reservations,
+        limits=limits,
+        restart=_update_restart(spec.restart, c),
+        health=_update_health(spec.health, c),
+        update=c.update.apply("--update", spec.update),
+        rollback=c.rollback.apply("--rollback", spec.rollback),
+    )
+
+
+def _unpublish(text: str) -> PortSpec:
+    """--publish-rm TARGET[/PROTOCOL], or a whole published port as --publish gives it."""
+    if re.fullmatch(r"[0-9]{1,10}(?:/[A-Za-z]+)?", text):
+        target, _, protocol = text.partition("/")
+        return PortSpec(target=int(target), protocol=(protocol or "tcp").lower())
+    return parse_publish(text)
+
+
+def _same_port(port: PortSpec, other: PortSpec) -> bool:
+    return port.target == other.target and port.protocol == other.protocol
+
+
+def _update_resources(prefix: str, before: Resources, cpus: str | None, memory: str | None):
+    given = _resources(prefix, cpus, memory)
+    return Resources(
+        nano_cpus=before.nano_cpus if cpus is None else given.nano_cpus,
+        memory_bytes=before.memory_bytes if memory is None else given.memory_bytes,
+    )
+
+
+def _update_restart(before: RestartPolicy, c: Changes) -> RestartPolicy:
+    given = _restart_policy(
+        c.restart_condition or before.condition.value,
+        c.restart_delay,
+        before.max_attempts if c.restart_max_attempts is None else c.restart_max_attempts,
+        c.restart_window,
+    )
+    return replace(
+        given,
+        delay=before.delay if c.restart_delay is None else given.delay,
+        window=before.window if c.restart_window is None else given.window,
+    )
+
+
+def _update_health(before: HealthCheck | None, c: Changes) -> HealthCheck | None:
+    given = _health(
+        c.health_cmd,
+        c.health_interval,
+        c.health_retries,
+        c.health_timeout,
+        c.health_start_period,
+        c.no_healthcheck,
+    )
+    if given is None or given.disabled or before is None or before.disabled:
+        return before if given is None else given
+    return HealthCheck(
+        command=given.command or before.command,
+        interval=before.interval if given.interval is None else given.interval,
+        retries=before.retries if given.retries is None else given.retries,
+        timeout=before.timeout if given.timeout is None else given.timeout,
+        start_period=before.start_period if given.start_period is None else given.start_period,
     )
 
 

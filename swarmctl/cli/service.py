@@ -1,4 +1,4 @@
-"""`swarmctl service create|ls|ps|tasks|inspect|scale|rm`."""
+"""`swarmctl service create|update|rollback|ls|ps|tasks|inspect|logs|scale|rm`."""
 
 import os
 import re
@@ -18,6 +18,55 @@ app = new_app("Manage services.")
 Detach = Annotated[
     bool, typer.Option("--detach", "-d", help="Exit at once, without waiting for the tasks.")
 ]
+Strings = list[str] | None
+
+
+def _policy_options(kind: str):
+    """The --update-* or --rollback-* options, as one Annotated type per option."""
+    return {
+        "parallelism": Annotated[
+            int | None,
+            typer.Option(f"--{kind}-parallelism", help="Tasks at a time (0: all; default 1)."),
+        ],
+        "delay": Annotated[
+            str | None, typer.Option(f"--{kind}-delay", help="Between batches (default 0s).")
+        ],
+        "monitor": Annotated[
+            str | None,
+            typer.Option(f"--{kind}-monitor", help="How long a new task is watched (5s)."),
+        ],
+        "failure_action": Annotated[
+            str | None,
+            typer.Option(
+                f"--{kind}-failure-action",
+                help="pause|continue" + ("|rollback" if kind == "update" else "") + " (pause).",
+            ),
+        ],
+        "max_failure_ratio": Annotated[
+            str | None,
+            typer.Option(f"--{kind}-max-failure-ratio", help="Failures tolerated, 0 to 1 (0)."),
+        ],
+        "order": Annotated[
+            str | None,
+            typer.Option(f"--{kind}-order", help="stop-first|start-first (stop-first)."),
+        ],
+    }
+
+
+_U = _policy_options("update")
+_R = _policy_options("rollback")
+UpdateParallelism = _U["parallelism"]
+UpdateDelay = _U["delay"]
+UpdateMonitor = _U["monitor"]
+UpdateFailureAction = _U["failure_action"]
+UpdateMaxFailureRatio = _U["max_failure_ratio"]
+UpdateOrder = _U["order"]
+RollbackParallelism = _R["parallelism"]
+RollbackDelay = _R["delay"]
+RollbackMonitor = _R["monitor"]
+RollbackFailureAction = _R["failure_action"]
+RollbackMaxFailureRatio = _R["max_failure_ratio"]
+RollbackOrder = _R["order"]
 
 
 @app.command(context_settings={"allow_interspersed_args": False})
@@ -80,15 +129,28 @@ def create(
     no_resolve_image: Annotated[
         bool, typer.Option("--no-resolve-image", help="Keep the tag: --resolve-image never.")
     ] = False,
+    update_parallelism: UpdateParallelism = None,
+    update_delay: UpdateDelay = None,
+    update_monitor: UpdateMonitor = None,
+    update_failure_action: UpdateFailureAction = None,
+    update_max_failure_ratio: UpdateMaxFailureRatio = None,
+    update_order: UpdateOrder = None,
+    rollback_parallelism: RollbackParallelism = None,
+    rollback_delay: RollbackDelay = None,
+    rollback_monitor: RollbackMonitor = None,
+    rollback_failure_action: RollbackFailureAction = None,
+    rollback_max_failure_ratio: RollbackMaxFailureRatio = None,
+    rollback_order: RollbackOrder = None,
     detach: Detach = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
 ) -> None:
     """Create a service and wait until its tasks run (unless --detach)."""
     from swarmctl import services
     from swarmctl.pinning import resolve_mode
-    from swarmctl.spec import build_spec, default_name
+    from swarmctl.spec import PolicyOptions, build_spec, default_name
 
     resolve = resolve_mode(resolve_image, no_resolve_image)
+    given = locals()
 
     spec = build_spec(
         name=default_name(image) if name is None else name,
@@ -120,6 +182,8 @@ def create(
         health_timeout=health_timeout,
         health_start_period=health_start_period,
         no_healthcheck=no_healthcheck,
+        update=_policy(PolicyOptions, given, "update"),
+        rollback=_policy(PolicyOptions, given, "rollback"),
     )
     e = env(ctx)
     ssh_ports = {h.port for h in e.inventory.hosts.values()}
@@ -127,6 +191,181 @@ def create(
         service, warnings = services.create(e.store, pool, spec, ssh_ports, resolve)
         typer.echo(service.id)
         _converge(e, pool, [service.id], detach, quiet, warnings, always_mesh=True)
+
+
+def _policy(options_type, given: dict, kind: str):
+    """The `--{kind}-*` options among a command's arguments, as spec.PolicyOptions."""
+    return options_type(**{name: given[f"{kind}_{name}"] for name in _U})
+
+
+@app.command(context_settings={"allow_interspersed_args": True})
+def update(
+    ctx: typer.Context,
+    service: Annotated[str, typer.Argument(metavar="SERVICE")],
+    image: Annotated[str | None, typer.Option(help="The new image.")] = None,
+    args: Annotated[str | None, typer.Option(help="The command's arguments (one string).")] = None,
+    replicas: Annotated[int | None, typer.Option(help="Number of tasks.")] = None,
+    env_add: Annotated[Strings, typer.Option(help="KEY=VALUE to add or change.")] = None,
+    env_rm: Annotated[Strings, typer.Option(help="KEY to remove.")] = None,
+    label_add: Annotated[Strings, typer.Option(help="Service label key=value.")] = None,
+    label_rm: Annotated[Strings, typer.Option(help="Service label key to remove.")] = None,
+    publish_add: Annotated[Strings, typer.Option(help="A port, as --publish.")] = None,
+    publish_rm: Annotated[Strings, typer.Option(help="TARGET[/PROTOCOL] to unpublish.")] = None,
+    constraint_add: Annotated[Strings, typer.Option(help="node.labels.zone==a …")] = None,
+    constraint_rm: Annotated[Strings, typer.Option(help="A constraint to remove.")] = None,
+    reserve_cpu: Annotated[str | None, typer.Option()] = None,
+    reserve_memory: Annotated[str | None, typer.Option()] = None,
+    limit_cpu: Annotated[str | None, typer.Option()] = None,
+    limit_memory: Annotated[str | None, typer.Option()] = None,
+    restart_condition: Annotated[str | None, typer.Option(help="none, on-failure or any.")] = None,
+    restart_delay: Annotated[str | None, typer.Option()] = None,
+    restart_max_attempts: Annotated[int | None, typer.Option()] = None,
+    restart_window: Annotated[str | None, typer.Option()] = None,
+    health_cmd: Annotated[str | None, typer.Option()] = None,
+    health_interval: Annotated[str | None, typer.Option()] = None,
+    health_retries: Annotated[int | None, typer.Option()] = None,
+    health_timeout: Annotated[str | None, typer.Option()] = None,
+    health_start_period: Annotated[str | None, typer.Option()] = None,
+    no_healthcheck: Annotated[bool, typer.Option("--no-healthcheck")] = False,
+    resolve_image: Annotated[
+        str, typer.Option(help="Pin a new image to its digest: always, changed or never.")
+    ] = "always",
+    no_resolve_image: Annotated[bool, typer.Option("--no-resolve-image")] = False,
+    update_parallelism: UpdateParallelism = None,
+    update_delay: UpdateDelay = None,
+    update_monitor: UpdateMonitor = None,
+    update_failure_action: UpdateFailureAction = None,
+    update_max_failure_ratio: UpdateMaxFailureRatio = None,
+    update_order: UpdateOrder = None,
+    rollback_parallelism: RollbackParallelism = None,
+    rollback_delay: RollbackDelay = None,
+    rollback_monitor: RollbackMonitor = None,
+    rollback_failure_action: RollbackFailureAction = None,
+    rollback_max_failure_ratio: RollbackMaxFailureRatio = None,
+    rollback_order: RollbackOrder = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace every task, even with nothing changed.")
+    ] = False,
+    rollback_: Annotated[
+        bool, typer.Option("--rollback", help="Roll back to the previous spec.")
+    ] = False,
+    detach: Detach = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
+) -> None:
+    """Change a service; a rolling update replaces its tasks batch by batch (exits
+    non-zero when the update paused or rolled back)."""
+    given = dict(locals())
+    import shlex
+
+    from swarmctl import services
+    from swarmctl.pinning import resolve_mode
+    from swarmctl.spec import Changes, PolicyOptions
+
+    resolve = resolve_mode(resolve_image, no_resolve_image)
+    e = env(ctx)
+    if rollback_:
+        changed = {
+            k: v for k, v in given.items() if k not in _NOT_CHANGES and v not in (None, [], False)
+        }
+        if changed:
+            raise SwarmctlError(
+                f"--rollback cannot be given with --{next(iter(changed)).replace('_', '-')}"
+            )
+        _rollback(e, service, detach, quiet)
+        return
+    try:
+        split_args = None if args is None else shlex.split(args)
+    except ValueError as error:
+        raise SwarmctlError(f"--args {cut(args)!r}: {error}") from None
+    changes = Changes(
+        image=image,
+        args=split_args,
+        replicas=replicas,
+        env_add=env_add or (),
+        env_rm=env_rm or (),
+        label_add=label_add or (),
+        label_rm=label_rm or (),
+        publish_add=publish_add or (),
+        publish_rm=publish_rm or (),
+        constraint_add=constraint_add or (),
+        constraint_rm=constraint_rm or (),
+        reserve_cpu=reserve_cpu,
+        reserve_memory=reserve_memory,
+        limit_cpu=limit_cpu,
+        limit_memory=limit_memory,
+        restart_condition=restart_condition,
+        restart_delay=restart_delay,
+        restart_max_attempts=restart_max_attempts,
+        restart_window=restart_window,
+        health_cmd=health_cmd,
+        health_interval=health_interval,
+        health_retries=health_retries,
+        health_timeout=health_timeout,
+        health_start_period=health_start_period,
+        no_healthcheck=no_healthcheck,
+        update=_policy(PolicyOptions, given, "update"),
+        rollback=_policy(PolicyOptions, given, "rollback"),
+    )
+    ssh_ports = {h.port for h in e.inventory.hosts.values()}
+    with e.pool() as pool:
+        found, kind, warnings = services.update_service(
+            e.store, pool, service, changes, ssh_ports, resolve, force
+        )
+        name = found.spec.name
+        if kind == services.Kind.NOTHING:
+            warn(warnings)
+            typer.echo(f"{name}: nothing changed, no task replaced")
+            return
+        if kind == services.Kind.SCALED:
+            typer.echo(f"{name} scaled to {found.spec.replicas}")
+            _converge(e, pool, [found.id], detach, quiet, warnings)
+            return
+        typer.echo(name)
+        warn(warnings)
+        if detach:
+            return
+        _roll(e, pool, found, quiet, want="completed")
+
+
+_NOT_CHANGES = {"ctx", "service", "rollback_", "detach", "quiet", "resolve_image"}
+
+
+@app.command()
+def rollback(
+    ctx: typer.Context,
+    service: Annotated[str, typer.Argument(metavar="SERVICE")],
+    detach: Detach = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
+) -> None:
+    """Return a service to its previous spec, with its rollback policy."""
+    _rollback(env(ctx), service, detach, quiet)
+
+
+def _rollback(e, ref: str, detach: bool, quiet: bool) -> None:
+    from swarmctl import services
+
+    found = services.rollback(e.store, ref)
+    typer.echo(found.spec.name)
+    if detach:
+        return
+    with e.pool() as pool:
+        _roll(e, pool, found, quiet, want="rollback_completed")
+
+
+def _roll(e, pool, found, quiet: bool, want: str) -> None:
+    """Carry the update on with per-slot progress; exit non-zero unless it ended `want`
+    (an update rolled back after a failure completed its rollback, but the update failed)."""
+    from swarmctl import services
+
+    status, warnings = services.roll(e.store, pool, found.id, None if quiet else _progress_line)
+    warn(warnings)
+    state = status.state.value if status else "gone"
+    message = status.message if status else "the service was removed"
+    failed = want == "completed" and status is not None and "failure" in message
+    if state != want or failed:
+        raise SwarmctlError(f"service {found.spec.name}: {state.replace('_', ' ')}: {message}")
+    if not quiet:
+        typer.echo(f"verify: {message}")
 
 
 def _converge(
@@ -376,9 +615,51 @@ def inspect(
 
 
 def inspect_json(service, networks) -> dict:
+    document = {
+        "ID": service.id,
+        "Version": {"Index": service.version},
+        "CreatedAt": service.created_at,
+        "UpdatedAt": service.updated_at,
+        "Spec": _spec_json(service, service.spec, networks),
+    }
+    if service.previous_spec is not None:
+        document["PreviousSpec"] = _spec_json(service, service.previous_spec, networks)
+    endpoint_spec = document["Spec"]["EndpointSpec"]
+    vips = [
+        {"NetworkID": network_id, "Addr": f"{vip}/{_prefix(network_id, networks)}"}
+        for network_id, vip in service.vips.items()
+    ]
+    document["Endpoint"] = {
+        "Spec": endpoint_spec,
+        "Ports": endpoint_spec["Ports"],
+        "VirtualIPs": vips,
+    }
+    status = service.update_status
+    if status is not None:
+        document["UpdateStatus"] = {
+            "State": status.state.value,
+            "StartedAt": status.started_at,
+            **({"CompletedAt": status.completed_at} if status.completed_at else {}),
+            "Message": status.message,
+        }
+    return document
+
+
+def _policy_json(policy) -> dict:
+    nanos = 10**9
+    return {
+        "Parallelism": policy.parallelism,
+        **({"Delay": int(policy.delay * nanos)} if policy.delay else {}),
+        "FailureAction": policy.failure_action.value,
+        "Monitor": int(policy.monitor * nanos),
+        "MaxFailureRatio": policy.max_failure_ratio,
+        "Order": policy.order.value,
+    }
+
+
+def _spec_json(service, spec, networks) -> dict:
     from swarmctl.models import Mode, PublishMode
 
-    spec = service.spec
     by_name = {n.name: n for n in networks}
     nanos = 10**9
     ports = [
@@ -390,11 +671,6 @@ def inspect_json(service, networks) -> dict:
         }
         for p in spec.ports
     ]
-    endpoint_spec = {"Mode": "vip", "Ports": ports}
-    vips = [
-        {"NetworkID": network_id, "Addr": f"{vip}/{_prefix(network_id, networks)}"}
-        for network_id, vip in service.vips.items()
-    ]
     ingress = by_name.get("ingress")
     networks_of = [
         {"Target": by_name[n].id, "Aliases": [spec.name]} for n in spec.networks if n in by_name
@@ -402,66 +678,60 @@ def inspect_json(service, networks) -> dict:
     if ingress and any(p.mode == PublishMode.INGRESS for p in spec.ports):
         networks_of.append({"Target": ingress.id})
     return {
-        "ID": service.id,
-        "Version": {"Index": service.version},
-        "CreatedAt": service.created_at,
-        "UpdatedAt": service.updated_at,
-        "Spec": {
-            "Name": spec.name,
-            "Labels": spec.labels,
-            "TaskTemplate": {
-                "ContainerSpec": {
-                    "Image": spec.image,
-                    "Args": list(spec.args),
-                    "Env": list(spec.env),
-                    "Mounts": [
-                        {
-                            "Type": m.type,
-                            "Source": m.source,
-                            "Target": m.target,
-                            "ReadOnly": m.readonly,
-                        }
-                        for m in spec.mounts
-                    ],
-                    "Dir": spec.workdir,
-                    "User": spec.user,
-                    **({"Healthcheck": _healthcheck(spec.health)} if spec.health else {}),
+        "Name": spec.name,
+        "Labels": spec.labels,
+        "TaskTemplate": {
+            "ContainerSpec": {
+                "Image": spec.image,
+                "Args": list(spec.args),
+                "Env": list(spec.env),
+                "Mounts": [
+                    {
+                        "Type": m.type,
+                        "Source": m.source,
+                        "Target": m.target,
+                        "ReadOnly": m.readonly,
+                    }
+                    for m in spec.mounts
+                ],
+                "Dir": spec.workdir,
+                "User": spec.user,
+                **({"Healthcheck": _healthcheck(spec.health)} if spec.health else {}),
+            },
+            "Resources": {
+                "Limits": {
+                    "NanoCPUs": spec.limits.nano_cpus,
+                    "MemoryBytes": spec.limits.memory_bytes,
                 },
-                "Resources": {
-                    "Limits": {
-                        "NanoCPUs": spec.limits.nano_cpus,
-                        "MemoryBytes": spec.limits.memory_bytes,
-                    },
-                    "Reservations": {
-                        "NanoCPUs": spec.reservations.nano_cpus,
-                        "MemoryBytes": spec.reservations.memory_bytes,
-                    },
-                },
-                "RestartPolicy": {
-                    "Condition": spec.restart.condition.value,
-                    "Delay": int((spec.restart.delay or 0) * nanos),
-                    "MaxAttempts": spec.restart.max_attempts,
-                    "Window": int(spec.restart.window * nanos),
-                },
-                "Placement": {
-                    "Constraints": list(spec.constraints),
-                    "Preferences": [
-                        {"Spread": {"SpreadDescriptor": p.split("=", 1)[1]}}
-                        for p in spec.placement_prefs
-                    ],
-                    "MaxReplicas": spec.max_replicas_per_node,
+                "Reservations": {
+                    "NanoCPUs": spec.reservations.nano_cpus,
+                    "MemoryBytes": spec.reservations.memory_bytes,
                 },
             },
-            "Mode": (
-                {"Replicated": {"Replicas": spec.replicas}}
-                if spec.mode == Mode.REPLICATED
-                else {"Global": {}}
-            ),
-            "UpdateConfig": {"Parallelism": 1, "FailureAction": "pause", "Order": "stop-first"},
-            "Networks": networks_of,
-            "EndpointSpec": endpoint_spec,
+            "RestartPolicy": {
+                "Condition": spec.restart.condition.value,
+                "Delay": int((spec.restart.delay or 0) * nanos),
+                "MaxAttempts": spec.restart.max_attempts,
+                "Window": int(spec.restart.window * nanos),
+            },
+            "Placement": {
+                "Constraints": list(spec.constraints),
+                "Preferences": [
+                    {"Spread": {"SpreadDescriptor": p.split("=", 1)[1]}}
+                    for p in spec.placement_prefs
+                ],
+                "MaxReplicas": spec.max_replicas_per_node,
+            },
         },
-        "Endpoint": {"Spec": endpoint_spec, "Ports": ports, "VirtualIPs": vips},
+        "Mode": (
+            {"Replicated": {"Replicas": spec.replicas}}
+            if spec.mode == Mode.REPLICATED
+            else {"Global": {}}
+        ),
+        "UpdateConfig": _policy_json(spec.update),
+        "RollbackConfig": _policy_json(spec.rollback),
+        "Networks": networks_of,
+        "EndpointSpec": {"Mode": "vip", "Ports": ports},
     }
 
 

@@ -51,6 +51,8 @@ COMMANDS = [
     ("service", "inspect"),
     ("service", "ps"),
     ("service", "logs"),
+    ("service", "update"),
+    ("service", "rollback"),
     ("service", "scale"),
     ("service", "rm"),
     ("info",),
