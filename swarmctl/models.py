@@ -309,6 +309,7 @@ class Task:
     container_id: str = ""
     exit_code: int | None = None
     spec_version: int = 1  # service version it was made for: older is outdated in an update
+    image: str = ""  # the image of the spec it was made for ("" in older state files)
     addresses: dict[str, str] = field(default_factory=dict)  # network name -> IP
     macs: dict[str, str] = field(default_factory=dict)  # network name -> MAC
     restarts: int = 0  # how many tasks of this slot failed or completed in a row before it

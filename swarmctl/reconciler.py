@@ -352,6 +352,7 @@ def _place(
             slot=key if isinstance(key, int) else 0,
             created_at=b.stamp(),
             spec_version=service.version,
+            image=service.spec.image,
             timestamps={TaskState.NEW.value: b.stamp()},
             restarts=restarts,
         )

@@ -12,14 +12,6 @@ from swarmctl.spec import ImageRef
 COLUMNS = ("ID", "Name", "Image", "Node", "DesiredState", "CurrentState", "Error")
 
 
-def task_spec(task: Task, service: Service):
-    """The spec the task was made for: the previous one for a task older than the last
-    update (the state keeps those two specs only)."""
-    status = service.update_status
-    older = status is not None and task.spec_version < status.spec_version
-    return service.previous_spec if older and service.previous_spec else service.spec
-
-
 def task_name(task: Task, service: Service | None, node_id_for_global: bool = True) -> str:
     name = service.spec.name if service else task.service_id[:12]
     slot = task.node_id if task.slot == 0 and node_id_for_global else task.slot
@@ -79,7 +71,7 @@ def task_row(
     return {
         "ID": task.id if no_trunc else task.id[:12],
         "Name": (" \\_ " + name) if history else name,
-        "Image": ImageRef.parse(task_spec(task, service).image).brief() if service else "",
+        "Image": ImageRef.parse(task.image or service.spec.image).brief() if service else "",
         "Node": node.hostname if node else "",
         "DesiredState": task.desired_state.value.capitalize(),
         "CurrentState": current_state(task),
