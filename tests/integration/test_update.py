@@ -1,0 +1,171 @@
+"""Rolling updates on real hosts: every slot gets a new task batch by batch, a failed
+batch pauses or rolls back with a non-zero exit, `service rollback` returns to the
+previous spec, and an update that changes nothing touches nothing."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Cluster
+from tests.integration.test_supervisor import running, tasks
+
+pytestmark = pytest.mark.lab
+
+SLEEP = ["sleep", "1000"]
+# A reference no registry and no node has; not resolved, so that the update reaches the nodes
+MISSING = ["--no-resolve-image", "--image", "swarmctl/missing"]
+
+
+@pytest.fixture
+def web(cluster: Cluster) -> Cluster:
+    cluster("init", "manager1")
+    cluster("join", "--all")
+    cluster(
+        "service", "create", "-q", "--name", "web", "--replicas", "3", "--update-monitor", "1s",
+        "swarmctl/tools", *SLEEP, warnings=True,
+    )  # fmt: skip
+    return cluster
+
+
+def current(cluster: Cluster) -> dict[int, dict]:
+    """Slot -> the task meant to run in it."""
+    return {t["slot"]: t for t in tasks(cluster) if t["desired_state"] == "running"}
+
+
+def images_running(cluster: Cluster) -> list[str]:
+    """The image of every running container of web, on every host."""
+    found = []
+    for host in cluster.lab.hosts:
+        out = cluster.lab.ssh(
+            host.name,
+            "docker ps --filter label=swarmctl.service.name=web --format '{{.Image}}'",
+        ).stdout
+        found += out.split()
+    return sorted(found)
+
+
+def update_status(cluster: Cluster) -> dict:
+    (service,) = json.loads(cluster("service", "inspect", "web").stdout)
+    return service
+
+
+def error_line(stderr: str) -> str:
+    (line,) = [x for x in stderr.splitlines() if x.startswith("Error:")]
+    return line
+
+
+def state_hash(cluster: Cluster) -> str:
+    return hashlib.sha256(Path(cluster.env["SWARMCTL_STATE"]).read_bytes()).hexdigest()
+
+
+@pytest.mark.modes("online", "offline")
+def test_an_image_update_gives_every_slot_a_new_task_stop_first_then_start_first(
+    web: Cluster,
+) -> None:
+    before = current(web)
+    out = web("service", "update", "--image", "busybox", "web", warnings=True).stdout
+    assert "verify: update completed" in out
+    after = current(web)
+    assert sorted(after) == [1, 2, 3]
+    for slot, task in after.items():
+        assert task["id"] != before[slot]["id"] and task["state"] == "running"
+        assert task["image"].startswith("busybox")
+    old = {t["id"]: t for t in tasks(web)}
+    assert all(old[t["id"]]["desired_state"] == "shutdown" for t in before.values())
+    assert len(images_running(web)) == 3
+    assert all("busybox" in i for i in images_running(web))
+
+    out = web(
+        "service", "update", "--update-order", "start-first", "--image", "swarmctl/tools", "web",
+        warnings=True,
+    ).stdout  # fmt: skip
+    assert "verify: update completed" in out
+    assert len(images_running(web)) == 3
+    assert all("swarmctl/tools" in i for i in images_running(web))
+    service = update_status(web)
+    assert service["UpdateStatus"]["State"] == "completed"
+    assert service["Spec"]["UpdateConfig"]["Order"] == "start-first"
+    assert service["PreviousSpec"]["TaskTemplate"]["ContainerSpec"]["Image"].startswith("busybox")
+
+
+@pytest.mark.modes("online", "offline")
+def test_an_update_to_a_missing_image_pauses_after_the_first_batch_and_rollback_undoes_it(
+    web: Cluster,
+) -> None:
+    before = current(web)
+    result = web("service", "update", *MISSING, "web", check=False)
+    assert result.returncode == 1
+    error = error_line(result.stderr)
+    assert "service web: paused: update paused due to failure of task web.1" in error
+    assert "swarmctl/missing" in error
+    assert update_status(web)["UpdateStatus"]["State"] == "paused"
+    after = current(web)
+    assert [after[s]["id"] for s in (2, 3)] == [before[s]["id"] for s in (2, 3)]
+    assert len(running(web)) == 2  # the other slots keep running the old spec
+
+    out = web("service", "rollback", "web", warnings=True).stdout
+    assert "verify: rollback completed" in out
+    assert len(running(web)) == 3
+    assert all("swarmctl/tools" in i for i in images_running(web))
+    assert update_status(web)["UpdateStatus"]["State"] == "rollback_completed"
+
+
+def test_failure_action_rollback_returns_to_the_old_spec_and_exits_non_zero(web: Cluster) -> None:
+    result = web(
+        "service", "update", "--update-failure-action", "rollback", *MISSING, "web", check=False
+    )
+    assert result.returncode == 1
+    error = error_line(result.stderr)
+    assert "rollback completed" in error and "update rolled back due to failure" in error
+    service = update_status(web)
+    assert service["UpdateStatus"]["State"] == "rollback_completed"
+    assert service["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].startswith("swarmctl/tools")
+    assert len(running(web)) == 3
+    assert all("swarmctl/tools" in i for i in images_running(web))
+
+
+def test_nothing_changed_touches_nothing_replicas_only_scales_and_force_replaces_all(
+    web: Cluster,
+) -> None:
+    before = current(web)
+    out = web("service", "update", "web").stdout
+    assert "web: nothing changed, no task replaced" in out
+    assert current(web) == before
+
+    web("service", "update", "--replicas", "4", "web")
+    scaled = current(web)
+    assert [scaled[s]["id"] for s in (1, 2, 3)] == [before[s]["id"] for s in (1, 2, 3)]
+    assert "UpdateStatus" not in update_status(web)
+
+    out = web("service", "update", "--force", "web").stdout
+    assert "verify: update completed" in out
+    forced = current(web)
+    assert sorted(forced) == [1, 2, 3, 4]
+    assert not {t["id"] for t in forced.values()} & {t["id"] for t in scaled.values()}
+    assert len(images_running(web)) == 4
+
+
+def test_bad_input_is_one_line_and_changes_nothing(web: Cluster) -> None:
+    web("service", "create", "-q", "--name", "other", "-p", "8080:80", "nginx", warnings=True)
+    cases = {
+        ("service", "update", "--image", "busybox", "nope"): "service 'nope' not found",
+        ("service", "rollback", "web"): "service web: no previous spec to roll back to",
+        ("service", "update", "--publish-add", "8080:80", "web"): (
+            "port 8080/tcp is already published by service other"
+        ),
+        ("service", "update", "--image", "swarmctl/missing", "web"): (
+            "image swarmctl/missing: its registry has no such image"
+        ),
+        ("service", "update", "--update-parallelism", "-1", "web"): (
+            "--update-parallelism -1: must be 0 or more"
+        ),
+    }
+    for argv, expected in cases.items():
+        before = state_hash(web)
+        result = web(*argv, check=False)
+        assert result.returncode == 1, argv
+        assert expected in error_line(result.stderr), (argv, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert state_hash(web) == before, argv
