@@ -215,8 +215,12 @@ class Supervisor:
         """Reconcile and apply every service not being changed by someone else."""
         now = datetime.now(UTC)
         with self.store.read() as db:
-            look = services.reconcile_now(Repo(db), now)
-        if look.empty and not never_started:  # nothing to do: no lease to take, no write
+            repo = Repo(db)
+            look = services.reconcile_now(repo, now)
+            updating = any(
+                s.update_status and s.update_status.state.in_progress for s in repo.services.all()
+            )
+        if look.empty and not never_started and not updating:  # no lease to take, no write
             return (look.wake_at - now).total_seconds() if look.wake_at else None
         with self.store.transaction() as db:
             repo = Repo(db)
@@ -227,8 +231,16 @@ class Supervisor:
                 )
                 if held is None:
                     mine.add(service.id)
-            removed = {t.service_id for t in repo.tasks.all()} - {s.id for s in repo.services.all()}
-            plan = services.reconcile_now(repo, now, only=mine | removed)
+            tasks = repo.tasks.all()
+            removed = {t.service_id for t in tasks} - {s.id for s in repo.services.all()}
+            # Rolling updates a command left (interrupted, or --detach) go on from here.
+            steps = {
+                s.id: step
+                for s in repo.services.all()
+                if s.id in mine and (step := services.decide(s, tasks, now))
+            }
+            renew = {i: step.renew for i, step in steps.items() if step.outcome is None}
+            plan = services.reconcile_now(repo, now, only=mine | removed, renew=renew)
         try:
             restart = tuple(t for t in never_started if t.service_id in mine)
             if restart:
@@ -241,7 +253,11 @@ class Supervisor:
                         for node, e in outcome.unreachable.items()
                     ]
                 )
-            return (plan.wake_at - now).total_seconds() if plan.wake_at else None
+            for service_id, step in steps.items():
+                if step.outcome is not None:
+                    services.finish(self.store, service_id, step)
+            wakes = [w for w in (plan.wake_at, *(s.wake_at for s in steps.values())) if w]
+            return (min(wakes) - now).total_seconds() if wakes else None
         finally:
             with self.store.transaction() as db:
                 for service_id in mine:

@@ -4,12 +4,14 @@ previous spec, and an update that changes nothing touches nothing."""
 
 import hashlib
 import json
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Cluster
-from tests.integration.test_supervisor import running, tasks
+from tests.integration.conftest import Cluster, interruptible
+from tests.integration.test_supervisor import Supervisor, running, tasks, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -65,17 +67,17 @@ def test_an_image_update_gives_every_slot_a_new_task_stop_first_then_start_first
     web: Cluster,
 ) -> None:
     before = current(web)
-    out = web("service", "update", "--image", "busybox", "web", warnings=True).stdout
+    out = web("service", "update", "--image", "nginx", "web", warnings=True).stdout
     assert "verify: update completed" in out
     after = current(web)
     assert sorted(after) == [1, 2, 3]
     for slot, task in after.items():
         assert task["id"] != before[slot]["id"] and task["state"] == "running"
-        assert task["image"].startswith("busybox")
+        assert task["image"].startswith("nginx")
     old = {t["id"]: t for t in tasks(web)}
     assert all(old[t["id"]]["desired_state"] == "shutdown" for t in before.values())
     assert len(images_running(web)) == 3
-    assert all("busybox" in i for i in images_running(web))
+    assert all("nginx" in i for i in images_running(web))
 
     out = web(
         "service", "update", "--update-order", "start-first", "--image", "swarmctl/tools", "web",
@@ -87,7 +89,7 @@ def test_an_image_update_gives_every_slot_a_new_task_stop_first_then_start_first
     service = update_status(web)
     assert service["UpdateStatus"]["State"] == "completed"
     assert service["Spec"]["UpdateConfig"]["Order"] == "start-first"
-    assert service["PreviousSpec"]["TaskTemplate"]["ContainerSpec"]["Image"].startswith("busybox")
+    assert service["PreviousSpec"]["TaskTemplate"]["ContainerSpec"]["Image"].startswith("nginx")
 
 
 @pytest.mark.modes("online", "offline")
@@ -169,3 +171,35 @@ def test_bad_input_is_one_line_and_changes_nothing(web: Cluster) -> None:
         assert expected in error_line(result.stderr), (argv, result.stderr)
         assert "Traceback" not in result.stderr
         assert state_hash(web) == before, argv
+
+
+def test_an_interrupted_update_is_taken_up_by_a_rerun_and_a_detached_one_by_the_supervisor(
+    web: Cluster,
+) -> None:
+    update = web.popen(
+        "service", "update", "--update-delay", "2s", "--image", "nginx", "web",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible,
+    )  # fmt: skip
+    wait_for("the first new task", lambda: any("nginx" in t["image"] for t in tasks(web)), 60)
+    update.send_signal(signal.SIGINT)
+    update.communicate(timeout=60)
+    assert update.returncode != 0
+    assert update_status(web)["UpdateStatus"]["State"] == "updating"
+
+    out = web("service", "update", "web", warnings=True).stdout  # nothing new: carry it on
+    assert "verify: update completed" in out
+    made = [t["slot"] for t in tasks(web) if t["image"].startswith("nginx")]
+    assert sorted(made) == [1, 2, 3]  # each slot renewed once: no batch lost or repeated
+
+    web("service", "update", "--detach", "--image", "swarmctl/tools", "web", warnings=True)
+    supervisor = Supervisor(web)
+    try:
+        wait_for(
+            "the supervisor to finish the update",
+            lambda: update_status(web)["UpdateStatus"]["State"] == "completed",
+            90,
+        )
+    finally:
+        supervisor.stop()
+    assert all(t["image"].startswith("swarmctl/tools") for t in current(web).values())
+    assert len(images_running(web)) == 3

@@ -1,0 +1,170 @@
+"""`service update`'s options applied to a spec, the policies' options, and the update's
+records in the state file and in `service inspect`."""
+
+from pathlib import Path
+
+import pytest
+
+from swarmctl.cli.service import inspect_json
+from swarmctl.codec import from_json, to_json
+from swarmctl.errors import SwarmctlError
+from swarmctl.models import (
+    FailureAction,
+    HealthCheck,
+    PortSpec,
+    Service,
+    ServiceSpec,
+    UpdateOrder,
+    UpdatePolicy,
+    UpdateState,
+    UpdateStatus,
+)
+from swarmctl.spec import Changes, PolicyOptions, build_spec, updated_spec
+from swarmctl.state.schema import check_documents
+
+SPEC = ServiceSpec(
+    "web",
+    "nginx",
+    env=("A=1", "B=2"),
+    labels={"tier": "front", "old": "x"},
+    ports=(PortSpec(80, 8080),),
+    constraints=("node.role==worker",),
+    health=HealthCheck(command="true", interval=2.0, retries=3),
+)
+
+
+def test_env_label_port_and_constraint_changes_add_replace_and_remove() -> None:
+    spec = updated_spec(
+        SPEC,
+        Changes(
+            env_add=["B=3", "C=4"],
+            env_rm=["A"],
+            label_add=["tier=back"],
+            label_rm=["old"],
+            publish_add=["9090:90"],
+            publish_rm=["80"],
+            constraint_add=["node.labels.zone==a"],
+            constraint_rm=["node.role==worker"],
+        ),
+    )
+    assert spec.env == ("B=3", "C=4")
+    assert spec.labels == {"tier": "back"}
+    assert spec.ports == (PortSpec(90, 9090),)
+    assert spec.constraints == ("node.labels.zone==a",)
+
+
+def test_options_left_out_leave_the_spec_as_it_was() -> None:
+    assert updated_spec(SPEC, Changes()) == SPEC
+
+
+def test_a_health_option_changes_that_value_only() -> None:
+    spec = updated_spec(SPEC, Changes(health_retries=5))
+    assert spec.health == HealthCheck(command="true", interval=2.0, retries=5)
+    assert updated_spec(SPEC, Changes(no_healthcheck=True)).health == HealthCheck(disabled=True)
+
+
+def test_policy_options_change_the_policy_and_are_checked() -> None:
+    spec = updated_spec(
+        SPEC,
+        Changes(
+            update=PolicyOptions(
+                parallelism=2,
+                delay="1m",
+                failure_action="rollback",
+                order="start-first",
+                max_failure_ratio="0.5",
+            ),
+            rollback=PolicyOptions(monitor="10s"),
+        ),
+    )
+    assert spec.update == UpdatePolicy(
+        2, 60.0, 5.0, FailureAction.ROLLBACK, 0.5, UpdateOrder.START_FIRST
+    )
+    assert spec.rollback == UpdatePolicy(monitor=10.0)
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        (Changes(image="Bad:Image"), "image 'Bad:Image': invalid reference format"),
+        (Changes(env_add=["novalue"]), "--env 'novalue': expected KEY=VALUE"),
+        (Changes(replicas=-1), "--replicas -1: must be 0 or more"),
+        (
+            Changes(rollback=PolicyOptions(failure_action="rollback")),
+            "--rollback-failure-action 'rollback': use pause or continue",
+        ),
+        (
+            Changes(update=PolicyOptions(max_failure_ratio="2")),
+            "--update-max-failure-ratio '2': expected a number from 0 to 1",
+        ),
+        (Changes(update=PolicyOptions(order="random")), "--update-order 'random': use stop-first"),
+        (Changes(reserve_cpu="0.5", limit_cpu="0.25"), "--reserve-cpu is more than --limit-cpu"),
+    ],
+)
+def test_bad_update_options_are_refused_naming_the_option(changes: Changes, error: str) -> None:
+    with pytest.raises(SwarmctlError) as raised:
+        updated_spec(SPEC, changes)
+    assert error in str(raised.value)
+
+
+def test_create_takes_the_policies_too() -> None:
+    spec = build_spec(name="web", image="nginx", update=PolicyOptions(order="start-first"))
+    assert spec.update.order == UpdateOrder.START_FIRST and spec.rollback == UpdatePolicy()
+
+
+def updated_service() -> Service:
+    return Service(
+        "svc",
+        updated_spec(SPEC, Changes(image="busybox")),
+        "2026-01-01T00:00:00.000+00:00",
+        "2026-01-01T00:01:00.000+00:00",
+        version=3,
+        previous_spec=SPEC,
+        update_status=UpdateStatus(
+            UpdateState.PAUSED,
+            "2026-01-01T00:01:00.000+00:00",
+            message="update paused due to failure of task web.1",
+            spec_version=3,
+        ),
+    )
+
+
+def test_an_update_round_trips_through_the_state_file_and_old_records_still_load() -> None:
+    service = updated_service()
+    document = to_json(service)
+    check_documents({"services": {"1": document}}, Path("state.json"), "")
+    assert from_json(Service, document) == service
+    old = to_json(Service("svc", SPEC, "t", "t"))
+    for key in ("previous_spec", "update_status"):
+        del old[key]
+    for key in ("update", "rollback"):
+        del old["spec"][key]
+    check_documents({"services": {"1": old}}, Path("state.json"), "")
+    assert from_json(Service, old) == Service("svc", SPEC, "t", "t")
+
+
+def test_a_wrong_update_status_is_refused_naming_the_field() -> None:
+    document = to_json(updated_service())
+    document["update_status"]["state"] = "exploded"
+    with pytest.raises(SwarmctlError) as raised:
+        check_documents({"services": {"1": document}}, Path("state.json"), "")
+    assert "update_status.state" in str(raised.value)
+
+
+def test_inspect_shows_the_policies_previous_spec_and_update_status_as_swarm() -> None:
+    shown = inspect_json(updated_service(), [])
+    assert shown["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == "busybox"
+    assert shown["PreviousSpec"]["TaskTemplate"]["ContainerSpec"]["Image"] == "nginx"
+    assert shown["Spec"]["UpdateConfig"] == {
+        "Parallelism": 1,
+        "FailureAction": "pause",
+        "Monitor": 5_000_000_000,
+        "MaxFailureRatio": 0.0,
+        "Order": "stop-first",
+    }
+    assert shown["UpdateStatus"] == {
+        "State": "paused",
+        "StartedAt": "2026-01-01T00:01:00.000+00:00",
+        "Message": "update paused due to failure of task web.1",
+    }
+    assert "PreviousSpec" not in inspect_json(Service("svc", SPEC, "t", "t"), [])
