@@ -478,6 +478,7 @@ def problems(
 # ----------------------------------------------------------------- rolling updates
 
 UPDATE_POLL = 0.5  # seconds between looks at an update's new tasks
+ROLLED_BACK = "update rolled back"
 
 
 class Kind(StrEnum):
@@ -703,8 +704,8 @@ def finish(store: StateStore, service_id: str, decided: update.Step) -> UpdateSt
         if decided.outcome == update.Outcome.COMPLETED:
             state = UpdateState.ROLLBACK_COMPLETED if rolling_back else UpdateState.COMPLETED
             done = "rollback completed" if rolling_back else "update completed"
-            failed_before = status.message if rolling_back and "failure" in status.message else ""
-            message = f"{done} ({failed_before})" if failed_before else done
+            why = status.message if status.message.startswith(ROLLED_BACK) else ""
+            message = f"{done} ({why})" if why else done
             changed = replace(
                 service,
                 update_status=replace(status, state=state, completed_at=now, message=message),
@@ -719,7 +720,7 @@ def finish(store: StateStore, service_id: str, decided: update.Step) -> UpdateSt
                 not rolling_back and service.spec.update.failure_action.value == "rollback"
             )
             if rollback_now:
-                changed = _rolled_back(service, f"update rolled back due to {why}")
+                changed = _rolled_back(service, f"{ROLLED_BACK} due to {why}")
             else:
                 state = UpdateState.ROLLBACK_PAUSED if rolling_back else UpdateState.PAUSED
                 word = "rollback" if rolling_back else "update"

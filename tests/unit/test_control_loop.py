@@ -11,10 +11,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from swarmctl import events, executor, networking, services
+from swarmctl import clock, events, executor, networking, services
 from swarmctl.commands import docker
 from swarmctl.commands.render import render
-from swarmctl.models import Cluster, Node, NodeState, Role, Service, ServiceSpec, TaskState
+from swarmctl.models import (
+    Cluster,
+    Node,
+    NodeState,
+    Role,
+    Service,
+    ServiceSpec,
+    TaskState,
+    UpdatePolicy,
+    UpdateState,
+    UpdateStatus,
+)
 from swarmctl.network.overlay import node_overlays
 from swarmctl.repo import Repo
 from swarmctl.state import StateStore
@@ -301,3 +312,36 @@ def test_a_network_converges_on_every_node_it_reaches_and_waits_for_the_others(
     assert networking.converge(store, hosts, members[1:]) == []
     with store.read() as db:
         assert Repo(db).networks.all()[0].pending == {}
+
+
+def test_the_supervisor_carries_a_recorded_update_one_slot_per_tick_to_completion(
+    tmp_path,
+) -> None:
+    store = make_store(tmp_path / "state.json", nodes(3), [service("web", 3)])
+    hosts = FakeHosts(NAMES[:3])
+    sup = supervisor(store, hosts)
+    sup.tick()
+    with store.transaction() as db:
+        repo = Repo(db)
+        web = repo.services.get("web")
+        repo.services.put(
+            replace(
+                web,
+                spec=replace(web.spec, image="busybox", update=UpdatePolicy(monitor=0)),
+                previous_spec=web.spec,
+                version=2,
+                update_status=UpdateStatus(UpdateState.UPDATING, clock.now(), spec_version=2),
+            )
+        )
+    renewed = []
+    for _ in range(10):
+        sup.tick()
+        current = [t for t in tasks_of(store) if t.desired_state == TaskState.RUNNING]
+        renewed.append(sum(1 for t in current if t.image == "busybox"))
+        assert len(current) == 3
+    with store.read() as db:
+        status = Repo(db).services.get("web").update_status
+    assert status.state == UpdateState.COMPLETED
+    assert renewed[:3] == [1, 2, 3]  # parallelism 1: one slot a tick
+    assert sum(len(hosts[n].task_ids()) for n in NAMES[:3]) == 3
+    assert {t.image for t in tasks_of(store) if t.desired_state == TaskState.RUNNING} == {"busybox"}
