@@ -618,20 +618,22 @@ def roll(
     its last status and warnings. Everything it goes by is in the state, so a rerun (or
     the supervisor) takes over where an interrupted one stopped, without repeating a batch."""
     warnings: list[str] = []
-    with leased(store, {service_id}):
-        endpoints = _endpoints(store, service_id)
-        while True:
+    endpoints = _endpoints(store, service_id)
+    while True:
+        # The lease is taken round by round, not for the whole update: a command killed
+        # mid-way blocks the supervisor from carrying the update on for a round at most.
+        with leased(store, {service_id}):
             status, wake_at = advance(store, pool, service_id, progress)
-            serving = _endpoints(store, service_id)
-            if serving is not None and serving != endpoints:
-                warnings += converge_mesh(store, pool)  # new tasks in, old ones out
-            endpoints = serving
-            if status is None or not status.state.in_progress:
-                return status, warnings
-            pause_for = UPDATE_POLL
-            if wake_at is not None:
-                pause_for = min(pause_for, (wake_at - datetime.now(UTC)).total_seconds())
-            time.sleep(max(0.05, pause_for))
+        serving = _endpoints(store, service_id)
+        if serving is not None and serving != endpoints:
+            warnings += converge_mesh(store, pool)  # new tasks in, old ones out
+        endpoints = serving
+        if status is None or not status.state.in_progress:
+            return status, warnings
+        pause_for = UPDATE_POLL
+        if wake_at is not None:
+            pause_for = min(pause_for, (wake_at - datetime.now(UTC)).total_seconds())
+        time.sleep(max(0.05, pause_for))
 
 
 def _endpoints(store: StateStore, service_id: str) -> frozenset | None:

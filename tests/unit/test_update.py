@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swarmctl.models import FailureAction, Task, TaskState, UpdateOrder, UpdatePolicy
+from swarmctl.models import FailureAction, Mode, Task, TaskState, UpdateOrder, UpdatePolicy
 from swarmctl.reconciler import reconcile
 from swarmctl.update import Outcome, step
 from tests.unit.test_reconciler import (
@@ -218,3 +218,14 @@ def test_an_update_whose_tasks_all_run_completes_on_the_new_spec(
 ) -> None:
     outcome, _ = _simulate(replicas, policy, [], fail_allowed=False)
     assert outcome == Outcome.COMPLETED
+
+
+def test_a_global_services_slot_is_its_node_and_is_renewed_there() -> None:
+    svc = replace(service(0, mode=Mode.GLOBAL), version=2)
+    tasks = [old("oa", 0, node_id="a"), old("ob", 0, node_id="b"), old("oc", 0, node_id="c")]
+    slots = {key: [t for t in tasks if t.node_id == key] for key in ("a", "b", "c")}
+    decided = step(slots, 2, SINCE, UpdatePolicy(), NOW, START_TIMEOUT)
+    assert decided.renew == ("a",)
+    plan = reconcile([svc], tasks, NODES, NOW, counter(), renew={"svc": decided.renew})
+    assert [t.id for t in plan.shutdown] == ["oa"]
+    assert [(t.node_id, t.spec_version) for t in plan.create] == [("a", 2)]
