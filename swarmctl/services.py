@@ -620,8 +620,8 @@ def roll(
     warnings: list[str] = []
     endpoints = _endpoints(store, service_id)
     while True:
-        # The lease is taken round by round, not for the whole update: a command killed
-        # mid-way blocks the supervisor from carrying the update on for a round at most.
+        # The lease is taken round by round, not for the whole update: between rounds
+        # the supervisor may carry the update on too, and one killed in a sleep holds none.
         with leased(store, {service_id}):
             status, wake_at = advance(store, pool, service_id, progress)
         serving = _endpoints(store, service_id)
