@@ -759,6 +759,8 @@ def _prefix(network_id: str, networks) -> int:
 
 
 def _pretty(service, networks) -> None:
+    from swarmctl import clock
+
     spec = service.spec
     names = {n.id: n.name for n in networks}
     lines = [
@@ -768,10 +770,29 @@ def _pretty(service, networks) -> None:
     ]
     if spec.mode.value == "replicated":
         lines.append(f" Replicas:\t{spec.replicas}")
+    status = service.update_status
+    if status is not None:
+        lines += [
+            "UpdateStatus:",
+            f" State:\t\t{status.state.value}",
+            f" Started:\t{clock.ago(status.started_at)}",
+            *([f" Completed:\t{clock.ago(status.completed_at)}"] if status.completed_at else []),
+            f" Message:\t{status.message}",
+        ]
     if spec.constraints or spec.placement_prefs:
         lines.append("Placement:")
         lines += [f" Constraints:\t{c}" for c in spec.constraints]
         lines += [f" Preferences:\t{p}" for p in spec.placement_prefs]
+    for title, policy in (("UpdateConfig", spec.update), ("RollbackConfig", spec.rollback)):
+        lines += [
+            f"{title}:",
+            f" Parallelism:\t{policy.parallelism}",
+            *([f" Delay:\t\t{policy.delay:g}s"] if policy.delay else []),
+            f" On failure:\t{policy.failure_action.value}",
+            f" Monitoring Period: {policy.monitor:g}s",
+            f" Max failure ratio: {policy.max_failure_ratio:g}",
+            f" Update order:      {policy.order.value}",
+        ]
     condition = spec.restart.condition.value
     delay = f"{spec.restart.delay:g}s" if spec.restart.delay is not None else "back-off"
     lines += [

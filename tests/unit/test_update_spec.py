@@ -168,3 +168,14 @@ def test_inspect_shows_the_policies_previous_spec_and_update_status_as_swarm() -
         "Message": "update paused due to failure of task web.1",
     }
     assert "PreviousSpec" not in inspect_json(Service("svc", SPEC, "t", "t"), [])
+
+
+def test_inspect_pretty_shows_the_update_status_and_policies(capsys) -> None:
+    from swarmctl.cli.service import _pretty
+
+    _pretty(updated_service(), [])
+    out = capsys.readouterr().out
+    assert "UpdateStatus:\n State:         paused\n" in out
+    assert " Message:       update paused due to failure of task web.1" in out
+    assert "UpdateConfig:\n Parallelism:   1\n On failure:    pause\n" in out
+    assert "RollbackConfig:" in out
