@@ -137,6 +137,12 @@ def _check(
     services = repo.services.all()
     if any(s.spec.name == spec.name for s in services):
         raise SwarmctlError(f"service {spec.name} already exists")
+    networks = _check_networks(repo, spec)
+    return services, networks, _publish(spec, services, set(ssh_ports))
+
+
+def _check_networks(repo: Repo, spec: ServiceSpec) -> dict:
+    """The cluster's networks by name, if the spec's can be attached to."""
     networks = {n.name: n for n in repo.networks.all()}
     for name in spec.networks:
         if name not in networks:
@@ -146,7 +152,7 @@ def _check(
                 "network ingress is the routing mesh's: publish a port "
                 "with -p instead of attaching to it"
             )
-    return services, networks, _publish(spec, services, set(ssh_ports))
+    return networks
 
 
 def _distribution(pool: Pool) -> Callable[[str, str, float], dict]:
@@ -215,10 +221,17 @@ def _publish(spec: ServiceSpec, services: Sequence[Service], ssh_ports: set[int]
     return published
 
 
-def _vips(spec: ServiceSpec, networks: dict, services: Sequence[Service]) -> dict[str, str]:
+def _vips(
+    spec: ServiceSpec, networks: dict, services: Sequence[Service], kept: dict | None = None
+) -> dict[str, str]:
+    """A virtual IP on each of the spec's networks: those in `kept` (an updated service's
+    own) stay, the others are allocated."""
     vips = {}
     for name in spec.networks:
         network = networks[name]
+        if kept and network.id in kept:
+            vips[network.id] = kept[network.id]
+            continue
         taken = [s.vips[network.id] for s in services if network.id in s.vips]
         vips[network.id] = ipam.allocate_vip(network.subnet, network.gateway, taken)
     return vips
@@ -533,8 +546,10 @@ def update_service(
         if spec == service.spec and not force:
             return service, Kind.UPDATING if in_progress else Kind.NOTHING, warnings
         check_replicas(f"--replicas {spec.replicas}", spec.replicas, len(repo.nodes.all()))
+        networks = _check_networks(repo, spec)
         others = [s for s in repo.services.all() if s.id != service.id]
         published = _publish(_known_ports(spec, service), others, set(ssh_ports))
+        vips = _vips(spec, networks, others, kept=service.vips)
         version = service.version + 1
         now = clock.now()
         if replace(spec, replicas=service.spec.replicas) == service.spec and not force:
@@ -554,6 +569,7 @@ def update_service(
             updated_at=now,
             version=version,
             published=published,
+            vips=vips,
             update_status=UpdateStatus(
                 UpdateState.UPDATING, now, message="update in progress", spec_version=version
             ),
@@ -629,11 +645,24 @@ def roll(
             warnings += converge_mesh(store, pool)  # new tasks in, old ones out
         endpoints = serving
         if status is None or not status.state.in_progress:
+            if _reached_differently(store, service_id):
+                warnings += converge_mesh(store, pool)  # virtual IPs or ports gone too
             return status, warnings
         pause_for = UPDATE_POLL
         if wake_at is not None:
             pause_for = min(pause_for, (wake_at - datetime.now(UTC)).total_seconds())
         time.sleep(max(0.05, pause_for))
+
+
+def _reached_differently(store: StateStore, service_id: str) -> bool:
+    """Whether the service's networks or ports differ from its previous spec's."""
+    with store.read() as db:
+        service = Repo(db).services.find(service_id)
+    before = service.previous_spec if service else None
+    return before is not None and (before.networks, before.ports) != (
+        service.spec.networks,
+        service.spec.ports,
+    )
 
 
 def _endpoints(store: StateStore, service_id: str) -> frozenset | None:

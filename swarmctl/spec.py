@@ -298,6 +298,10 @@ class Changes:
     publish_rm: Sequence[str] = ()
     constraint_add: Sequence[str] = ()
     constraint_rm: Sequence[str] = ()
+    mount_add: Sequence[str] = ()
+    mount_rm: Sequence[str] = ()
+    network_add: Sequence[str] = ()
+    network_rm: Sequence[str] = ()
     reserve_cpu: str | None = None
     reserve_memory: str | None = None
     limit_cpu: str | None = None
@@ -338,6 +342,12 @@ def updated_spec(spec: ServiceSpec, c: Changes) -> ServiceSpec:
         for p in spec.ports
         if not any(_same_port(p, r) for r in removed) and not any(_same_port(p, a) for a in added)
     )
+    added_mounts = _mounts(c.mount_add)
+    gone = set(c.mount_rm) | {m.target for m in added_mounts}
+    mounts = tuple(m for m in spec.mounts if m.target not in gone) + added_mounts
+    _networks(c.network_add)
+    networks = tuple(n for n in spec.networks if n not in c.network_rm)
+    networks += tuple(n for n in c.network_add if n not in networks)
     constraints = tuple(x for x in spec.constraints if x not in c.constraint_rm)
     constraints += tuple(x for x in _constraints(c.constraint_add) if x not in constraints)
     reservations = _update_resources(
@@ -357,6 +367,8 @@ def updated_spec(spec: ServiceSpec, c: Changes) -> ServiceSpec:
         labels=labels,
         ports=ports + added,
         constraints=constraints,
+        mounts=mounts,
+        networks=networks,
         reservations=reservations,
         limits=limits,
         restart=_update_restart(spec.restart, c),

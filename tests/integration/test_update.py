@@ -203,3 +203,24 @@ def test_an_interrupted_update_is_taken_up_by_a_rerun_and_a_detached_one_by_the_
         supervisor.stop()
     assert all(t["image"].startswith("swarmctl/tools") for t in current(web).values())
     assert len(images_running(web)) == 3
+
+
+def test_network_add_and_rm_roll_the_tasks_onto_the_networks_and_keep_the_vip(
+    web: Cluster,
+) -> None:
+    web("network", "create", "-d", "overlay", "front")
+    web("network", "create", "-d", "overlay", "back")
+    web("service", "update", "--network-add", "front", "web", warnings=True)
+    (vip,) = update_status(web)["Endpoint"]["VirtualIPs"]
+    assert all("front" in t["addresses"] for t in current(web).values())
+
+    web("service", "update", "--network-add", "back", "web", warnings=True)
+    vips = {v["NetworkID"]: v["Addr"] for v in update_status(web)["Endpoint"]["VirtualIPs"]}
+    assert vips[vip["NetworkID"]] == vip["Addr"]  # the front VIP stays
+    assert all(set(t["addresses"]) >= {"front", "back"} for t in current(web).values())
+
+    web("service", "update", "--network-rm", "front", "web", warnings=True)
+    (left,) = update_status(web)["Endpoint"]["VirtualIPs"]
+    assert left["NetworkID"] != vip["NetworkID"]
+    assert all("front" not in t["addresses"] for t in current(web).values())
+    assert len(images_running(web)) == 3

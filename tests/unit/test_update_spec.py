@@ -1,6 +1,7 @@
 """`service update`'s options applied to a spec, the policies' options, and the update's
 records in the state file and in `service inspect`."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from swarmctl.errors import SwarmctlError
 from swarmctl.models import (
     FailureAction,
     HealthCheck,
+    MountSpec,
     PortSpec,
     Service,
     ServiceSpec,
@@ -179,3 +181,20 @@ def test_inspect_pretty_shows_the_update_status_and_policies(capsys) -> None:
     assert " Message:       update paused due to failure of task web.1" in out
     assert "UpdateConfig:\n Parallelism:   1\n On failure:    pause\n" in out
     assert "RollbackConfig:" in out
+
+
+def test_mounts_and_networks_are_added_and_removed() -> None:
+    spec = replace(SPEC, networks=("front",), mounts=(MountSpec("volume", "data", "/data"),))
+    spec = updated_spec(
+        spec,
+        Changes(
+            mount_add=["type=bind,source=/srv,target=/srv,readonly"],
+            mount_rm=["/data"],
+            network_add=["back"],
+            network_rm=["front"],
+        ),
+    )
+    assert spec.mounts == (MountSpec("bind", "/srv", "/srv", readonly=True),)
+    assert spec.networks == ("back",)
+    with pytest.raises(SwarmctlError, match="--network 'b a d'"):
+        updated_spec(spec, Changes(network_add=["b a d"]))
