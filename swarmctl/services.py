@@ -568,7 +568,8 @@ def update_service(
             previous_spec=service.spec,
             updated_at=now,
             version=version,
-            published=published,
+            # A port published before keeps its number for a rollback to take up again.
+            published={**service.published, **published},
             vips=vips,
             update_status=UpdateStatus(
                 UpdateState.UPDATING, now, message="update in progress", spec_version=version
@@ -606,21 +607,32 @@ def rollback(store: StateStore, ref: str) -> Service:
         service = repo.services.get(ref)
         if service.previous_spec is None:
             raise SwarmctlError(f"service {service.spec.name}: no previous spec to roll back to")
-        changed = _rolled_back(service, "manually requested rollback")
+        changed = _rolled_back(repo, service, "manually requested rollback")
         repo.services.put(changed)
     return changed
 
 
-def _rolled_back(service: Service, message: str) -> Service:
-    assert service.previous_spec is not None
+def _rolled_back(repo: Repo, service: Service, message: str) -> Service:
+    """The service rolling back to its previous spec, with that spec's virtual IPs and
+    published ports (the same ones where they are still free)."""
+    previous = service.previous_spec
+    assert previous is not None
+    others = [s for s in repo.services.all() if s.id != service.id]
+    try:
+        networks = _check_networks(repo, previous)
+        published = _publish(_known_ports(previous, service), others, set())
+    except SwarmctlError as error:
+        raise SwarmctlError(f"cannot roll back service {service.spec.name}: {error}") from None
     version = service.version + 1
     now = clock.now()
     return replace(
         service,
-        spec=service.previous_spec,
+        spec=previous,
         previous_spec=service.spec,
         updated_at=now,
         version=version,
+        published={**service.published, **published},
+        vips=_vips(previous, networks, others, kept=service.vips),
         update_status=UpdateStatus(
             UpdateState.ROLLBACK_STARTED, now, message=message, spec_version=version
         ),
@@ -750,16 +762,17 @@ def finish(store: StateStore, service_id: str, decided: update.Step) -> UpdateSt
             rollback_now = (
                 not rolling_back and service.spec.update.failure_action.value == "rollback"
             )
+            paused = f"update paused due to {why}"
             if rollback_now:
-                changed = _rolled_back(service, f"{ROLLED_BACK} due to {why}")
-            else:
+                try:
+                    changed = _rolled_back(repo, service, f"{ROLLED_BACK} due to {why}")
+                except SwarmctlError as error:
+                    rollback_now, paused = False, f"{paused}; {error}"
+            if not rollback_now:
                 state = UpdateState.ROLLBACK_PAUSED if rolling_back else UpdateState.PAUSED
-                word = "rollback" if rolling_back else "update"
+                message = f"rollback paused due to {why}" if rolling_back else paused
                 changed = replace(
-                    service,
-                    update_status=replace(
-                        status, state=state, message=f"{word} paused due to {why}"
-                    ),
+                    service, update_status=replace(status, state=state, message=message)
                 )
         repo.services.put(changed)
     return changed.update_status

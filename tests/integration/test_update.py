@@ -224,3 +224,7 @@ def test_network_add_and_rm_roll_the_tasks_onto_the_networks_and_keep_the_vip(
     assert left["NetworkID"] != vip["NetworkID"]
     assert all("front" not in t["addresses"] for t in current(web).values())
     assert len(images_running(web)) == 3
+
+    web("service", "rollback", "web", warnings=True)  # back onto front
+    assert len(update_status(web)["Endpoint"]["VirtualIPs"]) == 2
+    assert all(set(t["addresses"]) >= {"front", "back"} for t in current(web).values())
