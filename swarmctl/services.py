@@ -706,9 +706,20 @@ def advance(
         return finish(store, service_id, decided), None
     if restart:
         plan = replace(plan, update=plan.update + tuple(restart))
+    leave_mesh_first(store, pool, plan)
     if not plan.empty:
         executor.apply(store, pool, plan, progress)
     return service.update_status, decided.wake_at
+
+
+def leave_mesh_first(store: StateStore, pool: Pool, plan: Plan) -> list[str]:
+    """Take the plan's running tasks out of the routing mesh and their virtual IPs before
+    they are stopped, so that no new connection reaches a container going away."""
+    serving = [t for t in plan.shutdown if t.state == TaskState.RUNNING and t.addresses]
+    if not serving:
+        return []
+    executor.save(store, serving)
+    return converge_mesh(store, pool)
 
 
 def decide(service: Service, tasks: Iterable[Task], now: datetime) -> update.Step | None:

@@ -245,6 +245,8 @@ class Supervisor:
             restart = tuple(t for t in never_started if t.service_id in mine)
             if restart:
                 plan = replace(plan, update=plan.update + restart)
+            if renew:
+                self._warn(services.leave_mesh_first(self.store, self.pool, plan))
             if not plan.empty:
                 outcome = executor.apply(self.store, self.pool, plan)
                 self._warn(

@@ -228,3 +228,36 @@ def test_network_add_and_rm_roll_the_tasks_onto_the_networks_and_keep_the_vip(
     web("service", "rollback", "web", warnings=True)  # back onto front
     assert len(update_status(web)["Endpoint"]["VirtualIPs"]) == 2
     assert all(set(t["addresses"]) >= {"front", "back"} for t in current(web).values())
+
+
+# Requests through the routing mesh, one after another, each line saying how it went.
+HAMMER = (
+    "while :; do if wget -q -T 5 -O /dev/null http://{address}:8080/ 2>/dev/null;"
+    " then echo ok; else echo failed; fi; done"
+)
+
+
+def test_a_client_of_the_mesh_sees_no_failed_request_during_an_update(cluster: Cluster) -> None:
+    cluster("init", "manager1")
+    cluster("join", "--all")
+    cluster(
+        "service", "create", "-q", "--name", "web", "--replicas", "3", "-p", "8080:80",
+        "--health-cmd", "wget -q -O /dev/null http://127.0.0.1/", "--health-interval", "300ms",
+        "--update-monitor", "1s", "nginx", warnings=True,
+    )  # fmt: skip
+    address = cluster.lab.host("worker1").address
+    client = subprocess.Popen(
+        cluster.lab.lab.control_argv(["sh", "-c", HAMMER.format(address=address)]),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for order in ("start-first", "stop-first"):
+            cluster("service", "update", "--force", "--update-order", order, "web", warnings=True)
+    finally:
+        client.terminate()
+        out, _ = client.communicate(timeout=30)
+    answers = out.split()
+    print(f"\nrequests through the mesh during two updates: {len(answers)}")
+    assert answers.count("ok") > 10
+    assert answers.count("failed") == 0
