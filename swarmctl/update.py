@@ -44,8 +44,7 @@ class Step:
     failures: tuple[Failure, ...] = ()
     outcome: Outcome | None = None
     wake_at: datetime | None = None  # when to look again, if sooner than any change
-    in_flight: tuple[SlotKey, ...] = ()
-    outdated: tuple[SlotKey, ...] = ()
+    outdated: tuple[SlotKey, ...] = ()  # slots still to renew after this step
 
 
 def is_new(task: Task, version: int, since: datetime) -> bool:
@@ -96,9 +95,9 @@ def step(
         and len(failures) > policy.max_failure_ratio * len(slots)
     )
     if fired:
-        return Step((), tuple(failures), Outcome.FAILED, None, tuple(in_flight), tuple(outdated))
+        return Step((), tuple(failures), Outcome.FAILED, None, tuple(outdated))
     if not outdated and not in_flight and not wakes:
-        return Step((), tuple(failures), Outcome.COMPLETED, None, (), ())
+        return Step((), tuple(failures), Outcome.COMPLETED)
     room = (policy.parallelism or len(slots)) - len(in_flight)
     renew: tuple[SlotKey, ...] = ()
     if outdated and room > 0:
@@ -112,7 +111,6 @@ def step(
         tuple(failures),
         None,
         min(wakes, default=None),
-        tuple(in_flight) + renew,
         tuple(k for k in outdated if k not in renew),
     )
 
