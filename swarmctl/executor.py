@@ -161,11 +161,29 @@ def _rejected(task: Task, error: str) -> Task:
 
 
 def _stop(conn: Host, tasks: list[Task]) -> list[Task]:
-    conn.run(docker.remove_tasks([t.id for t in tasks]), timeout=60)
+    remove_containers(conn, [t.id for t in tasks], timeout=60)
     return [
         t if t.state.terminal and t.state != TaskState.ORPHANED else stamp(t, TaskState.SHUTDOWN)
         for t in tasks
     ]
+
+
+def remove_containers(host: Host, task_ids: Sequence[str], timeout: float) -> None:
+    """Remove the tasks' containers. One already gone, or going (the supervisor or
+    another command removing it right now: docker answers "removal … is already in
+    progress"), is as good as removed, not a failure of the work that follows."""
+    result = host.run(docker.remove_tasks(task_ids), timeout=timeout, check=False)
+    if result.exit_code == 0:
+        return
+    benign = ("already in progress", "No such container")
+    errors = [
+        line
+        for line in result.stderr.splitlines()
+        if line.strip() and not any(b in line for b in benign)
+    ]
+    if errors or not result.stderr.strip():
+        why = errors[-1] if errors else f"exit {result.exit_code}"
+        raise SwarmctlError(f"{host.name}: removing containers failed: {why}")
 
 
 def _start(

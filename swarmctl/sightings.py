@@ -11,14 +11,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from swarmctl import executor, observe
-from swarmctl.commands import docker
 from swarmctl.errors import SwarmctlError
 from swarmctl.models import HealthCheck, Node, NodeState, Task, TaskState
 from swarmctl.repo import Repo
 from swarmctl.state import StateStore
 from swarmctl.transport.engine import Engine, list_containers
 from swarmctl.transport.group import Pool
-from swarmctl.transport.host import Host, Hosts
+from swarmctl.transport.host import Hosts
 from swarmctl.transport.ssh import SSHConnection
 
 ENGINE_TIMEOUT = 10.0
@@ -58,7 +57,10 @@ def remove_strays(
         for node_id, ids in remove.items()
         if node_id in names
     }
-    results = pool.each(lambda host: _rm(host, by_host[host.name]), list(by_host))
+    results = pool.each(
+        lambda host: executor.remove_containers(host, by_host[host.name], timeout=30),
+        list(by_host),
+    )
     gone = {
         task_id
         for host, ids in by_host.items()
@@ -75,19 +77,6 @@ def remove_strays(
     ]
     executor.save(store, shut, known_only=True)
     return [str(r) for r in results.values() if isinstance(r, SwarmctlError)]
-
-
-def _rm(host: Host, task_ids: list[str]) -> None:
-    """Remove the tasks' containers, where one already gone, or going (a command removing
-    the same service right now), is as good as removed."""
-    result = host.run(docker.remove_tasks(task_ids), timeout=30, check=False)
-    errors = [
-        line
-        for line in result.stderr.splitlines()
-        if line.strip() and "already in progress" not in line and "No such container" not in line
-    ]
-    if errors:
-        raise SwarmctlError(f"{host.name}: removing containers failed: {errors[-1]}")
 
 
 def catch_up(

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from swarmctl import clock, events, executor, networking, services
 from swarmctl.commands import docker
 from swarmctl.commands.render import render
+from swarmctl.errors import SwarmctlError
 from swarmctl.models import (
     Cluster,
     Node,
@@ -152,6 +153,31 @@ def test_shut_down_tasks_lose_their_containers_through_remove_tasks(tmp_path) ->
     executor.apply(store, hosts, plan)
     assert hosts["manager1"].task_ids() == []
     assert hosts["manager1"].commands == [docker.remove_tasks([t.id for t in plan.shutdown])]
+
+
+@pytest.mark.parametrize(
+    "stderr",
+    [
+        "Error response from daemon: removal of container 2369cab26fe9 is already in progress",
+        "Error: No such container: 2369cab26fe9",
+    ],
+)
+def test_a_container_another_actor_is_removing_is_as_good_as_removed(stderr: str) -> None:
+    # The supervisor carrying the same rollback removed it at the same moment: that once
+    # rejected the new task started after the stop, and paused the rollback.
+    hosts = FakeHosts(NAMES[:1])
+    hosts["manager1"].fail_on("docker rm -f", stderr=stderr, times=1)
+    executor.remove_containers(hosts["manager1"], ["t" * 25], timeout=5)
+
+
+def test_a_removal_that_really_failed_says_where_and_why() -> None:
+    hosts = FakeHosts(NAMES[:1])
+    hosts["manager1"].fail_on("docker rm -f", stderr="Error response from daemon: device busy")
+    with pytest.raises(SwarmctlError) as error:
+        executor.remove_containers(hosts["manager1"], ["t" * 25], timeout=5)
+    assert str(error.value) == (
+        "manager1: removing containers failed: Error response from daemon: device busy"
+    )
 
 
 # ---------------------------------------------------------------------- supervisor
