@@ -32,7 +32,8 @@ from pathlib import Path
 
 from services import HOSTS, REPLICAS, Hosts, Swarm, Swarmctl, ms, tear_down, timed, up, wait_until
 
-from swarmctl.lab.manager import http_get
+from swarmctl.lab.layout import LabLayout
+from swarmctl.lab.manager import Lab, http_get
 
 PORT = 8080
 IMAGES = ("nginx", "nginx:v2")
@@ -185,6 +186,10 @@ def main() -> None:
         report(figures)
     finally:
         tear_down(labs, swarm)
+        names = [args.lab] + ([] if args.no_swarm else [f"{args.lab}s"])
+        for name in names:  # a lab interrupted while it came up
+            if name not in (h.lab.layout.name for h in labs):
+                Lab(LabLayout(name), say=lambda _: None).down()
 
 
 def report(f: dict[str, list]) -> None:
