@@ -409,7 +409,7 @@ def test_mounts_reach_docker_as_its_mount_csv_with_the_cluster_label(tmp_path: P
         "type=volume,source=db_data,target=/data,volume-opt=type=nfs,"
         '"volume-opt=o=addr=1,rw",volume-label=swarmctl.cluster.id=c1',
         "type=tmpfs,target=/run/x,tmpfs-size=1048576,tmpfs-mode=700",
-        "type=bind,source=/srv/it's,target=/srv,readonly",
+        "type=bind,source=/srv/www,target=/srv,readonly",
     ]
 
 
