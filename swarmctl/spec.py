@@ -581,6 +581,26 @@ def parse_mount(text: str) -> MountSpec:
     )
 
 
+def parse_volume(name: str, driver: str, options: Sequence[str]) -> dict[str, str]:
+    """`volume create NAME --driver D --opt K=V…`, checked as a volume mount's parts are;
+    the driver's options as a dict."""
+    for text in (name, driver, *options):
+        _check_one_line("volume create", text)
+    if not _VOLUME_NAME_RE.fullmatch(name):
+        raise SwarmctlError(
+            f"volume name {_show(name)}: must be a name of letters, digits, '_', '.' and '-'"
+        )
+    if not _DRIVER_RE.fullmatch(driver):
+        raise SwarmctlError(f"--driver {_show(driver)}: expected a driver name like local")
+    parsed: dict[str, str] = {}
+    for text in options:
+        key, sep, value = text.partition("=")
+        if not sep or not _MOUNT_OPTION_RE.fullmatch(key):
+            raise SwarmctlError(f"--opt {_show(text)}: expected KEY=VALUE")
+        parsed[key] = value
+    return parsed
+
+
 def _mount_bool(fields: dict[str, str], key: str, invalid: Invalid) -> bool:
     value = _BOOLEANS.get(fields.get(key, "false").lower())
     if value is None:
