@@ -25,6 +25,7 @@ from swarmctl.spec import (
     parse_duration,
     parse_env,
     parse_mount,
+    parse_volume,
     parse_publish,
 )
 
@@ -935,3 +936,35 @@ def test_health_options_set_only_what_is_given_the_rest_stays_the_images() -> No
 )  # fmt: skip
 def test_bad_health_options_are_refused_naming_the_option(options: dict, error: str) -> None:
     assert spec_error(**options).startswith(error)
+
+
+# ------------------------------------------------------------------------- volume create
+
+
+def test_volume_create_takes_a_name_a_driver_and_key_value_options() -> None:
+    assert parse_volume("db_data", "local", ["type=nfs", "o=addr=10.0.0.9,rw", "nocopy="]) == {
+        "type": "nfs",
+        "o": "addr=10.0.0.9,rw",
+        "nocopy": "",
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "driver", "options", "error"),
+    [
+        (
+            "a/b",
+            "local",
+            [],
+            "volume name 'a/b': must be a name of letters, digits, '_', '.' and '-'",
+        ),
+        ("v", "$(x)", [], "--driver '$(x)': expected a driver name like local"),
+        ("v", "local", ["type"], "--opt 'type': expected KEY=VALUE"),
+        ("v", "local", ["=nfs"], "--opt '=nfs': expected KEY=VALUE"),
+        ("v", "local", ["o=a\nb"], "volume create 'o=a\\nb': must be one line of printable text"),
+    ],
+)
+def test_a_bad_volume_create_is_refused_in_one_line(
+    name: str, driver: str, options: list[str], error: str
+) -> None:
+    assert error_of(parse_volume, name, driver, options) == error
