@@ -25,8 +25,8 @@ from swarmctl.spec import (
     parse_duration,
     parse_env,
     parse_mount,
-    parse_volume,
     parse_publish,
+    parse_volume,
 )
 
 NAME_HELP = "use letters, digits, '_' and '-' (at most 63, starting with a letter or digit)"
