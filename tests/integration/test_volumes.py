@@ -21,7 +21,7 @@ DB_ARGS = (
     "type=volume,source=db_data,target=/data",
     "--mount",
     "type=tmpfs,target=/scratch,tmpfs-size=1m,tmpfs-mode=1770",
-    "busybox",
+    "nginx",  # on the hosts in both modes; its busybox has sh and sleep
     "sleep",
     "1d",
 )
@@ -109,7 +109,7 @@ def test_bad_mounts_and_volumes_are_one_line_and_change_nothing(cluster: Cluster
         ("type=bind,source=/srv,target=/d,volume-nocopy", "volume-nocopy is only for type=volume"),
     ):
         result = cluster(
-            "service", "create", "--name", "bad", "--mount", mount, "busybox", check=False
+            "service", "create", "--name", "bad", "--mount", mount, "nginx", check=False
         )
         assert result.returncode != 0
         assert result.stderr.startswith(f"Error: --mount '{mount}': {why}")
