@@ -120,5 +120,20 @@ def test_bad_mounts_and_volumes_are_one_line_and_change_nothing(cluster: Cluster
         "Error: volume nothing_here: no such volume on any node\n",
     )
     assert cluster("volume", "rm", "-f", "nothing_here").returncode == 0
+    unknown = cluster("volume", "inspect", "nothing_here", "--node", "worker1", check=False)
+    assert unknown.stderr == "Error: volume nothing_here: no such volume on worker1\n"
     assert Path(cluster.env["SWARMCTL_STATE"]).read_text() == state
     assert cluster("volume", "ls", "-q").stdout == ""
+
+
+def test_a_volume_made_on_a_node_is_listed_there_and_removed(cluster: Cluster) -> None:
+    cluster("init", "manager1")
+    cluster("join", "--all")
+    cluster(
+        "volume", "create", "--node", "worker2", "-o", "type=tmpfs", "-o", "device=tmpfs", "spare"
+    )
+    assert cluster("volume", "ls", "--format", "{{.Name}}@{{.Node}}").stdout == "spare@worker2\n"
+    (doc,) = json.loads(cluster("volume", "inspect", "spare").stdout)
+    assert doc["Options"] == {"type": "tmpfs", "device": "tmpfs"}
+    assert cluster("volume", "rm", "spare").stdout == "spare\n"
+    assert cluster.lab.ssh("worker2", "docker volume ls -q").stdout == ""
