@@ -31,6 +31,7 @@ from swarmctl.naming import check_label, parse_key_values, valid_name
 
 NAME_HELP = "use letters, digits, '_' and '-' (at most 63, starting with a letter or digit)"
 PUBLISH_HELP = "expected [PUBLISHED:]TARGET[/PROTOCOL] or published=…,target=…"
+VOLUME_NAME_HELP = "must be a name of 2 or more letters, digits, '_', '.' and '-'"
 PATH_HELP = "an absolute path of letters, digits and '/_.-@%+~'"
 PROTOCOLS = ("tcp", "udp", "sctp")
 MIN_MEMORY = 6 * 2**20  # dockerd refuses smaller memory limits and reservations
@@ -66,7 +67,8 @@ _SHORT_PUBLISH_RE = re.compile(
     r"(?:(?P<published>[0-9]{1,10}):)?(?P<target>[0-9]{1,10})(?:/(?P<protocol>[A-Za-z]+))?"
 )
 _ABSOLUTE_PATH_RE = re.compile(r"/[A-Za-z0-9/_.@%+~-]*")
-_VOLUME_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# Docker's rule for volume names: at least two characters.
+_VOLUME_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]+")
 _ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _USER_RE = re.compile(r"[A-Za-z0-9_.-]+(?::[A-Za-z0-9_.-]+)?")
 MOUNT_OPTIONS = (
@@ -556,10 +558,7 @@ def parse_mount(text: str) -> MountSpec:
     if kind == "bind" and not _ABSOLUTE_PATH_RE.fullmatch(source):
         raise invalid(f"source '{source}' must be {PATH_HELP}")
     if kind == "volume" and source and not _VOLUME_NAME_RE.fullmatch(source):
-        raise invalid(
-            f"volume source '{source}' must be a name of letters, digits, '_', '.' and '-'"
-            " (type=bind mounts a host path)"
-        )
+        raise invalid(f"volume source '{source}' {VOLUME_NAME_HELP} (type=bind mounts a host path)")
     if kind == "tmpfs" and "source" in fields:
         raise invalid("a tmpfs mount takes no source (it is made in memory)")
     driver = fields.get("volume-driver", "")
@@ -587,9 +586,7 @@ def parse_volume(name: str, driver: str, options: Sequence[str]) -> dict[str, st
     for text in (name, driver, *options):
         _check_one_line("volume create", text)
     if not _VOLUME_NAME_RE.fullmatch(name):
-        raise SwarmctlError(
-            f"volume name {_show(name)}: must be a name of letters, digits, '_', '.' and '-'"
-        )
+        raise SwarmctlError(f"volume name {_show(name)}: {VOLUME_NAME_HELP}")
     if not _DRIVER_RE.fullmatch(driver):
         raise SwarmctlError(f"--driver {_show(driver)}: expected a driver name like local")
     parsed: dict[str, str] = {}

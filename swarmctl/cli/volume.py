@@ -116,8 +116,8 @@ def create(
     cluster, nodes, _, _ = _state(ctx, node)
     with env(ctx).pool() as pool:
         failed = volumes.create(pool, nodes, name, cluster.id, driver, options)
-    for hostname, error in failed.items():
-        print(f"Error: {hostname}: volume {name} not created: {error}", file=sys.stderr)
+    for error in failed.values():
+        print(f"Error: volume {name} not created: {error}", file=sys.stderr)
     if failed:
         raise typer.Exit(1)
     typer.echo(name)
@@ -151,8 +151,8 @@ def rm(
             )
     with env(ctx).pool() as pool:
         errors = volumes.remove(pool, found)
-    for hostname, error in errors.items():
-        print(f"Error: {hostname}: volume {name} not removed: {error}", file=sys.stderr)
+    for error in errors.values():
+        print(f"Error: volume {name} not removed: {error}", file=sys.stderr)
     if errors:
         raise typer.Exit(1)
     typer.echo(name)

@@ -417,7 +417,7 @@ _OPTION_TEXT = st.text(st.characters(codec="ascii", categories=("L", "N", "P", "
 
 
 @given(
-    name=st.from_regex(r"[a-z][a-z0-9_.-]{0,10}", fullmatch=True),
+    name=st.from_regex(r"[a-z][a-z0-9_.-]{1,10}", fullmatch=True),
     opts=st.dictionaries(st.from_regex(r"[a-z][a-z0-9_.-]{0,6}", fullmatch=True), _OPTION_TEXT),
     readonly=st.booleans(),
     nocopy=st.booleans(),

@@ -37,7 +37,9 @@ KEYS = (
     " tmpfs-size, tmpfs-mode"
 )
 EXPECTED_MODE = "tmpfs-mode '{}': expected permission bits in octal, like 1770"
-VOLUME_HELP = "must be a name of letters, digits, '_', '.' and '-' (type=bind mounts a host path)"
+VOLUME_HELP = (
+    "must be a name of 2 or more letters, digits, '_', '.' and '-' (type=bind mounts a host path)"
+)
 USER_HELP = "expected NAME, UID, NAME:GROUP or UID:GID (letters, digits, '_', '.', '-')"
 DIGEST = "sha256:" + "ab" * 32
 MiB = 2**20
@@ -214,6 +216,7 @@ def test_every_mount_form_is_accepted(text: str, mount: MountSpec) -> None:
         ("source=data,target=//", "target / is the container's root"),
         ("source=/srv,target=/x", f"volume source '/srv' {VOLUME_HELP}"),
         ("source=-data,target=/x", f"volume source '-data' {VOLUME_HELP}"),
+        ("source=d,target=/x", f"volume source 'd' {VOLUME_HELP}"),
         (
             "type=bind,source=/srv,target=/x,bind-propagation=rshared",
             f"unknown key 'bind-propagation' (use {KEYS})",
@@ -826,7 +829,7 @@ def test_a_negative_restart_window_is_refused() -> None:
 
 
 def test_two_mounts_on_one_target_are_refused() -> None:
-    assert spec_error(mounts=["source=a,target=/data", "type=bind,source=/srv,target=/data"]) == (
+    assert spec_error(mounts=["source=data,target=/data", "type=bind,source=/srv,target=/data"]) == (
         "--mount 'type=bind,source=/srv,target=/data': target /data is already mounted"
     )
 
@@ -956,12 +959,12 @@ def test_volume_create_takes_a_name_a_driver_and_key_value_options() -> None:
             "a/b",
             "local",
             [],
-            "volume name 'a/b': must be a name of letters, digits, '_', '.' and '-'",
+            "volume name 'a/b': must be a name of 2 or more letters, digits, '_', '.' and '-'",
         ),
-        ("v", "$(x)", [], "--driver '$(x)': expected a driver name like local"),
-        ("v", "local", ["type"], "--opt 'type': expected KEY=VALUE"),
-        ("v", "local", ["=nfs"], "--opt '=nfs': expected KEY=VALUE"),
-        ("v", "local", ["o=a\nb"], "volume create 'o=a\\nb': must be one line of printable text"),
+        ("vol", "$(x)", [], "--driver '$(x)': expected a driver name like local"),
+        ("vol", "local", ["type"], "--opt 'type': expected KEY=VALUE"),
+        ("vol", "local", ["=nfs"], "--opt '=nfs': expected KEY=VALUE"),
+        ("vol", "local", ["o=a\nb"], "volume create 'o=a\\nb': must be one line of printable text"),
     ],
 )
 def test_a_bad_volume_create_is_refused_in_one_line(
