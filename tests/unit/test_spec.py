@@ -829,7 +829,7 @@ def test_a_negative_restart_window_is_refused() -> None:
 
 
 def test_two_mounts_on_one_target_are_refused() -> None:
-    assert spec_error(mounts=["source=data,target=/data", "type=bind,source=/srv,target=/data"]) == (
+    assert spec_error(mounts=["source=db,target=/data", "type=bind,source=/srv,target=/data"]) == (
         "--mount 'type=bind,source=/srv,target=/data': target /data is already mounted"
     )
 
