@@ -140,10 +140,18 @@ class PortSpec:
 
 @dataclass(frozen=True)
 class MountSpec:
-    type: str  # "bind" or "volume"
-    source: str
+    """A `--mount`, with docker's options for its type (volume-*, tmpfs-*)."""
+
+    type: str  # "bind", "volume" or "tmpfs"
+    source: str  # a host path, a volume name ("" for an anonymous volume), or "" for tmpfs
     target: str
     readonly: bool = False
+    volume_driver: str = ""  # "": the node's default, local
+    volume_opts: dict[str, str] = field(default_factory=dict)  # the driver's options
+    volume_labels: dict[str, str] = field(default_factory=dict)
+    volume_nocopy: bool = False  # do not fill an empty volume from the image
+    tmpfs_size: int = 0  # bytes; 0: docker's default (no limit)
+    tmpfs_mode: int | None = None  # permission bits; None: docker's default (1777)
 
 
 @dataclass(frozen=True)

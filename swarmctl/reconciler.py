@@ -191,7 +191,7 @@ def _service(
         elif current is not None and current.state == TaskState.PENDING:
             to_place.append((key, current, current.restarts))
         _prune(b, history, current, keep=HISTORY)
-    _place(b, service, to_place, loads)
+    _place(b, service, to_place, loads, slots)
 
 
 def _replacing(b: _Builder, history: list[Task], nodes: dict[str, Node]) -> Task | None:
@@ -338,13 +338,16 @@ def _place(
     service: Service,
     slots: list[tuple[int | str, Task | None, int]],
     loads: "_Loads",
+    histories: dict[int | str, list[Task]],
 ) -> None:
     if not slots:
         return
     if service.spec.mode == Mode.GLOBAL:
         decisions = [scheduler.Decision(str(key)) for key, _, _ in slots]
     else:
-        decisions = scheduler.schedule(service, len(slots), loads.for_service(service))
+        # A slot with a local volume goes back to the node that holds its data.
+        homes = [scheduler.volume_home(histories.get(key, [])) for key, _, _ in slots]
+        decisions = scheduler.schedule(service, len(slots), loads.for_service(service), homes)
     for (key, pending, restarts), decision in zip(slots, decisions, strict=True):
         task = pending or Task(
             id=b.new_id(),

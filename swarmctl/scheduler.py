@@ -8,12 +8,22 @@ deterministic: the same service and loads, in any order, give the same decisions
 
 import heapq
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
 from swarmctl.constraints import parse_constraint, parse_preference
-from swarmctl.models import Availability, Node, NodeState, PublishMode, Resources, Service
+from swarmctl.models import (
+    Availability,
+    Node,
+    NodeState,
+    PublishMode,
+    Resources,
+    Service,
+    ServiceSpec,
+    Task,
+    TaskState,
+)
 
 NOT_AVAILABLE = "not available for new tasks"
 CONSTRAINTS_NOT_SATISFIED = "scheduling constraints not satisfied"
@@ -22,6 +32,8 @@ MAX_REPLICAS_REACHED = "max replicas per node reached"
 FAILING = "the service failed repeatedly"
 NO_ADDRESSES = "no address range on the service's networks"
 NO_NODES = "no suitable node (no nodes in the cluster)"
+# Filesystems the local volume driver mounts from the network: the data is everywhere.
+SHARED_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3"})
 
 
 @dataclass(frozen=True)
@@ -46,12 +58,59 @@ class Decision:
     reason: str = ""  # why not, when node_id is None
 
 
-def schedule(service: Service, count: int, nodes: Sequence[NodeLoad]) -> list[Decision]:
+def schedule(
+    service: Service, count: int, nodes: Sequence[NodeLoad], homes: Sequence[str] = ()
+) -> list[Decision]:
     """Place `count` new tasks of `service` one after another, each seeing the ones before.
 
     Greedy, like swarm: every placement adds its task to the node's load before the next
-    task is placed. Raises SwarmctlError if a constraint or preference is invalid.
+    task is placed. homes[i], when given and not "", is the node that holds the data of
+    task i's slot (volume_home): with a local volume, the task goes there or nowhere.
+    Raises SwarmctlError if a constraint or preference is invalid.
     """
+    volume = local_volume(service.spec)
+    pinned = {i: home for i, home in enumerate(homes[:count]) if home and volume}
+    if not pinned:
+        return _spread(service, count, nodes)
+    # Pinned tasks first: the free ones then spread around the load they add.
+    filters = _Filters(service)
+    loads = list(nodes)
+    decisions: dict[int, Decision] = {}
+    for i, home in pinned.items():
+        index = next((j for j, load in enumerate(loads) if load.node.id == home), None)
+        if index is None or filters.reason(loads[index]):
+            name = home if index is None else loads[index].node.hostname
+            decisions[i] = Decision(None, f"pinned to {name} by volume {volume}")
+        else:
+            loads[index] = filters.add_task(loads[index])
+            decisions[i] = Decision(home)
+    free = iter(_spread(service, count - len(pinned), loads))
+    return [decisions[i] if i in decisions else next(free) for i in range(count)]
+
+
+def local_volume(spec: ServiceSpec) -> str:
+    """The service's first named volume whose data stays on the node that made it ("" if
+    none). A volume of another driver, or of the local driver mounting NFS or CIFS, is
+    reachable from any node: it does not tie the task to one."""
+    for mount in spec.mounts:
+        if (
+            mount.type == "volume"
+            and mount.source
+            and mount.volume_driver in ("", "local")
+            and mount.volume_opts.get("type", "").lower() not in SHARED_FILESYSTEMS
+        ):
+            return mount.source
+    return ""
+
+
+def volume_home(history: Iterable[Task]) -> str:
+    """The node of a slot's latest task that ran: where the slot's volume data is ("" if
+    no task of it ever ran, so no data was written)."""
+    ran = [t for t in history if t.node_id and TaskState.RUNNING.value in t.timestamps]
+    return max(ran, key=lambda t: t.created_at).node_id if ran else ""
+
+
+def _spread(service: Service, count: int, nodes: Sequence[NodeLoad]) -> list[Decision]:
     filters = _Filters(service)
     spread = [parse_preference(text) for text in service.spec.placement_prefs]
     loads = list(nodes)

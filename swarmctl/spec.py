@@ -5,6 +5,7 @@ checks between options, with one-line errors naming the option and the value. Pu
 not look at the cluster, so whether a network exists or a port is free is the caller's job.
 """
 
+import csv
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -26,10 +27,11 @@ from swarmctl.models import (
     UpdateOrder,
     UpdatePolicy,
 )
-from swarmctl.naming import parse_key_values, valid_name
+from swarmctl.naming import check_label, parse_key_values, valid_name
 
 NAME_HELP = "use letters, digits, '_' and '-' (at most 63, starting with a letter or digit)"
 PUBLISH_HELP = "expected [PUBLISHED:]TARGET[/PROTOCOL] or published=…,target=…"
+VOLUME_NAME_HELP = "must be a name of 2 or more letters, digits, '_', '.' and '-'"
 PATH_HELP = "an absolute path of letters, digits and '/_.-@%+~'"
 PROTOCOLS = ("tcp", "udp", "sctp")
 MIN_MEMORY = 6 * 2**20  # dockerd refuses smaller memory limits and reservations
@@ -65,19 +67,32 @@ _SHORT_PUBLISH_RE = re.compile(
     r"(?:(?P<published>[0-9]{1,10}):)?(?P<target>[0-9]{1,10})(?:/(?P<protocol>[A-Za-z]+))?"
 )
 _ABSOLUTE_PATH_RE = re.compile(r"/[A-Za-z0-9/_.@%+~-]*")
-_VOLUME_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# Docker's rule for volume names: at least two characters.
+_VOLUME_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]+")
 _ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _USER_RE = re.compile(r"[A-Za-z0-9_.-]+(?::[A-Za-z0-9_.-]+)?")
+MOUNT_OPTIONS = (
+    "type",
+    "source",
+    "target",
+    "readonly",
+    "volume-driver",
+    "volume-opt",
+    "volume-label",
+    "volume-nocopy",
+    "tmpfs-size",
+    "tmpfs-mode",
+)
 _MOUNT_KEYS = {
-    "type": "type",
-    "source": "source",
+    **{key: key for key in MOUNT_OPTIONS},
     "src": "source",
-    "target": "target",
     "destination": "target",
     "dst": "target",
-    "readonly": "readonly",
     "ro": "readonly",
 }
+_MOUNT_OPTION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_DRIVER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]*")
+_OCTAL_RE = re.compile(r"[0-7]{1,4}")
 _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 
 Invalid = Callable[[str], SwarmctlError]
@@ -495,29 +510,41 @@ def _protocol(text: str, invalid: Invalid) -> str:
 
 
 def parse_mount(text: str) -> MountSpec:
-    """docker's `--mount type=bind|volume,source=…,target=…[,readonly]` (src/dst/ro aliases)."""
+    """docker's `--mount`: comma-separated fields, quoted as CSV where a value holds a comma
+    (`"volume-opt=o=addr=10.0.0.1,rw"`), with docker's keys, aliases and checks."""
     _check_one_line("--mount", text)
 
     def invalid(why: str) -> SwarmctlError:
         return SwarmctlError(f"--mount {_show(text)}: {why}")
 
+    try:
+        (row,) = csv.reader([text], strict=True)
+    except csv.Error as exc:
+        raise invalid(f"not a comma-separated list ({exc})") from None
     fields: dict[str, str] = {}
-    for field in text.split(","):
-        key, sep, value = field.partition("=")
-        canonical = _MOUNT_KEYS.get(key)
-        if canonical is None:
-            raise invalid(f"unknown key '{key}' (use type, source, target, readonly)")
-        if canonical in fields:
-            raise invalid(f"{canonical} is given twice")
-        if not sep and canonical != "readonly":
-            raise invalid(f"expected {key}=…")
-        fields[canonical] = value if sep else "true"
+    options: dict[str, dict[str, str]] = {"volume-opt": {}, "volume-label": {}}
+    for item in row:
+        name, sep, value = item.partition("=")
+        key = _MOUNT_KEYS.get(name.lower())
+        if key is None:
+            raise invalid(f"unknown key '{name}' (use {', '.join(MOUNT_OPTIONS)})")
+        if key in options:
+            option, has, option_value = value.partition("=")
+            if not _MOUNT_OPTION_RE.fullmatch(option):
+                raise invalid(f"{key} '{value}': expected KEY=VALUE")
+            options[key][option] = option_value if has else ""
+            continue
+        if key in fields:
+            raise invalid(f"{key} is given twice")
+        if not sep and key not in ("readonly", "volume-nocopy"):
+            raise invalid(f"expected {name}=…")
+        fields[key] = value if sep else "true"
     kind = fields.get("type", "volume").lower()
-    if kind not in ("bind", "volume"):
-        raise invalid(f"type {fields['type']} is not bind or volume")
-    readonly = _BOOLEANS.get(fields.get("readonly", "false").lower())
-    if readonly is None:
-        raise invalid(f"readonly={fields['readonly']}: expected true or false")
+    if kind not in ("bind", "volume", "tmpfs"):
+        raise invalid(f"type {fields['type']} is not bind, volume or tmpfs")
+    for key in fields.keys() | {k for k, v in options.items() if v}:
+        if key.startswith(("volume-", "tmpfs-")) and not key.startswith(kind + "-"):
+            raise invalid(f"{key} is only for type={key.split('-')[0]}")
     target = fields.get("target")
     if target is None:
         raise invalid("expected target=…")
@@ -531,11 +558,68 @@ def parse_mount(text: str) -> MountSpec:
     if kind == "bind" and not _ABSOLUTE_PATH_RE.fullmatch(source):
         raise invalid(f"source '{source}' must be {PATH_HELP}")
     if kind == "volume" and source and not _VOLUME_NAME_RE.fullmatch(source):
-        raise invalid(
-            f"volume source '{source}' must be a name of letters, digits, '_', '.' and '-'"
-            " (type=bind mounts a host path)"
-        )
-    return MountSpec(type=kind, source=source, target=target, readonly=readonly)
+        raise invalid(f"volume source '{source}' {VOLUME_NAME_HELP} (type=bind mounts a host path)")
+    if kind == "tmpfs" and "source" in fields:
+        raise invalid("a tmpfs mount takes no source (it is made in memory)")
+    driver = fields.get("volume-driver", "")
+    if driver and not _DRIVER_RE.fullmatch(driver):
+        raise invalid(f"volume-driver '{driver}': expected a driver name like local")
+    for label, label_value in options["volume-label"].items():
+        check_label(f"--mount {_show(text)}", label, label_value)
+    return MountSpec(
+        type=kind,
+        source=source,
+        target=target,
+        readonly=_mount_bool(fields, "readonly", invalid),
+        volume_driver=driver,
+        volume_opts=options["volume-opt"],
+        volume_labels=options["volume-label"],
+        volume_nocopy=_mount_bool(fields, "volume-nocopy", invalid),
+        tmpfs_size=_tmpfs_size(fields.get("tmpfs-size"), invalid),
+        tmpfs_mode=_tmpfs_mode(fields.get("tmpfs-mode"), invalid),
+    )
+
+
+def parse_volume(name: str, driver: str, options: Sequence[str]) -> dict[str, str]:
+    """`volume create NAME --driver D --opt K=V…`, checked as a volume mount's parts are;
+    the driver's options as a dict."""
+    for text in (name, driver, *options):
+        _check_one_line("volume create", text)
+    if not _VOLUME_NAME_RE.fullmatch(name):
+        raise SwarmctlError(f"volume name {_show(name)}: {VOLUME_NAME_HELP}")
+    if not _DRIVER_RE.fullmatch(driver):
+        raise SwarmctlError(f"--driver {_show(driver)}: expected a driver name like local")
+    parsed: dict[str, str] = {}
+    for text in options:
+        key, sep, value = text.partition("=")
+        if not sep or not _MOUNT_OPTION_RE.fullmatch(key):
+            raise SwarmctlError(f"--opt {_show(text)}: expected KEY=VALUE")
+        parsed[key] = value
+    return parsed
+
+
+def _mount_bool(fields: dict[str, str], key: str, invalid: Invalid) -> bool:
+    value = _BOOLEANS.get(fields.get(key, "false").lower())
+    if value is None:
+        raise invalid(f"{key}={fields[key]}: expected true or false")
+    return value
+
+
+def _tmpfs_size(text: str | None, invalid: Invalid) -> int:
+    if text is None:
+        return 0
+    try:
+        return parse_bytes(text, "tmpfs-size")
+    except SwarmctlError:
+        raise invalid(f"tmpfs-size '{text}': expected a size like 64m or 1g") from None
+
+
+def _tmpfs_mode(text: str | None, invalid: Invalid) -> int | None:
+    if text is None:
+        return None
+    if not _OCTAL_RE.fullmatch(text):
+        raise invalid(f"tmpfs-mode '{text}': expected permission bits in octal, like 1770")
+    return int(text, 8)
 
 
 def parse_duration(text: str, option: str) -> float:

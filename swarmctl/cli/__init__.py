@@ -19,7 +19,7 @@ from swarmctl.cli.common import new_app
 from swarmctl.cli.context import Env
 from swarmctl.errors import SwarmctlError, cut
 
-NOUNS = ("node", "network", "service", "image", "state", "lab")
+NOUNS = ("node", "network", "service", "volume", "image", "state", "lab")
 
 
 class Nouns(TyperGroup):

@@ -100,7 +100,8 @@ def create(
     restart_max_attempts: Annotated[int, typer.Option(help="0: unlimited.")] = 0,
     restart_window: Annotated[str | None, typer.Option()] = None,
     mount: Annotated[
-        list[str] | None, typer.Option(help="type=bind|volume,source=…,target=…[,readonly]")
+        list[str] | None,
+        typer.Option(help="type=bind|volume|tmpfs,source=…,target=…[,readonly], as docker's."),
     ] = None,
     workdir: Annotated[str, typer.Option("--workdir", "-w")] = "",
     user: Annotated[str, typer.Option("--user", "-u")] = "",

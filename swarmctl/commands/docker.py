@@ -4,6 +4,8 @@ Every value is quoted with shlex; multi-step lines are joined with `&&` so that 
 round trip does a whole step, and distinct exit codes tell which part failed.
 """
 
+import csv
+import io
 import shlex
 from collections.abc import Sequence
 
@@ -81,7 +83,7 @@ def run_task(cluster_id: str, service: Service, task: Task, networks: Sequence[s
             published = f"{port.published}:" if port.published else ""
             create += ["--publish", f"{published}{port.target}/{port.protocol}"]
     for mount in spec.mounts:
-        create += ["--mount", _mount(mount)]
+        create += ["--mount", mount_option(mount, cluster_id)]
     if spec.workdir:
         create += ["--workdir", spec.workdir]
     if spec.user:
@@ -164,13 +166,30 @@ def _health(health: HealthCheck) -> list[str]:
     return argv
 
 
-def _mount(mount: MountSpec) -> str:
-    parts = [f"type={mount.type}", f"target={mount.target}"]
+def mount_option(mount: MountSpec, cluster_id: str) -> str:
+    """The `--mount` value docker reads back into `mount`: CSV, quoted where a value holds
+    a comma or a quote. A volume the mount creates is labelled as the cluster's."""
+    fields = [f"type={mount.type}"]
     if mount.source:
-        parts.insert(1, f"source={mount.source}")
+        fields.append(f"source={mount.source}")
+    fields.append(f"target={mount.target}")
     if mount.readonly:
-        parts.append("readonly")
-    return ",".join(parts)
+        fields.append("readonly")
+    if mount.type == "volume":
+        if mount.volume_driver:
+            fields.append(f"volume-driver={mount.volume_driver}")
+        fields += [f"volume-opt={key}={value}" for key, value in mount.volume_opts.items()]
+        labels = {**mount.volume_labels, LABEL_CLUSTER: cluster_id}
+        fields += [f"volume-label={key}={value}" for key, value in labels.items()]
+        if mount.volume_nocopy:
+            fields.append("volume-nocopy")
+    if mount.tmpfs_size:
+        fields.append(f"tmpfs-size={mount.tmpfs_size}")
+    if mount.tmpfs_mode is not None:
+        fields.append(f"tmpfs-mode={mount.tmpfs_mode:o}")
+    line = io.StringIO()
+    csv.writer(line, lineterminator="").writerow(fields)
+    return line.getvalue()
 
 
 def remove_tasks(task_ids: Sequence[str]) -> str:

@@ -102,6 +102,7 @@ def lab_record(lab: RunningLab) -> dict:
 # Everything a test or any swarmctl cluster leaves on a lab host: used between tests.
 WIPE_HOST = r"""
 docker ps -aq | xargs -r docker rm -f >/dev/null
+docker volume ls -q | xargs -r docker volume rm -f >/dev/null
 docker network ls -q --filter label=swarmctl.cluster.id | xargs -r docker network rm >/dev/null
 for dev in $(ip -o link show type vxlan | awk -F': ' '{sub(/@.*/, "", $2); print $2}'); do
     case "$dev" in swv*) ip link del "$dev" ;; esac

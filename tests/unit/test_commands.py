@@ -6,6 +6,7 @@ Quoting is proven by running the produced text through a local `sh -c`; no host 
 import os
 import shlex
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import jinja2
@@ -16,7 +17,8 @@ from hypothesis import strategies as st
 from swarmctl.commands import docker, render
 from swarmctl.executor import _reason
 from swarmctl.inventory import InventoryHost
-from swarmctl.models import HealthCheck, Service, ServiceSpec, Task
+from swarmctl.models import HealthCheck, MountSpec, Service, ServiceSpec, Task
+from swarmctl.spec import parse_mount
 from swarmctl.transport.ssh import CommandFailed, CommandTimeout, Result, SSHConnection
 
 HOSTILE = [
@@ -385,6 +387,47 @@ def test_a_second_network_is_joined_before_the_container_starts(tmp_path: Path) 
         ["inspect", "--format"],
     ]
     assert calls[2][2] == "ingress"
+
+
+def test_mounts_reach_docker_as_its_mount_csv_with_the_cluster_label(tmp_path: Path) -> None:
+    spec = ServiceSpec(
+        "db",
+        "nginx",
+        mounts=(
+            parse_mount('source=db_data,target=/data,volume-opt=type=nfs,"volume-opt=o=addr=1,rw"'),
+            parse_mount("type=tmpfs,target=/run/x,tmpfs-size=1m,tmpfs-mode=700"),
+            parse_mount("type=bind,source=/srv/www,target=/srv,ro"),
+        ),
+    )
+    task = Task("t1", "svc", 1, "2026-11-25T12:00:00.000+00:00", node_id="n1")
+    _, calls, _ = run_script(
+        tmp_path, docker.run_task("c1", Service("svc", spec, "", ""), task, []), **UP
+    )
+
+    run = calls[1]
+    assert [run[i + 1] for i, arg in enumerate(run) if arg == "--mount"] == [
+        "type=volume,source=db_data,target=/data,volume-opt=type=nfs,"
+        '"volume-opt=o=addr=1,rw",volume-label=swarmctl.cluster.id=c1',
+        "type=tmpfs,target=/run/x,tmpfs-size=1048576,tmpfs-mode=700",
+        "type=bind,source=/srv/www,target=/srv,readonly",
+    ]
+
+
+_OPTION_TEXT = st.text(st.characters(codec="ascii", categories=("L", "N", "P", "S", "Zs")))
+
+
+@given(
+    name=st.from_regex(r"[a-z][a-z0-9_.-]{1,10}", fullmatch=True),
+    opts=st.dictionaries(st.from_regex(r"[a-z][a-z0-9_.-]{0,6}", fullmatch=True), _OPTION_TEXT),
+    readonly=st.booleans(),
+    nocopy=st.booleans(),
+)
+def test_docker_reads_back_the_mount_that_was_asked_for(
+    name: str, opts: dict[str, str], readonly: bool, nocopy: bool
+) -> None:
+    mount = MountSpec("volume", name, "/data", readonly, volume_opts=opts, volume_nocopy=nocopy)
+    read_back = parse_mount(docker.mount_option(mount, "c1"))  # CSV, as docker's parser
+    assert read_back == replace(mount, volume_labels={"swarmctl.cluster.id": "c1"})
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from swarmctl.models import (
     Availability,
     Mode,
+    MountSpec,
     Node,
     NodeFacts,
     NodeState,
@@ -460,6 +461,37 @@ def test_a_paused_node_gets_no_new_tasks() -> None:
     paused = replace(A, availability=Availability.PAUSE)
     plan = plan_for([service(4)], [], [paused, B, C])
     assert {t.node_id for t in plan.create} == {"b", "c"}
+
+
+# ---------------------------------------------------------------------- volume affinity
+
+DB = service(1, id="dbsvc", name="db", mounts=(MountSpec("volume", "db_data", "/data"),))
+
+
+def test_a_failed_task_with_a_local_volume_is_replaced_on_its_node() -> None:
+    web = service(1, id="websvc", name="web")
+    gone = failed("t1", 1, ended_ago=10, service_id="dbsvc")
+    gone = replace(gone, timestamps={"running": at(30), **gone.timestamps})
+    plan = plan_for([DB, web], [gone, task("w1", 1, "a", service_id="websvc")], [A, B, C])
+    assert [(t.slot, t.node_id) for t in plan.create if t.service_id == "dbsvc"] == [(1, "a")]
+    # Had it never run, no data would hold it there: the emptiest node takes it.
+    never_ran = failed("t1", 1, ended_ago=10, service_id="dbsvc")
+    plan = plan_for([DB, web], [never_ran, task("w1", 1, "a", service_id="websvc")], [A, B, C])
+    assert [(t.slot, t.node_id) for t in plan.create if t.service_id == "dbsvc"] == [(1, "b")]
+
+
+def test_a_task_with_a_local_volume_waits_for_its_node_and_returns_there() -> None:
+    down = replace(A, state=NodeState.DOWN)
+    tasks = [task("t1", 1, "a", service_id="dbsvc")]
+    plan = plan_for([DB], tasks, [down, B, C])
+    (orphan,) = plan.shutdown
+    (new,) = plan.create
+    assert (orphan.state, new.state, new.node_id) == (TaskState.ORPHANED, TaskState.PENDING, "")
+    assert new.error == "pinned to a by volume db_data"
+    tasks = apply(tasks, plan)
+    assert plan_for([DB], tasks, [down, B, C]).empty  # it waits, never elsewhere
+    (placed,) = plan_for([DB], tasks, [A, B, C]).update
+    assert (placed.id, placed.node_id, placed.state) == (new.id, "a", TaskState.ASSIGNED)
 
 
 # ---------------------------------------------------------------------- pending tasks

@@ -10,6 +10,7 @@ from swarmctl.constraints import parse_constraint
 from swarmctl.errors import SwarmctlError
 from swarmctl.models import (
     Availability,
+    MountSpec,
     Node,
     NodeFacts,
     NodeState,
@@ -19,8 +20,17 @@ from swarmctl.models import (
     Role,
     Service,
     ServiceSpec,
+    Task,
 )
-from swarmctl.scheduler import Decision, NodeLoad, global_nodes, node_passes, schedule
+from swarmctl.scheduler import (
+    Decision,
+    NodeLoad,
+    global_nodes,
+    local_volume,
+    node_passes,
+    schedule,
+    volume_home,
+)
 
 SERVICE = "svc"
 GIB = 2**30
@@ -360,6 +370,90 @@ def test_global_nodes_checks_constraints() -> None:
     assert global_nodes(spec, [load("a")]) == {"a": "scheduling constraints not satisfied"}
 
 
+# ---------------------------------------------------------------------- volume affinity
+
+DB_DATA = MountSpec("volume", "db_data", "/data")
+
+
+@pytest.mark.parametrize(
+    ("mount", "pins"),
+    [
+        (DB_DATA, "db_data"),
+        (replace(DB_DATA, volume_driver="local"), "db_data"),
+        (replace(DB_DATA, volume_opts={"type": "tmpfs", "device": "tmpfs"}), "db_data"),
+        (replace(DB_DATA, volume_opts={"type": "nfs", "o": "addr=10.0.0.9"}), ""),
+        (replace(DB_DATA, volume_driver="local", volume_opts={"type": "NFS4"}), ""),
+        (replace(DB_DATA, volume_opts={"type": "cifs"}), ""),
+        (replace(DB_DATA, volume_driver="rexray/ebs"), ""),
+        (MountSpec("volume", "", "/data"), ""),  # anonymous: new with every task
+        (MountSpec("bind", "/srv/db", "/data"), ""),
+        (MountSpec("tmpfs", "", "/data"), ""),
+    ],
+)
+def test_only_a_named_volume_that_keeps_its_data_on_the_node_pins_its_tasks(
+    mount: MountSpec, pins: str
+) -> None:
+    assert local_volume(ServiceSpec("db", "postgres", mounts=(mount,))) == pins
+
+
+def test_a_task_with_a_local_volume_goes_back_to_its_node_even_if_others_are_emptier() -> None:
+    db = service(mounts=(DB_DATA,))
+    decisions = schedule(db, 1, [load("worker1", tasks=2, other=5), load("worker2")], ["worker1"])
+    assert decisions == [Decision("worker1")]
+
+
+@pytest.mark.parametrize(
+    "home",
+    [
+        load("worker1", state=NodeState.DOWN),
+        load("worker1", availability=Availability.PAUSE),
+        load("worker1", reserved=Resources(CPU), facts=with_cpus(1)),
+    ],
+)
+def test_a_task_whose_node_cannot_take_it_stays_pending_pinned_by_its_volume(
+    home: NodeLoad,
+) -> None:
+    db = service(mounts=(DB_DATA,), reservations=Resources(CPU))
+    decisions = schedule(db, 1, [home, load("worker2", facts=with_cpus(4))], ["worker1"])
+    assert decisions == [Decision(None, "pinned to worker1 by volume db_data")]
+
+
+def test_a_task_whose_node_left_the_cluster_is_pinned_to_its_id() -> None:
+    db = service(mounts=(DB_DATA,))
+    assert schedule(db, 1, [load("worker2")], ["gone1"]) == [
+        Decision(None, "pinned to gone1 by volume db_data")
+    ]
+
+
+def test_a_task_with_a_shared_volume_goes_anywhere() -> None:
+    nfs = service(mounts=(replace(DB_DATA, volume_opts={"type": "nfs"}),))
+    down = load("worker1", state=NodeState.DOWN)
+    assert schedule(nfs, 1, [down, load("worker2")], ["worker1"]) == [Decision("worker2")]
+
+
+def test_free_tasks_spread_around_the_pinned_ones() -> None:
+    db = service(mounts=(DB_DATA,))
+    decisions = schedule(db, 3, [load("a"), load("b")], ["", "a", ""])
+    assert [d.node_id for d in decisions] == ["b", "a", "a"]
+
+
+def ran(id: str, node_id: str, created_at: str, running: bool = True) -> Task:
+    states = {"assigned": created_at, **({"running": created_at} if running else {})}
+    return Task(id, SERVICE, 1, created_at, node_id, timestamps=states)
+
+
+def test_a_slots_home_is_the_node_of_its_latest_task_that_ran() -> None:
+    history = [
+        ran("t1", "worker1", "2026-01-01T00:00:01"),
+        ran("t2", "worker2", "2026-01-01T00:00:02"),
+        ran("t3", "worker3", "2026-01-01T00:00:03", running=False),  # never ran: no data
+        Task("t4", SERVICE, 1, "2026-01-01T00:00:04"),  # pending
+    ]
+    assert volume_home(history) == "worker2"
+    assert volume_home(reversed(history)) == "worker2"
+    assert volume_home(history[2:]) == ""
+
+
 # ----------------------------------------------------------------------------- properties
 
 CONSTRAINTS = [
@@ -521,3 +615,27 @@ def test_with_nothing_constraining_balanced_counts_stay_within_one(
         assert decision.node_id is not None
         tasks[decision.node_id] += 1
     assert max(tasks.values()) - min(tasks.values()) <= 1
+
+
+@st.composite
+def homes(draw: st.DrawFn, loads: list[NodeLoad], count: int) -> list[str]:
+    ids = [lo.node.id for lo in loads] + ["gone"]
+    return draw(st.lists(st.sampled_from(["", *ids]), min_size=count, max_size=count))
+
+
+@given(services(), node_loads(), st.integers(0, 12), st.data())
+def test_a_pinned_task_runs_on_its_home_or_nowhere_and_free_tasks_lose_no_placement(
+    spec: Service, loads: list[NodeLoad], count: int, data: st.DataObject
+) -> None:
+    db = replace(spec, spec=replace(spec.spec, mounts=(DB_DATA,)))
+    pins = data.draw(homes(loads, count))
+    names = {lo.node.id: lo.node.hostname for lo in loads}
+    decisions = schedule(db, count, loads, pins)
+    assert len(decisions) == count
+    for home, decision in zip(pins, decisions, strict=True):
+        if home:
+            assert decision.node_id in (home, None)
+            if decision.node_id is None:
+                assert decision.reason == f"pinned to {names.get(home, home)} by volume db_data"
+    # Without the volume, the same homes mean nothing: the plain spread.
+    assert schedule(spec, count, loads, pins) == schedule(spec, count, loads)

@@ -26,12 +26,20 @@ from swarmctl.spec import (
     parse_env,
     parse_mount,
     parse_publish,
+    parse_volume,
 )
 
 NAME_HELP = "use letters, digits, '_' and '-' (at most 63, starting with a letter or digit)"
 PUBLISH_HELP = "expected [PUBLISHED:]TARGET[/PROTOCOL] or published=…,target=…"
 PATH_HELP = "an absolute path of letters, digits and '/_.-@%+~'"
-VOLUME_HELP = "must be a name of letters, digits, '_', '.' and '-' (type=bind mounts a host path)"
+KEYS = (
+    "type, source, target, readonly, volume-driver, volume-opt, volume-label, volume-nocopy,"
+    " tmpfs-size, tmpfs-mode"
+)
+EXPECTED_MODE = "tmpfs-mode '{}': expected permission bits in octal, like 1770"
+VOLUME_HELP = (
+    "must be a name of 2 or more letters, digits, '_', '.' and '-' (type=bind mounts a host path)"
+)
 USER_HELP = "expected NAME, UID, NAME:GROUP or UID:GID (letters, digits, '_', '.', '-')"
 DIGEST = "sha256:" + "ab" * 32
 MiB = 2**20
@@ -142,6 +150,33 @@ def test_a_publish_with_a_newline_is_refused_on_one_line() -> None:
             "type=bind,source=/srv/a_b.c-d@e%f+g~h,target=/data/",
             MountSpec("bind", "/srv/a_b.c-d@e%f+g~h", "/data/"),
         ),
+        ("TYPE=volume,Target=/data,RO", MountSpec("volume", "", "/data", True)),
+        ("type=tmpfs,target=/run/cache", MountSpec("tmpfs", "", "/run/cache")),
+        (
+            "type=tmpfs,target=/t,tmpfs-size=64m,tmpfs-mode=1770",
+            MountSpec("tmpfs", "", "/t", tmpfs_size=64 * 2**20, tmpfs_mode=0o1770),
+        ),
+        (
+            'source=db,target=/d,volume-driver=local,volume-opt=type=nfs,"volume-opt=o=addr=10.0.0.9,rw"',
+            MountSpec(
+                "volume",
+                "db",
+                "/d",
+                volume_driver="local",
+                volume_opts={"type": "nfs", "o": "addr=10.0.0.9,rw"},
+            ),
+        ),
+        (
+            "source=db,target=/d,volume-nocopy,volume-label=tier=db,volume-label=backup",
+            MountSpec(
+                "volume",
+                "db",
+                "/d",
+                volume_nocopy=True,
+                volume_labels={"tier": "db", "backup": ""},
+            ),
+        ),
+        ("source=db,target=/d,volume-nocopy=false", MountSpec("volume", "db", "/d")),
     ],
 )
 def test_every_mount_form_is_accepted(text: str, mount: MountSpec) -> None:
@@ -151,7 +186,26 @@ def test_every_mount_form_is_accepted(text: str, mount: MountSpec) -> None:
 @pytest.mark.parametrize(
     ("text", "why"),
     [
-        ("type=tmpfs,target=/x", "type tmpfs is not bind or volume"),
+        ("type=npipe,target=/x", "type npipe is not bind, volume or tmpfs"),
+        (
+            "type=tmpfs,source=/run,target=/x",
+            "a tmpfs mount takes no source (it is made in memory)",
+        ),
+        ("type=tmpfs,source=,target=/x", "a tmpfs mount takes no source (it is made in memory)"),
+        ("type=tmpfs,target=/x,tmpfs-size=big", "tmpfs-size 'big': expected a size like 64m or 1g"),
+        ("type=tmpfs,target=/x,tmpfs-mode=0o700", EXPECTED_MODE.format("0o700")),
+        ("type=tmpfs,target=/x,tmpfs-mode=8", EXPECTED_MODE.format("8")),
+        ("type=tmpfs,target=/x,volume-nocopy", "volume-nocopy is only for type=volume"),
+        ("type=bind,source=/a,target=/x,volume-opt=type=nfs", "volume-opt is only for type=volume"),
+        ("target=/x,tmpfs-size=1m", "tmpfs-size is only for type=tmpfs"),
+        ("target=/x,volume-opt=", "volume-opt '': expected KEY=VALUE"),
+        ("target=/x,volume-opt==nfs", "volume-opt '=nfs': expected KEY=VALUE"),
+        (
+            "target=/x,volume-driver=$(reboot)",
+            "volume-driver '$(reboot)': expected a driver name like local",
+        ),
+        ("target=/x,volume-nocopy=maybe", "volume-nocopy=maybe: expected true or false"),
+        ('target=/x,"a', "not a comma-separated list (unexpected end of data)"),
         ("type=bind,target=/x", "a bind mount needs source=<absolute path>"),
         ("type=bind,source=,target=/x", "a bind mount needs source=<absolute path>"),
         ("type=bind,source=srv,target=/x", f"source 'srv' must be {PATH_HELP}"),
@@ -162,11 +216,12 @@ def test_every_mount_form_is_accepted(text: str, mount: MountSpec) -> None:
         ("source=data,target=//", "target / is the container's root"),
         ("source=/srv,target=/x", f"volume source '/srv' {VOLUME_HELP}"),
         ("source=-data,target=/x", f"volume source '-data' {VOLUME_HELP}"),
+        ("source=d,target=/x", f"volume source 'd' {VOLUME_HELP}"),
         (
             "type=bind,source=/srv,target=/x,bind-propagation=rshared",
-            "unknown key 'bind-propagation' (use type, source, target, readonly)",
+            f"unknown key 'bind-propagation' (use {KEYS})",
         ),
-        ("target=/x,", "unknown key '' (use type, source, target, readonly)"),
+        ("target=/x,", f"unknown key '' (use {KEYS})"),
         ("target=/x,target=/y", "target is given twice"),
         ("target=/x,dst=/y", "target is given twice"),
         ("target=/x,ro,readonly", "readonly is given twice"),
@@ -774,7 +829,7 @@ def test_a_negative_restart_window_is_refused() -> None:
 
 
 def test_two_mounts_on_one_target_are_refused() -> None:
-    assert spec_error(mounts=["source=a,target=/data", "type=bind,source=/srv,target=/data"]) == (
+    assert spec_error(mounts=["source=db,target=/data", "type=bind,source=/srv,target=/data"]) == (
         "--mount 'type=bind,source=/srv,target=/data': target /data is already mounted"
     )
 
@@ -884,3 +939,35 @@ def test_health_options_set_only_what_is_given_the_rest_stays_the_images() -> No
 )  # fmt: skip
 def test_bad_health_options_are_refused_naming_the_option(options: dict, error: str) -> None:
     assert spec_error(**options).startswith(error)
+
+
+# ------------------------------------------------------------------------- volume create
+
+
+def test_volume_create_takes_a_name_a_driver_and_key_value_options() -> None:
+    assert parse_volume("db_data", "local", ["type=nfs", "o=addr=10.0.0.9,rw", "nocopy="]) == {
+        "type": "nfs",
+        "o": "addr=10.0.0.9,rw",
+        "nocopy": "",
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "driver", "options", "error"),
+    [
+        (
+            "a/b",
+            "local",
+            [],
+            "volume name 'a/b': must be a name of 2 or more letters, digits, '_', '.' and '-'",
+        ),
+        ("vol", "$(x)", [], "--driver '$(x)': expected a driver name like local"),
+        ("vol", "local", ["type"], "--opt 'type': expected KEY=VALUE"),
+        ("vol", "local", ["=nfs"], "--opt '=nfs': expected KEY=VALUE"),
+        ("vol", "local", ["o=a\nb"], "volume create 'o=a\\nb': must be one line of printable text"),
+    ],
+)
+def test_a_bad_volume_create_is_refused_in_one_line(
+    name: str, driver: str, options: list[str], error: str
+) -> None:
+    assert error_of(parse_volume, name, driver, options) == error
