@@ -125,7 +125,16 @@ def apply(store: StateStore, pool: Hosts, plan: Plan, progress: Progress | None 
     def on_node(conn: Host) -> list[Task]:
         node_id = by_host[conn.name]
         stopping, starting = work[node_id]
-        done = _stop(conn, stopping) if stopping else []
+        # A service removed meanwhile: its containers' own grace, docker's default here.
+        grace = max(
+            (
+                services[t.service_id].spec.stop_grace_period
+                for t in stopping
+                if t.service_id in services
+            ),
+            default=10.0,
+        )
+        done = _stop(conn, stopping, grace) if stopping else []
         with ThreadPoolExecutor(max_workers=PER_NODE) as threads:
             done += list(
                 threads.map(
@@ -160,19 +169,23 @@ def _rejected(task: Task, error: str) -> Task:
     return stamp(task, TaskState.REJECTED, error=error, message="rejected")
 
 
-def _stop(conn: Host, tasks: list[Task]) -> list[Task]:
-    remove_containers(conn, [t.id for t in tasks], timeout=60)
+def _stop(conn: Host, tasks: list[Task], grace: float) -> list[Task]:
+    remove_containers(conn, [t.id for t in tasks], timeout=60 + grace, graceful=True)
     return [
         t if t.state.terminal and t.state != TaskState.ORPHANED else stamp(t, TaskState.SHUTDOWN)
         for t in tasks
     ]
 
 
-def remove_containers(host: Host, task_ids: Sequence[str], timeout: float) -> None:
-    """Remove the tasks' containers. One already gone, or going (the supervisor or
-    another command removing it right now: docker answers "removal … is already in
-    progress"), is as good as removed, not a failure of the work that follows."""
-    result = host.run(docker.remove_tasks(task_ids), timeout=timeout, check=False)
+def remove_containers(
+    host: Host, task_ids: Sequence[str], timeout: float, graceful: bool = False
+) -> None:
+    """Remove the tasks' containers; `graceful`: stop them first, each with its stop
+    signal and grace period. One already gone, or going (the supervisor or another
+    command removing it right now: docker answers "removal … is already in progress"),
+    is as good as removed, not a failure of the work that follows."""
+    command = (docker.stop_tasks if graceful else docker.remove_tasks)(task_ids)
+    result = host.run(command, timeout=timeout, check=False)
     if result.exit_code == 0:
         return
     benign = ("already in progress", "No such container")

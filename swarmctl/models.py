@@ -221,6 +221,8 @@ class ServiceSpec:
     workdir: str = ""
     user: str = ""
     health: HealthCheck | None = None  # None: the image's own HEALTHCHECK, if any
+    stop_grace_period: float = 10.0  # seconds from the stop signal to SIGKILL (swarm's)
+    stop_signal: str = ""  # "": the image's STOPSIGNAL, else SIGTERM
     update: UpdatePolicy = field(default_factory=UpdatePolicy)
     rollback: UpdatePolicy = field(default_factory=UpdatePolicy)
 

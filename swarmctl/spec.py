@@ -6,6 +6,7 @@ not look at the cluster, so whether a network exists or a port is free is the ca
 """
 
 import csv
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -60,6 +61,8 @@ _DURATION_UNITS = {
 }
 _DURATION_PART_RE = re.compile(rf"({_NUMBER})(ns|us|µs|μs|ms|s|m|h)")
 _DURATION_RE = re.compile(rf"(?:{_DURATION_PART_RE.pattern})+")
+# docker's signal names (with or without SIG, real-time ones as SIGRTMIN+N) or numbers
+_SIGNAL_RE = re.compile(r"(?:SIG)?[A-Z][A-Z0-9]{1,9}(?:[+-][0-9]{1,2})?|[1-9]|[1-5][0-9]|6[0-4]")
 _BYTES_RE = re.compile(rf"(?P<number>{_NUMBER})(?:(?P<unit>[kmgt])(?:i?b)?|b)?", re.IGNORECASE)
 _CPUS_RE = re.compile(_NUMBER)
 _PORT_RE = re.compile(r"[0-9]{1,10}")
@@ -205,6 +208,8 @@ def build_spec(
     health_timeout: str | None = None,
     health_start_period: str | None = None,
     no_healthcheck: bool = False,
+    stop_grace_period: str | None = None,
+    stop_signal: str = "",
     update: "PolicyOptions | None" = None,
     rollback: "PolicyOptions | None" = None,
 ) -> ServiceSpec:
@@ -248,6 +253,8 @@ def build_spec(
             health_start_period,
             no_healthcheck,
         ),
+        stop_grace_period=_stop_grace_period(stop_grace_period, 10.0),
+        stop_signal=_stop_signal(stop_signal),
         update=(update or PolicyOptions()).apply("--update", UpdatePolicy()),
         rollback=(rollback or PolicyOptions()).apply("--rollback", UpdatePolicy()),
     )
@@ -331,6 +338,8 @@ class Changes:
     health_timeout: str | None = None
     health_start_period: str | None = None
     no_healthcheck: bool = False
+    stop_grace_period: str | None = None
+    stop_signal: str | None = None
     update: PolicyOptions = PolicyOptions()
     rollback: PolicyOptions = PolicyOptions()
 
@@ -388,6 +397,8 @@ def updated_spec(spec: ServiceSpec, c: Changes) -> ServiceSpec:
         limits=limits,
         restart=_update_restart(spec.restart, c),
         health=_update_health(spec.health, c),
+        stop_grace_period=_stop_grace_period(c.stop_grace_period, spec.stop_grace_period),
+        stop_signal=spec.stop_signal if c.stop_signal is None else _stop_signal(c.stop_signal),
         update=c.update.apply("--update", spec.update),
         rollback=c.rollback.apply("--rollback", spec.rollback),
     )
@@ -620,6 +631,24 @@ def _tmpfs_mode(text: str | None, invalid: Invalid) -> int | None:
     if not _OCTAL_RE.fullmatch(text):
         raise invalid(f"tmpfs-mode '{text}': expected permission bits in octal, like 1770")
     return int(text, 8)
+
+
+def _stop_grace_period(text: str | None, before: float) -> float:
+    """Whole seconds, as docker's --stop-timeout takes them (a fraction is rounded up)."""
+    if text is None:
+        return before
+    return float(math.ceil(parse_duration(text, "--stop-grace-period")))
+
+
+def _stop_signal(text: str) -> str:
+    """A signal as docker names them (SIGTERM, TERM, SIGRTMIN+3) or its number."""
+    _check_one_line("--stop-signal", text)
+    if text and not _SIGNAL_RE.fullmatch(text):
+        raise SwarmctlError(
+            f"--stop-signal {_show(text)}: expected a signal name like SIGTERM or SIGUSR1, "
+            "or a number from 1 to 64"
+        )
+    return text
 
 
 def parse_duration(text: str, option: str) -> float:

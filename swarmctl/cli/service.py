@@ -120,6 +120,13 @@ def create(
     no_healthcheck: Annotated[
         bool, typer.Option("--no-healthcheck", help="Not even the image's HEALTHCHECK.")
     ] = False,
+    stop_grace_period: Annotated[
+        str | None,
+        typer.Option(help="Time a task has to stop before it is killed.  [default: 10s]"),
+    ] = None,
+    stop_signal: Annotated[
+        str, typer.Option(help="Signal that stops a task (default: the image's, or SIGTERM).")
+    ] = "",
     resolve_image: Annotated[
         str,
         typer.Option(
@@ -183,6 +190,8 @@ def create(
         health_timeout=health_timeout,
         health_start_period=health_start_period,
         no_healthcheck=no_healthcheck,
+        stop_grace_period=stop_grace_period,
+        stop_signal=stop_signal,
         update=_policy(PolicyOptions, given, "update"),
         rollback=_policy(PolicyOptions, given, "rollback"),
     )
@@ -232,6 +241,8 @@ def update(
     health_timeout: Annotated[str | None, typer.Option()] = None,
     health_start_period: Annotated[str | None, typer.Option()] = None,
     no_healthcheck: Annotated[bool, typer.Option("--no-healthcheck")] = False,
+    stop_grace_period: Annotated[str | None, typer.Option()] = None,
+    stop_signal: Annotated[str | None, typer.Option()] = None,
     resolve_image: Annotated[
         str, typer.Option(help="Pin a new image to its digest: always, changed or never.")
     ] = "always",
@@ -312,6 +323,8 @@ def update(
         health_timeout=health_timeout,
         health_start_period=health_start_period,
         no_healthcheck=no_healthcheck,
+        stop_grace_period=stop_grace_period,
+        stop_signal=stop_signal,
         update=_policy(PolicyOptions, given, "update"),
         rollback=_policy(PolicyOptions, given, "rollback"),
     )
@@ -705,6 +718,8 @@ def _spec_json(service, spec, networks) -> dict:
                 "Dir": spec.workdir,
                 "User": spec.user,
                 **({"Healthcheck": _healthcheck(spec.health)} if spec.health else {}),
+                "StopGracePeriod": int(spec.stop_grace_period * 1e9),
+                **({"StopSignal": spec.stop_signal} if spec.stop_signal else {}),
             },
             "Resources": {
                 "Limits": {

@@ -62,7 +62,7 @@ def run_task(cluster_id: str, service: Service, task: Task, networks: Sequence[s
         "--restart",
         "no",
         "--stop-timeout",
-        "10",
+        f"{spec.stop_grace_period:.0f}",
     ]
     labels = {
         LABEL_CLUSTER: cluster_id,
@@ -88,6 +88,8 @@ def run_task(cluster_id: str, service: Service, task: Task, networks: Sequence[s
         create += ["--workdir", spec.workdir]
     if spec.user:
         create += ["--user", spec.user]
+    if spec.stop_signal:
+        create += ["--stop-signal", spec.stop_signal]
     if spec.health:
         create += _health(spec.health)
     if spec.limits.nano_cpus:
@@ -190,6 +192,17 @@ def mount_option(mount: MountSpec, cluster_id: str) -> str:
     line = io.StringIO()
     csv.writer(line, lineterminator="").writerow(fields)
     return line.getvalue()
+
+
+def stop_tasks(task_ids: Sequence[str]) -> str:
+    """Stop these tasks' containers as docker stop does, each with the signal and grace
+    period it was made with (then SIGKILL), and remove them. A container that will not
+    stop is still removed: the stop only gives it the chance to end cleanly."""
+    ids = " ".join(shlex.quote(f"label={LABEL_TASK_ID}={task_id}") for task_id in task_ids)
+    return (
+        f'ids=$(for filter in {ids}; do docker ps -aq --filter "$filter"; done); '
+        '[ -z "$ids" ] || { docker stop $ids >/dev/null 2>&1; docker rm -f $ids >/dev/null; }'
+    )
 
 
 def remove_tasks(task_ids: Sequence[str]) -> str:

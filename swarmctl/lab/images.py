@@ -6,7 +6,9 @@ lab registry, from which every host pulls them as it would in production.
   busybox gives it a shell, wget and nc for health checks and debugging.
 - `busybox` (docker.io/library/busybox): busybox alone, as on Docker Hub, for services
   that tests run (swarmctl's own helpers need no image from here: pause.py).
-- `swarmctl/tools`: busybox (sh, ping, wget, nc, nslookup) and iperf3, for tests.
+- `swarmctl/tools`: busybox (sh, ping, wget, nc, nslookup) and iperf3, for tests, under
+  tini: a task's command is not PID 1, so `docker stop` ends a `sleep` at once instead of
+  waiting out the stop grace period (PID 1 ignores signals it has no handler for).
 
 A rootfs is the packages unpacked with `dpkg-deb -x` plus the shared libraries their
 programs load (found with ldd), turned into an image by `docker import`.
@@ -80,11 +82,15 @@ RECIPES = (
         programs=(),
         changes=('CMD ["sh"]', f"ENV PATH={PATH}"),
     ),
-    ImageRecipe(
+    ImageRecipe(  # tini as PID 1, as many images have: `sleep` then ends on SIGTERM
         repository="swarmctl/tools",
-        packages=("busybox-static", "iperf3", "libiperf0", "libsctp1"),
+        packages=("busybox-static", "iperf3", "libiperf0", "libsctp1", "tini"),
         programs=("usr/bin/iperf3",),
-        changes=('CMD ["sh"]', f"ENV PATH={PATH}"),
+        changes=(
+            'ENTRYPOINT ["/usr/bin/tini-static", "--"]',
+            'CMD ["sh"]',
+            f"ENV PATH={PATH}",
+        ),
     ),
 )
 

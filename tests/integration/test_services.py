@@ -261,3 +261,25 @@ def test_service_rm_asks_before_deleting_when_not_told_yes(walkthrough: Cluster)
     assert refused.returncode == 1
     assert "--yes" in refused.stderr
     assert walkthrough("service", "ls", "-q").stdout.strip() != ""
+
+
+@pytest.mark.modes("online", "offline")
+def test_a_task_is_stopped_with_its_stop_signal_then_removed(cluster: Cluster) -> None:
+    # The task's command records the signal it got in a volume that outlives it; `docker
+    # rm -f` (SIGKILL at once) gave it no chance to.
+    cluster("init", "manager1")
+    cluster("join", "--all")
+    trap = "trap 'echo usr1 > /data/stopped; exit 0' USR1; while :; do sleep 0.2; done"
+    cluster(
+        "service", "create", "--name", "calm", "--stop-signal", "USR1",
+        "--stop-grace-period", "30s", "--constraint", "node.hostname==worker1",
+        "--mount", "type=volume,source=calm_data,target=/data",
+        "swarmctl/tools", "sh", "-c", trap, warnings=True,
+    )  # fmt: skip
+    cluster("service", "scale", "calm=0")
+    left = cluster.lab.ssh("worker1", "docker ps -aq --filter label=swarmctl.service.name=calm")
+    assert left.stdout.strip() == ""  # stopped, then removed
+    seen = cluster.lab.ssh(
+        "worker1", "docker run --rm -v calm_data:/data swarmctl/tools cat /data/stopped"
+    )
+    assert seen.stdout.strip() == "usr1"

@@ -577,3 +577,18 @@ def test_health_options_reach_docker_run_only_as_given() -> None:
     only = run_argv(HealthCheck(retries=5))
     assert "--health-cmd" not in only and only[only.index("--health-retries") + 1] == "5"
     assert "--no-healthcheck" in run_argv(HealthCheck(disabled=True))
+
+
+def test_a_task_is_made_with_its_stop_signal_and_grace_and_stopped_before_removal() -> None:
+    spec = ServiceSpec("web", "nginx", stop_grace_period=90.0, stop_signal="SIGUSR1")
+    task = Task("t1", "svc", 1, "2026-11-25T12:00:00.000+00:00", node_id="n1")
+    (line,) = [
+        x
+        for x in docker.run_task("c1", Service("svc", spec, "", ""), task, []).splitlines()
+        if "run -d" in x
+    ]
+    argv = shlex.split(line[line.index("docker run") :].split(")")[0])
+    assert argv[argv.index("--stop-timeout") + 1] == "90"
+    assert argv[argv.index("--stop-signal") + 1] == "SIGUSR1"
+    stop = docker.stop_tasks(["t1"])
+    assert stop.index("docker stop $ids") < stop.index("docker rm -f $ids")

@@ -142,7 +142,7 @@ def test_an_image_no_registry_serves_is_copied_from_a_peer_and_the_start_retried
     assert hosts["worker1"].commands[1] == docker.load_image()
 
 
-def test_shut_down_tasks_lose_their_containers_through_remove_tasks(tmp_path) -> None:
+def test_shut_down_tasks_are_stopped_with_their_grace_then_removed(tmp_path) -> None:
     store = make_store(tmp_path / "state.json", nodes(1), [service("web", 2)])
     hosts = FakeHosts(NAMES[:1])
     executor.apply(store, hosts, plan_now(store))
@@ -152,7 +152,7 @@ def test_shut_down_tasks_lose_their_containers_through_remove_tasks(tmp_path) ->
     plan = plan_now(store)
     executor.apply(store, hosts, plan)
     assert hosts["manager1"].task_ids() == []
-    assert hosts["manager1"].commands == [docker.remove_tasks([t.id for t in plan.shutdown])]
+    assert hosts["manager1"].commands == [docker.stop_tasks([t.id for t in plan.shutdown])]
 
 
 @pytest.mark.parametrize(

@@ -198,3 +198,39 @@ def test_mounts_and_networks_are_added_and_removed() -> None:
     assert spec.networks == ("back",)
     with pytest.raises(SwarmctlError, match="--network 'b a d'"):
         updated_spec(spec, Changes(network_add=["b a d"]))
+
+
+def test_a_stop_grace_period_and_signal_are_read_as_docker_reads_them() -> None:
+    default = build_spec(name="web", image="nginx")
+    assert (default.stop_grace_period, default.stop_signal) == (10.0, "")
+    given = build_spec(name="web", image="nginx", stop_grace_period="1m30s", stop_signal="USR1")
+    assert (given.stop_grace_period, given.stop_signal) == (90.0, "USR1")
+    # docker's --stop-timeout takes whole seconds: a fraction is rounded up, never down
+    assert build_spec(name="w", image="nginx", stop_grace_period="1500ms").stop_grace_period == 2
+    changed = updated_spec(given, Changes(stop_grace_period="0s"))
+    assert (changed.stop_grace_period, changed.stop_signal) == (0.0, "USR1")
+    assert updated_spec(given, Changes(stop_signal="SIGRTMIN+3")).stop_signal == "SIGRTMIN+3"
+    shown = inspect_json(Service("s", given, "", ""), [])
+    container = shown["Spec"]["TaskTemplate"]["ContainerSpec"]
+    assert (container["StopGracePeriod"], container["StopSignal"]) == (90_000_000_000, "USR1")
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        (
+            Changes(stop_grace_period="soon"),
+            "--stop-grace-period 'soon': expected a duration like 5s, 1m30s or 500ms",
+        ),
+        (
+            Changes(stop_signal="KILL;rm"),
+            "--stop-signal 'KILL;rm': expected a signal name like SIGTERM or SIGUSR1, "
+            "or a number from 1 to 64",
+        ),
+        (Changes(stop_signal="99"), "--stop-signal '99'"),
+    ],
+)
+def test_a_bad_stop_option_is_refused_naming_it(changes: Changes, error: str) -> None:
+    with pytest.raises(SwarmctlError) as raised:
+        updated_spec(SPEC, changes)
+    assert error in str(raised.value)
