@@ -466,26 +466,27 @@ def problems(
     nodes = {n.id: n.hostname for n in all_nodes}
     states = {n.id: n.state.value for n in all_nodes}
     ready = ready_node_ids(all_nodes)
-    found = []
-    for task in tasks:
+    found: dict[str, str] = {}  # one line per slot: its latest task's
+    for task in sorted(tasks, key=lambda t: t.created_at):
         current = task.desired_state == TaskState.RUNNING
         if task.service_id != service.id or not (current or task.state in FAILED_STATES):
             continue
         where = nodes.get(task.node_id, "no node")
         name = f"{service.spec.name}.{task.slot_key}"
         if task.state == TaskState.RUNNING:
+            found.pop(name, None)  # what an earlier task of the slot met is over
             if task.node_id not in ready and task.node_id in states:
-                found.append(
+                found[name] = (
                     f"{name} on {where}: running when last seen, node {states[task.node_id]}"
                 )
         elif task.error and short:
-            found.append(f"{name} on {where}: {task.state.value}: {task.error}")
+            found[name] = f"{name} on {where}: {task.state.value}: {task.error}"
         elif task.state == TaskState.STARTING and task.container_id:
-            found.append(f"{name} on {where}: starting: its health check has not passed")
+            found[name] = f"{name} on {where}: starting: its health check has not passed"
         elif current and short:
             # e.g. complete: its command ended with status 0, which a service never expects
-            found.append(f"{name} on {where}: {task.state.value}")
-    return sorted(set(found))
+            found[name] = f"{name} on {where}: {task.state.value}"
+    return sorted(found.values())
 
 
 # ----------------------------------------------------------------- rolling updates

@@ -385,6 +385,15 @@ def _roll(e, pool, found, quiet: bool, want: str) -> None:
     message = status.message if status else "the service was removed"
     if state != want:
         raise SwarmctlError(f"service {found.spec.name}: {state.replace('_', ' ')}: {message}")
+    # With --update-failure-action continue an update completes over failed tasks: it is
+    # done, but the service is not serving as asked, and a script must hear of it.
+    (report,) = services.status(e.store, [found.id]) or [None]
+    if report is not None and not report.converged:
+        details = "; ".join(report.problems) or "tasks are not running"
+        raise SwarmctlError(
+            f"service {found.spec.name}: {message}, but it did not converge "
+            f"({report.running} of {report.desired} tasks running): {details}"
+        )
     if not quiet:
         typer.echo(f"verify: {message}")
 

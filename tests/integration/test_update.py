@@ -261,3 +261,20 @@ def test_a_client_of_the_mesh_sees_no_failed_request_during_an_update(cluster: C
     print(f"\nrequests through the mesh during two updates: {len(answers)}")
     assert answers.count("ok") > 10
     assert answers.count("failed") == 0
+
+
+def test_failure_action_continue_completes_but_exits_non_zero_when_nothing_serves(
+    web: Cluster,
+) -> None:
+    # Swarm's `continue` renews every slot over failed tasks; the update is complete, the
+    # service is not what was asked: a script must hear of it.
+    result = web(
+        "service", "update", "--update-failure-action", "continue", *MISSING, "web", check=False
+    )
+    assert result.returncode == 1
+    error = error_line(result.stderr)
+    assert error.startswith(
+        "Error: service web: update completed, but it did not converge (0 of 3 tasks running): "
+    )
+    assert [error.count(f"web.{slot} on ") for slot in (1, 2, 3)] == [1, 1, 1]
+    assert update_status(web)["UpdateStatus"]["State"] == "completed"

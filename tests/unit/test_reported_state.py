@@ -62,3 +62,20 @@ def test_a_task_on_a_node_down_is_reported_and_a_healthy_service_has_no_problem(
         "web.3 on c: running when last seen, node down"
     ]
     assert problems(WEB, TASKS, [node(n, NodeState.READY) for n in "abc"], short=False) == []
+
+
+def test_a_slot_is_reported_once_by_its_latest_task() -> None:
+    # Three rejected starts of one slot (restarts) make one line, the latest; a slot whose
+    # newest task runs reports nothing of the ones before it.
+    nodes = [node(n, NodeState.READY) for n in "abc"]
+
+    def rejected(id: str, slot: int, at: str, why: str) -> Task:
+        return Task(id, "svc", slot, at, node_id="a", state=TaskState.REJECTED, error=why)
+
+    tasks = [
+        rejected("r1", 1, "2026-12-04T12:00:01", "no such image (1)"),
+        rejected("r2", 1, "2026-12-04T12:00:02", "no such image (2)"),
+        rejected("r3", 2, "2026-12-04T12:00:01", "node unreachable"),
+        Task("t2", "svc", 2, "2026-12-04T12:00:02", node_id="b", state=TaskState.RUNNING),
+    ]
+    assert problems(WEB, tasks, nodes, short=True) == ["web.1 on a: rejected: no such image (2)"]
