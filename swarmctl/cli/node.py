@@ -181,8 +181,15 @@ def update(
         list[str] | None, typer.Option(help="Remove a node label if it exists.")
     ] = None,
     role: Annotated[str | None, typer.Option(help="worker or manager.")] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", "-f", help="Drain even tasks pinned to the node by a local volume."
+        ),
+    ] = False,
 ) -> None:
-    """Change a node's availability, labels or role."""
+    """Change a node's availability, labels or role. Drain moves its tasks elsewhere and
+    waits until they run there."""
     from swarmctl import clock
     from swarmctl.models import Availability, Role
     from swarmctl.naming import parse_key_values
@@ -207,9 +214,71 @@ def update(
         )
         if changed.role == Role.WORKER and current.leader:
             raise SwarmctlError(f"node {current.hostname} is the leader: it cannot be demoted")
+        draining = (
+            changed.availability == Availability.DRAIN
+            and current.availability != Availability.DRAIN
+        )
+        moving = _tasks_on(repo, current.id) if draining else []
+        pinned = _pinned(current.hostname, moving)
+        if pinned and not force:
+            raise SwarmctlError(
+                f"{next(iter(pinned.values()))}: drained, it would wait, stopped, until "
+                f"{current.hostname} is active again; --force drains anyway"
+            )
         if changed != current:
             repo.nodes.put(replace(changed, updated_at=clock.now(), version=current.version + 1))
     typer.echo(current.hostname)
+    warn([f"{why}: it waits, stopped, until the node is active again" for why in pinned.values()])
+    # A pinned task's service stays short of a replica by design: only the others must move.
+    _move_away(e, {service.id for service, _ in moving}, excused={sid for sid, _ in pinned})
+
+
+def _tasks_on(repo, node_id: str) -> list:
+    """(service, task) of every task meant to run on the node."""
+    from swarmctl.models import TaskState
+
+    services = {s.id: s for s in repo.services.all()}
+    return [
+        (services[t.service_id], t)
+        for t in repo.tasks.all()
+        if t.node_id == node_id
+        and t.desired_state == TaskState.RUNNING
+        and t.service_id in services
+    ]
+
+
+def _pinned(hostname: str, moving: list) -> dict[tuple[str, str], str]:
+    """(service id, task id) -> why, for each task a local volume holds on the node (its
+    data is there): draining cannot move it."""
+    from swarmctl.scheduler import local_volume
+
+    return {
+        (service.id, task.id): f"task {service.spec.name}.{task.slot_key} is pinned to "
+        f"{hostname} by volume {volume}"
+        for service, task in moving
+        if (volume := local_volume(service.spec))
+    }
+
+
+def _move_away(e, service_ids: set[str], excused: set[str]) -> None:
+    """Converge the services whose tasks the drain ends; non-zero if one not `excused`
+    falls short."""
+    from swarmctl import services
+
+    if not service_ids:
+        return
+    with e.pool() as pool:
+        warn(services.converge(e.store, pool, service_ids))
+    short = [r for r in services.status(e.store, sorted(service_ids - excused)) if not r.converged]
+    if short:
+        raise SwarmctlError(
+            "; ".join(
+                f"service {r.service.spec.name} did not converge after the drain "
+                f"({r.running} of {r.desired} tasks running)"
+                + (f": {', '.join(r.problems)}" if r.problems else "")
+                for r in short
+            )
+        )
 
 
 @app.command()
