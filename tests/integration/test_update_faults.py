@@ -1,0 +1,205 @@
+"""Rolling updates meeting faults on real hosts, with `swarmctl supervise` running as in
+the walkthrough: the command and the supervisor both carrying an update, a node lost
+mid-update, the supervisor SIGKILLed while it carries a detached update, Ctrl-C on
+`service update`. Each ends with exactly the replicas asked for, one task per slot,
+and no batch repeated."""
+
+import collections
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.integration.conftest import Cluster, interruptible
+from tests.integration.test_supervisor import Supervisor, containers, tasks, wait_for
+
+pytestmark = pytest.mark.lab
+
+REPLICAS = 3
+
+
+@pytest.fixture
+def web(cluster: Cluster) -> Cluster:
+    cluster("init", "manager1")
+    cluster("join", "--all")
+    cluster(
+        "service", "create", "-q", "--name", "web", "--replicas", str(REPLICAS),
+        "--update-monitor", "1s", "swarmctl/tools", "sleep", "1000", warnings=True,
+    )  # fmt: skip
+    return cluster
+
+
+def hostnames(cluster: Cluster) -> dict[str, str]:
+    """Node id -> hostname."""
+    return {
+        cluster("node", "inspect", "--format", "{{.ID}}", h.name).stdout.strip(): h.name
+        for h in cluster.lab.hosts
+    }
+
+
+def assert_exactly_the_replicas(cluster: Cluster, dead: str = "") -> None:
+    """`replicas` tasks meant to run and running, one per slot, each with its container,
+    and no other container of the service on any reachable node."""
+    meant = [t for t in tasks(cluster) if t["desired_state"] == "running"]
+    assert sorted(t["slot"] for t in meant) == list(range(1, REPLICAS + 1)), meant
+    assert all(t["state"] == "running" for t in meant), meant
+    on_nodes = containers(cluster)
+    assert sum(len(ids) for ids in on_nodes.values()) == REPLICAS, on_nodes
+    assert {t["container_id"][:12] for t in meant} == {c for ids in on_nodes.values() for c in ids}
+    if dead:
+        names = hostnames(cluster)
+        assert all(names.get(t["node_id"]) != dead for t in meant)
+
+
+def no_race(cluster: Cluster) -> None:
+    """No task of the service was turned away by a node (a rejection is a race lost, here:
+    every node is up and the image is there)."""
+    rejected = [t for t in tasks(cluster) if t["state"] == "rejected"]
+    assert not rejected, [(t["slot"], t["error"]) for t in rejected]
+
+
+def per_slot(cluster: Cluster, version: int) -> collections.Counter:
+    """How many tasks each slot got for the service's spec `version`."""
+    return collections.Counter(t["slot"] for t in tasks(cluster) if t["spec_version"] == version)
+
+
+def version(cluster: Cluster) -> int:
+    return int(cluster("service", "inspect", "--format", "{{.Version.Index}}", "web").stdout)
+
+
+def update_state(cluster: Cluster) -> str:
+    return cluster(
+        "service", "inspect", "--format", "{{.UpdateStatus.State}}", "web"
+    ).stdout.strip()
+
+
+@pytest.mark.modes("online", "offline")
+def test_updates_and_rollbacks_with_the_supervisor_running_all_complete(web: Cluster) -> None:
+    supervisor = Supervisor(web)
+    try:
+        runs = [
+            ("service", "update", "--env-add", "RELEASE=2", "--update-parallelism", "2",
+             "--update-order", "start-first", "web"),
+            ("service", "rollback", "web"),
+            ("service", "update", "--force", "web"),
+            ("service", "update", "--force", "--update-order", "stop-first", "web"),
+        ]  # fmt: skip
+        for argv in runs:
+            result = web(*argv, check=False, warnings=True)
+            assert result.returncode == 0, (argv, result.stderr)
+            assert "completed" in result.stdout, (argv, result.stdout)
+            assert per_slot(web, version(web)) == {s: 1 for s in range(1, REPLICAS + 1)}, argv
+            no_race(web)
+            assert_exactly_the_replicas(web)
+    finally:
+        supervisor.stop()
+
+
+def test_a_node_lost_mid_update_ends_with_the_replicas_on_the_others(web: Cluster) -> None:
+    supervisor = Supervisor(web)
+    try:
+        before = version(web)
+        update = web.popen(
+            "service", "update", "--update-delay", "2s", "--image", "nginx", "web",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        wait_for("the first new task", lambda: per_slot(web, before + 1), 60)
+        web.lab.lab.kill("worker2")
+        try:
+            out, err = update.communicate(timeout=240)
+            if update.returncode != 0:
+                errors = [line for line in err.splitlines() if line.startswith("Error:")]
+                assert len(errors) == 1, err
+            else:
+                assert "verify: update completed" in out
+            wait_for(
+                "the replicas on the other nodes",
+                lambda: _settled(web, dead="worker2"),
+                120,
+            )
+            assert_exactly_the_replicas(web, dead="worker2")
+        finally:
+            web.lab.lab.start("worker2")
+        wait_for("worker2 ready", lambda: "Ready" in _node_line(web, "worker2"), 60)
+        wait_for(
+            "the leftovers on worker2 gone",
+            lambda: sum(len(ids) for ids in containers(web).values()) == REPLICAS,
+            60,
+        )
+        supervisor_tick_settle(web)
+        assert_exactly_the_replicas(web)
+    finally:
+        supervisor.stop()
+
+
+def test_a_supervisor_killed_carrying_a_detached_update_is_taken_over_without_repeats(
+    web: Cluster,
+) -> None:
+    before = version(web)
+    web(
+        "service", "update", "--detach", "--update-delay", "1s", "--image", "nginx", "web",
+        warnings=True,
+    )  # fmt: skip
+    first = Supervisor(web)
+    try:
+        wait_for("the first new task", lambda: per_slot(web, before + 1), 60)
+    finally:
+        first.stop(signal.SIGKILL)
+    second = Supervisor(web)
+    try:
+        wait_for("the update to complete", lambda: update_state(web) == "completed", 120)
+        supervisor_tick_settle(web)
+        assert per_slot(web, before + 1) == {s: 1 for s in range(1, REPLICAS + 1)}
+        no_race(web)
+        assert_exactly_the_replicas(web)
+    finally:
+        second.stop()
+
+
+@pytest.mark.modes("online", "offline")
+def test_ctrl_c_on_an_update_with_the_supervisor_running_then_a_rerun_completes(
+    web: Cluster,
+) -> None:
+    supervisor = Supervisor(web)
+    try:
+        before = version(web)
+        update = web.popen(
+            "service", "update", "--update-delay", "2s", "--image", "nginx", "web",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible,
+        )  # fmt: skip
+        wait_for("the first new task", lambda: per_slot(web, before + 1), 60)
+        update.send_signal(signal.SIGINT)
+        update.communicate(timeout=60)
+
+        result = web("service", "update", "web", check=False, warnings=True)
+        assert result.returncode == 0, result.stderr
+        assert update_state(web) == "completed"
+        supervisor_tick_settle(web)
+        assert per_slot(web, before + 1) == {s: 1 for s in range(1, REPLICAS + 1)}
+        no_race(web)
+        assert_exactly_the_replicas(web)
+    finally:
+        supervisor.stop()
+
+
+def _node_line(cluster: Cluster, name: str) -> str:
+    return next(
+        (line for line in cluster("node", "ls").stdout.splitlines() if name in line), ""
+    )
+
+
+def _settled(cluster: Cluster, dead: str) -> bool:
+    meant = [t for t in tasks(cluster) if t["desired_state"] == "running"]
+    names = hostnames(cluster)
+    return (
+        len(meant) == REPLICAS
+        and all(t["state"] == "running" and names.get(t["node_id"]) != dead for t in meant)
+        and update_state(cluster) not in ("updating", "rollback_started")
+    )
+
+
+def supervisor_tick_settle(cluster: Cluster) -> None:
+    """Let the supervisor (500 ms a tick) run a few ticks: a duplicate it would wrongly
+    start, or a batch it would repeat, is then there to be seen."""
+    time.sleep(2)
