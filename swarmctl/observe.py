@@ -181,8 +181,9 @@ def merge(
     now: datetime,
     grace: float = START_GRACE,
 ) -> Merge:
-    """Tasks against the containers of the nodes in `seen` (node id -> containers); an
-    assigned task with no container is to be started once `grace` seconds passed."""
+    """Tasks against the containers of the nodes in `seen` (node id -> containers), as
+    listed from `now` on; an assigned task with no container is to be started once
+    `grace` seconds passed."""
     by_task: dict[str, Container] = {}
     remove: dict[str, list[str]] = {}
     known = {t.id for t in tasks}
@@ -207,7 +208,10 @@ def merge(
             updated = observed(task, container)
             if updated != task:
                 changed.append(updated)
-        elif task.state in (TaskState.RUNNING,):
+        elif task.state == TaskState.RUNNING and _older_than(task, now, 0):
+            # Only a task that ran before the look (`now`) can be missed by it: one a
+            # command started meanwhile is recorded running after the look, whose
+            # listing came too early to show its container.
             changed.append(
                 stamp(
                     task,

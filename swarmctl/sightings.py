@@ -99,13 +99,14 @@ def catch_up(
         cluster_id = repo.cluster().id
         nodes = [n for n in repo.nodes.all() if n.state != NodeState.DOWN]
 
+    looked_at = datetime.now(UTC)  # before the listing: what it cannot have seen
     results = pool.each(_lister(cluster_id), [n.hostname for n in nodes])
     seen = {
         n.id: [c for c in found if c.service_id in service_ids]
         for n in nodes
         if isinstance(found := results.get(n.hostname), list)
     }
-    merged = observe.merge(tasks, seen, datetime.now(UTC), grace=0)
+    merged = observe.merge(tasks, seen, looked_at, grace=0)
     executor.save(store, merged.changed, known_only=True)
     warnings = remove_strays(store, pool, merged.remove, nodes, seen)
     acted = bool(merged.changed or merged.remove or merged.start)

@@ -299,6 +299,17 @@ def test_a_running_task_whose_container_is_gone_fails() -> None:
     assert failed.timestamps["failed"] == STAMP
 
 
+def test_a_task_recorded_running_after_the_look_is_not_failed_for_missing_from_it() -> None:
+    # The supervisor listed the node's containers from NOW on; meanwhile a command
+    # started the task and recorded it running: the listing came too early to show it.
+    started = (NOW + timedelta(seconds=0.3)).isoformat(timespec="milliseconds")
+    late = replace(task("t1"), timestamps={"running": started})
+
+    result = merge([late], {"a": []}, NOW)
+
+    assert (result.changed, result.remove, result.start) == ([], {}, [])
+
+
 def test_a_container_of_an_unknown_task_is_removed_from_its_node() -> None:
     stray = container("ghost", id="c-ghost")
 
