@@ -704,7 +704,7 @@ def advance(
             return service.update_status if service else None, None
         plan = reconcile_now(repo, now, only={service_id}, renew={service_id: decided.renew})
     if decided.outcome is not None:
-        return finish(store, service_id, decided), None
+        return finish(store, service_id, decided, service.update_status), None
     if restart:
         plan = replace(plan, update=plan.update + tuple(restart))
     leave_mesh_first(store, pool, plan)
@@ -747,13 +747,18 @@ def _slots(service: Service, tasks: list[Task]) -> dict:
     return {key: [t for t in tasks if t.slot_key == key] for key in keys}
 
 
-def finish(store: StateStore, service_id: str, decided: update.Step) -> UpdateStatus | None:
-    """Record the update's end: completed, paused, or a rollback begun."""
+def finish(
+    store: StateStore, service_id: str, decided: update.Step, on: UpdateStatus
+) -> UpdateStatus | None:
+    """Record the end of the update `decided` was made `on`: completed, paused, or a
+    rollback begun. A command records a new update (or rollback) without the service's
+    lease: if one came meanwhile, it is left going on, not ended with the old one."""
     with store.transaction() as db:
         repo = Repo(db)
-        service = repo.services.get(service_id)
-        status = service.update_status
-        assert status is not None
+        service = repo.services.find(service_id)
+        if service is None or service.update_status != on:
+            return service.update_status if service else None
+        status = on
         now = clock.now()
         rolling_back = status.state.rollback
         if decided.outcome == update.Outcome.COMPLETED:

@@ -239,6 +239,7 @@ class Supervisor:
                 for s in repo.services.all()
                 if s.id in mine and (step := services.decide(s, tasks, now))
             }
+            decided_on = {s.id: s.update_status for s in repo.services.all() if s.id in steps}
             renew = {i: step.renew for i, step in steps.items() if step.outcome is None}
             plan = services.reconcile_now(repo, now, only=mine | removed, renew=renew)
         try:
@@ -257,7 +258,7 @@ class Supervisor:
                 )
             for service_id, step in steps.items():
                 if step.outcome is not None:
-                    services.finish(self.store, service_id, step)
+                    services.finish(self.store, service_id, step, decided_on[service_id])
             wakes = [w for w in (plan.wake_at, *(s.wake_at for s in steps.values())) if w]
             return (min(wakes) - now).total_seconds() if wakes else None
         finally:

@@ -184,9 +184,7 @@ def test_ctrl_c_on_an_update_with_the_supervisor_running_then_a_rerun_completes(
 
 
 def _node_line(cluster: Cluster, name: str) -> str:
-    return next(
-        (line for line in cluster("node", "ls").stdout.splitlines() if name in line), ""
-    )
+    return next((line for line in cluster("node", "ls").stdout.splitlines() if name in line), "")
 
 
 def _settled(cluster: Cluster, dead: str) -> bool:

@@ -371,3 +371,61 @@ def test_the_supervisor_carries_a_recorded_update_one_slot_per_tick_to_completio
     assert renewed[:3] == [1, 2, 3]  # parallelism 1: one slot a tick
     assert sum(len(hosts[n].task_ids()) for n in NAMES[:3]) == 3
     assert {t.image for t in tasks_of(store) if t.desired_state == TaskState.RUNNING} == {"busybox"}
+
+
+def test_an_update_recorded_while_the_supervisor_ends_the_previous_one_is_not_ended_too(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `service update` takes no lease: it may record a new update while a tick, having
+    # found the previous one complete, is still applying its plan.
+    store = make_store(tmp_path / "state.json", nodes(3), [service("web", 3)])
+    hosts = FakeHosts(NAMES[:3])
+    sup = supervisor(store, hosts)
+    sup.tick()
+    with store.transaction() as db:
+        repo = Repo(db)
+        web = repo.services.get("web")
+        repo.services.put(
+            replace(
+                web,
+                spec=replace(
+                    web.spec, image="busybox", update=UpdatePolicy(parallelism=0, monitor=0)
+                ),
+                previous_spec=web.spec,
+                version=2,
+                update_status=UpdateStatus(UpdateState.UPDATING, clock.now(), spec_version=2),
+            )
+        )
+    sup.tick()  # every slot renewed at once; the next tick finds the update complete
+    with store.transaction() as db:
+        Repo(db).services.put(service("other", 1))  # something for that tick to apply
+
+    def user_updates_meanwhile(*args, **kwargs):
+        with store.transaction() as db:
+            repo = Repo(db)
+            web = repo.services.get("web")
+            repo.services.put(
+                replace(
+                    web,
+                    spec=replace(web.spec, image="alpine"),
+                    previous_spec=web.spec,
+                    version=3,
+                    update_status=UpdateStatus(UpdateState.UPDATING, clock.now(), spec_version=3),
+                )
+            )
+        monkeypatch.setattr(executor, "apply", apply)
+        return apply(*args, **kwargs)
+
+    apply = executor.apply
+    monkeypatch.setattr(executor, "apply", user_updates_meanwhile)
+    sup.tick()
+    with store.read() as db:
+        status = Repo(db).services.get("web").update_status
+    assert (status.state, status.spec_version) == (UpdateState.UPDATING, 3)
+    for _ in range(3):
+        sup.tick()
+    with store.read() as db:
+        status = Repo(db).services.get("web").update_status
+    assert status.state == UpdateState.COMPLETED
+    current = [t for t in tasks_of(store) if t.desired_state == TaskState.RUNNING]
+    assert {t.image for t in current if t.service_id == "svc-web"} == {"alpine"}
