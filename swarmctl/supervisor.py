@@ -232,6 +232,12 @@ class Supervisor:
                 if held is None:
                     mine.add(service.id)
             tasks = repo.tasks.all()
+            # Those found never started earlier in the tick, unless a command (holding the
+            # lease until now) started or ended them meanwhile: their records then differ.
+            recorded = {t.id: t for t in tasks}
+            restart = tuple(
+                t for t in never_started if t.service_id in mine and recorded.get(t.id) == t
+            )
             removed = {t.service_id for t in tasks} - {s.id for s in repo.services.all()}
             # Rolling updates a command left (interrupted, or --detach) go on from here.
             steps = {
@@ -243,7 +249,6 @@ class Supervisor:
             renew = {i: step.renew for i, step in steps.items() if step.outcome is None}
             plan = services.reconcile_now(repo, now, only=mine | removed, renew=renew)
         try:
-            restart = tuple(t for t in never_started if t.service_id in mine)
             if restart:
                 plan = replace(plan, update=plan.update + restart)
             if renew:

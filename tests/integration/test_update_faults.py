@@ -5,6 +5,7 @@ mid-update, the supervisor SIGKILLed while it carries a detached update, Ctrl-C 
 and no batch repeated."""
 
 import collections
+import json
 import signal
 import subprocess
 import time
@@ -38,14 +39,14 @@ def hostnames(cluster: Cluster) -> dict[str, str]:
     }
 
 
-def assert_exactly_the_replicas(cluster: Cluster, dead: str = "") -> None:
+def assert_exactly_the_replicas(cluster: Cluster, dead: str = "", replicas: int = REPLICAS) -> None:
     """`replicas` tasks meant to run and running, one per slot, each with its container,
     and no other container of the service on any reachable node."""
     meant = [t for t in tasks(cluster) if t["desired_state"] == "running"]
-    assert sorted(t["slot"] for t in meant) == list(range(1, REPLICAS + 1)), meant
+    assert sorted(t["slot"] for t in meant) == list(range(1, replicas + 1)), meant
     assert all(t["state"] == "running" for t in meant), meant
     on_nodes = containers(cluster)
-    assert sum(len(ids) for ids in on_nodes.values()) == REPLICAS, on_nodes
+    assert sum(len(ids) for ids in on_nodes.values()) == replicas, on_nodes
     assert {t["container_id"][:12] for t in meant} == {c for ids in on_nodes.values() for c in ids}
     if dead:
         names = hostnames(cluster)
@@ -69,9 +70,9 @@ def version(cluster: Cluster) -> int:
 
 
 def update_state(cluster: Cluster) -> str:
-    return cluster(
-        "service", "inspect", "--format", "{{.UpdateStatus.State}}", "web"
-    ).stdout.strip()
+    """The update's state, "" before the first update."""
+    (service,) = json.loads(cluster("service", "inspect", "web").stdout)
+    return service.get("UpdateStatus", {}).get("State", "")
 
 
 @pytest.mark.modes("online", "offline")
@@ -187,11 +188,11 @@ def _node_line(cluster: Cluster, name: str) -> str:
     return next((line for line in cluster("node", "ls").stdout.splitlines() if name in line), "")
 
 
-def _settled(cluster: Cluster, dead: str) -> bool:
+def _settled(cluster: Cluster, dead: str, replicas: int = REPLICAS) -> bool:
     meant = [t for t in tasks(cluster) if t["desired_state"] == "running"]
     names = hostnames(cluster)
     return (
-        len(meant) == REPLICAS
+        len(meant) == replicas
         and all(t["state"] == "running" and names.get(t["node_id"]) != dead for t in meant)
         and update_state(cluster) not in ("updating", "rollback_started")
     )
@@ -201,3 +202,53 @@ def supervisor_tick_settle(cluster: Cluster) -> None:
     """Let the supervisor (500 ms a tick) run a few ticks: a duplicate it would wrongly
     start, or a batch it would repeat, is then there to be seen."""
     time.sleep(2)
+
+
+def test_the_walkthroughs_update_and_rollback_behind_the_mesh_warn_of_nothing(
+    cluster: Cluster,
+) -> None:
+    """As scripts/walkthrough: 5 nginx replicas on an overlay behind the mesh, a worker
+    crashed and back, then a start-first update two at a time and a rollback, with the
+    supervisor running all along."""
+    cluster("init", "manager1")
+    cluster("join", "--all")
+    cluster("network", "create", "-d", "overlay", "ngx_net")
+    cluster(
+        "service", "create", "-q", "--name", "web", "--replicas", "5", "-p", "8080:80",
+        "--network", "ngx_net", "nginx", warnings=True,
+    )  # fmt: skip
+    supervisor = Supervisor(cluster)
+    try:
+        cluster.lab.lab.kill("worker2")
+        try:
+            wait_for(
+                "5 replicas on the others",
+                lambda: _settled(cluster, dead="worker2", replicas=5),
+                60,
+            )
+        finally:
+            cluster.lab.lab.start("worker2")
+        wait_for("worker2 ready", lambda: "Ready" in _node_line(cluster, "worker2"), 60)
+        wait_for(
+            "the leftovers on worker2 gone",
+            lambda: sum(len(ids) for ids in containers(cluster).values()) == 5,
+            60,
+        )
+        runs = [
+            ("service", "update", "--env-add", "RELEASE=2", "--update-parallelism", "2",
+             "--update-order", "start-first", "web"),
+            ("service", "rollback", "web"),
+        ]  # fmt: skip
+        for argv in runs:
+            result = cluster(*argv, check=False)
+            assert result.returncode == 0, (argv, result.stderr)
+            assert not [line for line in result.stderr.splitlines() if line.strip()], (
+                argv,
+                result.stderr,
+            )
+            assert per_slot(cluster, version(cluster)) == {s: 1 for s in range(1, 6)}, argv
+            no_race(cluster)
+            assert_exactly_the_replicas(cluster, replicas=5)
+    finally:
+        out = supervisor.stop()
+    assert "level=warning" not in out and "level=error" not in out, out

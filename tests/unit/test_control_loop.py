@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from swarmctl import clock, events, executor, networking, services
+from swarmctl import clock, events, executor, networking, services, sightings
 from swarmctl.commands import docker
 from swarmctl.commands.render import render
 from swarmctl.errors import SwarmctlError
@@ -429,3 +429,48 @@ def test_an_update_recorded_while_the_supervisor_ends_the_previous_one_is_not_en
     assert status.state == UpdateState.COMPLETED
     current = [t for t in tasks_of(store) if t.desired_state == TaskState.RUNNING]
     assert {t.image for t in current if t.service_id == "svc-web"} == {"alpine"}
+
+
+def test_a_task_a_command_ended_after_the_tick_found_it_never_started_is_not_started(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An interrupted command left slot 2's task assigned with no container. The tick
+    # finds it never started; before it takes the lease, a command (rerun) ends it.
+    store = make_store(tmp_path / "state.json", nodes(2), [service("web", 2)])
+    hosts = FakeHosts(NAMES[:2])
+    sup = supervisor(store, hosts)
+    sup.tick()
+    (left,) = [t for t in tasks_of(store) if t.slot == 2]
+    for host in hosts:
+        host.docker = {c: v for c, v in host.docker.items() if v[1].task_id != left.id}
+    long_ago = "2026-12-04T12:00:00.000+00:00"
+    executor.save(
+        store,
+        [
+            replace(
+                left,
+                state=TaskState.ASSIGNED,
+                container_id="",
+                created_at=long_ago,
+                timestamps={"assigned": long_ago},
+            )
+        ],
+    )
+    hosts_of_slot_1 = sorted(h.name for h in hosts if h.task_ids())
+
+    def command_scales_down_meanwhile(*args, **kwargs):
+        scale(store, "svc-web", 1)
+        (stuck,) = [t for t in tasks_of(store) if t.id == left.id]
+        executor.save(store, [replace(stuck, desired_state=TaskState.SHUTDOWN)])
+        monkeypatch.setattr(sightings, "remove_strays", remove_strays)
+        return remove_strays(*args, **kwargs)
+
+    remove_strays = sightings.remove_strays
+    monkeypatch.setattr(sightings, "remove_strays", command_scales_down_meanwhile)
+    sup.tick()
+    assert [t.desired_state for t in tasks_of(store) if t.id == left.id] in (
+        [],  # forgotten
+        [TaskState.SHUTDOWN],
+    )
+    assert sorted(h.name for h in hosts if h.task_ids()) == hosts_of_slot_1
+    assert sum(len(h.task_ids()) for h in hosts) == 1
