@@ -97,7 +97,10 @@ def test_updates_and_rollbacks_with_the_supervisor_running_all_complete(web: Clu
         supervisor.stop()
 
 
-def test_a_node_lost_mid_update_ends_with_the_replicas_on_the_others(web: Cluster) -> None:
+@pytest.mark.parametrize("how", ["kill", "off"])  # a crash; a crash with the cable pulled
+def test_a_node_lost_mid_update_ends_with_the_replicas_on_the_others(
+    web: Cluster, how: str
+) -> None:
     supervisor = Supervisor(web)
     try:
         before = version(web)
@@ -106,7 +109,7 @@ def test_a_node_lost_mid_update_ends_with_the_replicas_on_the_others(web: Cluste
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         wait_for("the first new task", lambda: per_slot(web, before + 1), 60)
-        web.lab.lab.kill("worker2")
+        getattr(web.lab.lab, how)("worker2")
         try:
             out, err = update.communicate(timeout=240)
             if update.returncode != 0:
