@@ -137,20 +137,25 @@ def test_a_node_lost_mid_update_ends_with_the_replicas_on_the_others(
         supervisor.stop()
 
 
+@pytest.mark.parametrize("order", ["stop-first", "start-first"])
 def test_a_supervisor_killed_carrying_a_detached_update_is_taken_over_without_repeats(
-    web: Cluster,
+    web: Cluster, order: str
 ) -> None:
     before = version(web)
     web(
-        "service", "update", "--detach", "--update-delay", "1s", "--image", "nginx", "web",
-        warnings=True,
+        "service", "update", "--detach", "--update-order", order, "--update-delay", "1s",
+        "--image", "nginx", "web", warnings=True,
     )  # fmt: skip
     first = Supervisor(web)
     try:
         wait_for("the first new task", lambda: per_slot(web, before + 1), 60)
     finally:
         first.stop(signal.SIGKILL)
-    second = Supervisor(web)
+    for pause in (0.7, 1.3):  # killed again, at other points of its ticks
+        again = Supervisor(web)
+        time.sleep(pause)
+        again.stop(signal.SIGKILL)
+    last = Supervisor(web)
     try:
         wait_for("the update to complete", lambda: update_state(web) == "completed", 120)
         supervisor_tick_settle(web)
@@ -158,7 +163,7 @@ def test_a_supervisor_killed_carrying_a_detached_update_is_taken_over_without_re
         no_race(web)
         assert_exactly_the_replicas(web)
     finally:
-        second.stop()
+        last.stop()
 
 
 @pytest.mark.modes("online", "offline")
