@@ -262,3 +262,31 @@ def test_the_walkthroughs_update_and_rollback_behind_the_mesh_warn_of_nothing(
     # The supervisor only warns of worker2 while it was crashed.
     troubles = [x for x in out.splitlines() if "level=warning" in x or "level=error" in x]
     assert all("worker2" in x and "level=warning" in x for x in troubles), troubles
+
+
+def test_an_old_task_gets_its_stop_grace_period_with_the_supervisor_running(
+    cluster: Cluster,
+) -> None:
+    # The task takes 2 s to end cleanly on SIGTERM and notes it in a volume; the
+    # supervisor, seeing its container while `service update` stops it, removed it with
+    # `docker rm -f` (SIGKILL at once) and the note was never written.
+    cluster("init", "manager1")
+    cluster("join", "--all")
+    trap = "trap 'sleep 2; echo term > /data/stopped; exit 0' TERM; while :; do sleep 0.2; done"
+    cluster(
+        "service", "create", "-q", "--name", "web", "--stop-grace-period", "30s",
+        "--constraint", "node.hostname==worker1",
+        "--mount", "type=volume,source=calm_data,target=/data",
+        "swarmctl/tools", "sh", "-c", trap, warnings=True,
+    )  # fmt: skip
+    supervisor = Supervisor(cluster)
+    try:
+        result = cluster("service", "update", "--force", "web", check=False, warnings=True)
+        assert result.returncode == 0, result.stderr
+        seen = cluster.lab.ssh(
+            "worker1", "docker run --rm -v calm_data:/data swarmctl/tools cat /data/stopped"
+        )
+        assert seen.stdout.strip() == "term"
+        assert_exactly_the_replicas(cluster, replicas=1)
+    finally:
+        supervisor.stop()
