@@ -41,7 +41,7 @@ from swarmctl import (
 from swarmctl.errors import SwarmctlError
 from swarmctl.inventory import Inventory
 from swarmctl.membership import recorded_trust
-from swarmctl.models import Node, NodeState
+from swarmctl.models import Node, NodeState, TaskState
 from swarmctl.repo import Repo
 from swarmctl.state import StateStore
 from swarmctl.transport.group import Pool
@@ -162,7 +162,8 @@ class Supervisor:
             tasks = Repo(db).tasks.all()
         merged = observe.merge(tasks, seen, now)
         executor.save(self.store, merged.changed, known_only=True)
-        self._warn(sightings.remove_strays(self.store, self.pool, merged.remove, nodes, seen))
+        remove = self._not_being_stopped(merged.remove, seen, tasks, now)
+        self._warn(sightings.remove_strays(self.store, self.pool, remove, nodes, seen))
         periodic = self.ticks % self.settings.repair_every == 1
         if back or restarted or periodic:
             repair = [n for n in nodes if n.id in (seen if periodic else back | restarted)]
@@ -201,6 +202,34 @@ class Supervisor:
             self.sessions[node.id] = sessions
             seen[node.id] = containers
         return seen, beats, restarted
+
+    def _not_being_stopped(
+        self,
+        remove: dict[str, list[str]],
+        seen: dict[str, list[observe.Container]],
+        tasks: list,
+        now: datetime,
+    ) -> dict[str, list[str]]:
+        """The containers to remove but those of tasks shut down (not orphaned) whose
+        service's lease another holds: that command is stopping them itself, each with
+        its stop grace period, which a removal now (SIGKILL) would cut short; what it
+        leaves is removed once it lets go."""
+        if not remove:
+            return remove
+        stopping = {t.id: t.service_id for t in tasks if t.state != TaskState.ORPHANED}
+        task_of = {c.id: c.task_id for found in seen.values() for c in found}
+        with self.store.read() as db:
+            busy = {
+                service_id
+                for service_id in set(stopping.values())
+                if (lease := leases.get(db, leases.service_lease(service_id)))
+                and lease.held_by_other(self.holder, now)
+            }
+        kept = {
+            node_id: [c for c in ids if stopping.get(task_of.get(c, "")) not in busy]
+            for node_id, ids in remove.items()
+        }
+        return {node_id: ids for node_id, ids in kept.items() if ids}
 
     def _record_nodes(self, nodes: list[Node], beats: dict[str, health.Heartbeat]) -> set[str]:
         """Write node statuses; returns the nodes that came back. A tick with no news of
