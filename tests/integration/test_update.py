@@ -278,3 +278,20 @@ def test_failure_action_continue_completes_but_exits_non_zero_when_nothing_serve
     )
     assert [error.count(f"web.{slot} on ") for slot in (1, 2, 3)] == [1, 1, 1]
     assert update_status(web)["UpdateStatus"]["State"] == "completed"
+
+
+def test_an_update_whose_health_check_never_passes_pauses_and_keeps_the_old_tasks(
+    web: Cluster,
+) -> None:
+    before = current(web)
+    result = web(
+        "service", "update", "--health-cmd", "false", "--health-interval", "300ms",
+        "--health-retries", "1", "--health-timeout", "1s", "web", check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    error = error_line(result.stderr)
+    assert "service web: paused: update paused due to failure of task web.1" in error
+    assert "unhealthy" in error
+    after = current(web)
+    assert [after[s]["id"] for s in (2, 3)] == [before[s]["id"] for s in (2, 3)]
+    assert len(running(web)) == 2  # the other slots keep serving with the old spec
