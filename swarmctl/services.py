@@ -563,18 +563,8 @@ def update_service(
             )
             repo.services.put(changed)
             return changed, Kind.SCALED, warnings
-        changed = replace(
-            service,
-            spec=spec,
-            previous_spec=service.spec,
-            updated_at=now,
-            version=version,
-            # A port published before keeps its number for a rollback to take up again.
-            published={**service.published, **published},
-            vips=vips,
-            update_status=UpdateStatus(
-                UpdateState.UPDATING, now, message="update in progress", spec_version=version
-            ),
+        changed = _new_version(
+            service, spec, published, vips, UpdateState.UPDATING, "update in progress"
         )
         repo.services.put(changed)
         new_ingress = INGRESS in task_networks(spec) and INGRESS not in {
@@ -624,19 +614,31 @@ def _rolled_back(repo: Repo, service: Service, message: str) -> Service:
         published = _publish(_known_ports(previous, service), others, set())
     except SwarmctlError as error:
         raise SwarmctlError(f"cannot roll back service {service.spec.name}: {error}") from None
-    version = service.version + 1
-    now = clock.now()
+    vips = _vips(previous, networks, others, kept=service.vips)
+    return _new_version(service, previous, published, vips, UpdateState.ROLLBACK_STARTED, message)
+
+
+def _new_version(
+    service: Service,
+    spec: ServiceSpec,
+    published: dict,
+    vips: dict,
+    state: UpdateState,
+    message: str,
+) -> Service:
+    """The service on a new version of `spec`, its rolling update (or rollback) begun
+    now; the spec it leaves is the one to go back to."""
+    version, now = service.version + 1, clock.now()
     return replace(
         service,
-        spec=previous,
+        spec=spec,
         previous_spec=service.spec,
         updated_at=now,
         version=version,
+        # A port published before keeps its number for a rollback to take up again.
         published={**service.published, **published},
-        vips=_vips(previous, networks, others, kept=service.vips),
-        update_status=UpdateStatus(
-            UpdateState.ROLLBACK_STARTED, now, message=message, spec_version=version
-        ),
+        vips=vips,
+        update_status=UpdateStatus(state, now, message=message, spec_version=version),
     )
 
 

@@ -7,6 +7,7 @@ import typer
 
 from swarmctl.cli.common import FormatOpt, InspectFormatOpt, QuietOpt, new_app
 from swarmctl.cli.context import env
+from swarmctl.cli.output import warn
 from swarmctl.errors import SwarmctlError
 
 app = new_app("Manage volumes on the nodes.")
@@ -40,10 +41,10 @@ def _read(ctx: typer.Context, node: list[str] | None, name: str | None = None):
     cluster, nodes, services, tasks = _state(ctx, node)
     with env(ctx).pool() as pool:
         found, failed = volumes.read(pool, nodes)
-    for hostname, error in failed.items():
-        if node:
-            raise SwarmctlError(f"{hostname}: volumes not read: {error}")
-        print(f"Warning: {hostname}: volumes not read: {error}", file=sys.stderr)
+    if node and failed:
+        hostname, error = next(iter(failed.items()))
+        raise SwarmctlError(f"{hostname}: volumes not read: {error}")
+    warn([f"{hostname}: volumes not read: {error}" for hostname, error in failed.items()])
     if name is None:
         mounted = volumes.mounted_names(services)
         found = [v for v in found if volumes.ours(v.document, cluster.id, mounted)]

@@ -340,6 +340,23 @@ def test_a_network_converges_on_every_node_it_reaches_and_waits_for_the_others(
         assert Repo(db).networks.all()[0].pending == {}
 
 
+def record_update(store: StateStore, **changes) -> None:
+    """`service update` of web, as the command records it: the next version, updating."""
+    with store.transaction() as db:
+        repo = Repo(db)
+        web = repo.services.get("web")
+        version = web.version + 1
+        repo.services.put(
+            replace(
+                web,
+                spec=replace(web.spec, **changes),
+                previous_spec=web.spec,
+                version=version,
+                update_status=UpdateStatus(UpdateState.UPDATING, clock.now(), spec_version=version),
+            )
+        )
+
+
 def test_the_supervisor_carries_a_recorded_update_one_slot_per_tick_to_completion(
     tmp_path,
 ) -> None:
@@ -347,18 +364,7 @@ def test_the_supervisor_carries_a_recorded_update_one_slot_per_tick_to_completio
     hosts = FakeHosts(NAMES[:3])
     sup = supervisor(store, hosts)
     sup.tick()
-    with store.transaction() as db:
-        repo = Repo(db)
-        web = repo.services.get("web")
-        repo.services.put(
-            replace(
-                web,
-                spec=replace(web.spec, image="busybox", update=UpdatePolicy(monitor=0)),
-                previous_spec=web.spec,
-                version=2,
-                update_status=UpdateStatus(UpdateState.UPDATING, clock.now(), spec_version=2),
-            )
-        )
+    record_update(store, image="busybox", update=UpdatePolicy(monitor=0))
     renewed = []
     for _ in range(10):
         sup.tick()
@@ -382,37 +388,13 @@ def test_an_update_recorded_while_the_supervisor_ends_the_previous_one_is_not_en
     hosts = FakeHosts(NAMES[:3])
     sup = supervisor(store, hosts)
     sup.tick()
-    with store.transaction() as db:
-        repo = Repo(db)
-        web = repo.services.get("web")
-        repo.services.put(
-            replace(
-                web,
-                spec=replace(
-                    web.spec, image="busybox", update=UpdatePolicy(parallelism=0, monitor=0)
-                ),
-                previous_spec=web.spec,
-                version=2,
-                update_status=UpdateStatus(UpdateState.UPDATING, clock.now(), spec_version=2),
-            )
-        )
+    record_update(store, image="busybox", update=UpdatePolicy(parallelism=0, monitor=0))
     sup.tick()  # every slot renewed at once; the next tick finds the update complete
     with store.transaction() as db:
         Repo(db).services.put(service("other", 1))  # something for that tick to apply
 
     def user_updates_meanwhile(*args, **kwargs):
-        with store.transaction() as db:
-            repo = Repo(db)
-            web = repo.services.get("web")
-            repo.services.put(
-                replace(
-                    web,
-                    spec=replace(web.spec, image="alpine"),
-                    previous_spec=web.spec,
-                    version=3,
-                    update_status=UpdateStatus(UpdateState.UPDATING, clock.now(), spec_version=3),
-                )
-            )
+        record_update(store, image="alpine")
         monkeypatch.setattr(executor, "apply", apply)
         return apply(*args, **kwargs)
 
