@@ -43,6 +43,7 @@ def test_a_drain_moves_the_tasks_away_before_it_returns(cluster: Cluster) -> Non
     assert availability(cluster, "worker1") == "active"
 
 
+@pytest.mark.modes("online", "offline")
 def test_a_task_pinned_by_its_volume_is_not_drained_unless_forced(cluster: Cluster) -> None:
     cluster("init", "manager1")
     cluster("join", "--all")

@@ -263,6 +263,7 @@ def test_a_client_of_the_mesh_sees_no_failed_request_during_an_update(cluster: C
     assert answers.count("failed") == 0
 
 
+@pytest.mark.modes("online", "offline")
 def test_failure_action_continue_completes_but_exits_non_zero_when_nothing_serves(
     web: Cluster,
 ) -> None:
@@ -280,6 +281,7 @@ def test_failure_action_continue_completes_but_exits_non_zero_when_nothing_serve
     assert update_status(web)["UpdateStatus"]["State"] == "completed"
 
 
+@pytest.mark.modes("online", "offline")
 def test_an_update_whose_health_check_never_passes_pauses_and_keeps_the_old_tasks(
     web: Cluster,
 ) -> None:
