@@ -155,6 +155,18 @@ class MountSpec:
 
 
 @dataclass(frozen=True)
+class FileRef:
+    """A secret or config as a task sees it: a file at `target` (a secret's relative target
+    is under /run/secrets), owned and moded as asked."""
+
+    source: str  # the secret's or config's name
+    target: str
+    uid: str = "0"
+    gid: str = "0"
+    mode: int = 0o444
+
+
+@dataclass(frozen=True)
 class RestartPolicy:
     condition: RestartCondition = RestartCondition.ANY
     delay: float | None = None  # seconds; None: back off exponentially from zero
@@ -225,6 +237,8 @@ class ServiceSpec:
     stop_signal: str = ""  # "": the image's STOPSIGNAL, else SIGTERM
     update: UpdatePolicy = field(default_factory=UpdatePolicy)
     rollback: UpdatePolicy = field(default_factory=UpdatePolicy)
+    secrets: tuple[FileRef, ...] = ()
+    configs: tuple[FileRef, ...] = ()
 
 
 class UpdateState(StrEnum):
