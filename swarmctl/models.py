@@ -239,6 +239,8 @@ class ServiceSpec:
     rollback: UpdatePolicy = field(default_factory=UpdatePolicy)
     secrets: tuple[FileRef, ...] = ()
     configs: tuple[FileRef, ...] = ()
+    hostname: str = ""  # "": the container's id, as docker's default
+    container_labels: dict[str, str] = field(default_factory=dict)  # on each task's container
 
 
 class UpdateState(StrEnum):

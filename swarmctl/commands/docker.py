@@ -72,8 +72,12 @@ def run_task(cluster_id: str, service: Service, task: Task, networks: Sequence[s
         LABEL_SLOT: str(task.slot),
         LABEL_NODE_ID: task.node_id,
     }
-    for key, value in labels.items():
+    for key, value in {**spec.container_labels, **labels}.items():
         create += ["--label", f"{key}={value}"]
+    if spec.hostname:
+        create += ["--hostname", spec.hostname]
+    if spec.command:  # the image's entrypoint replaced, as swarm's ContainerSpec.Command
+        create += ["--entrypoint", spec.command[0]]
     if networks:
         create += ["--network", networks[0]]
     for variable in spec.env:
@@ -96,7 +100,7 @@ def run_task(cluster_id: str, service: Service, task: Task, networks: Sequence[s
         create += ["--cpus", f"{spec.limits.nano_cpus / 1e9:g}"]
     if spec.limits.memory_bytes:
         create += ["--memory", str(spec.limits.memory_bytes)]
-    command = shlex.join([*spec.command, *spec.args])
+    command = shlex.join([*spec.command[1:], *spec.args])
 
     def line(argv: list[str]) -> str:  # the image is the script's "$img"
         return " ".join(filter(None, [shlex.join(argv), '"$img"', command]))
