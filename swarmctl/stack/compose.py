@@ -107,9 +107,8 @@ def load(paths: Sequence[Path], stack: str, environ: Mapping[str, str]) -> Stack
         document = _interpolate(_read(Path(path)), variables, source)
         _validate(document, source)
         documents.append((source, document))
+    # Each file valid, the merge is too: it only adds, replaces or appends valid values.
     merged = functools.reduce(lambda a, b: _merge(a, b, ()), (d for _, d in documents), {})
-    if len(documents) > 1:
-        _validate(merged, MERGED)
     return _Translator(stack, base, merged, documents, variables).stack(
         files=tuple(str(Path(p).absolute()) for p in paths),
         digest=hashlib.sha256(
@@ -274,7 +273,9 @@ def _cast_for(path: tuple) -> Callable[[str, str], Any] | None:
 @functools.cache
 def _validator() -> Any:
     schema = json.loads(resources.files("swarmctl.stack").joinpath(SCHEMA).read_text())
-    return jsonschema.validators.validator_for(schema)(schema)
+    # The draft its $schema names, which spells that draft's URI in a way jsonschema does
+    # not know.
+    return jsonschema.Draft201909Validator(schema)
 
 
 def _validate(document: dict[str, Any], source: str) -> None:

@@ -592,3 +592,27 @@ def test_a_task_is_made_with_its_stop_signal_and_grace_and_stopped_before_remova
     assert argv[argv.index("--stop-signal") + 1] == "SIGUSR1"
     stop = docker.stop_tasks(["t1"])
     assert stop.index("docker stop $ids") < stop.index("docker rm -f $ids")
+
+
+def test_a_task_is_made_with_the_specs_entrypoint_hostname_and_container_labels() -> None:
+    spec = ServiceSpec(
+        "st_web",
+        "nginx",
+        command=("/bin/sh", "-c"),
+        args=("echo hi",),
+        hostname="web.local",
+        container_labels={"com.docker.stack.namespace": "st", "swarmctl.task.id": "forged"},
+    )
+    task = Task("t1", "svc", 1, "2026-11-25T12:00:00.000+00:00", node_id="n1")
+    (line,) = [
+        x
+        for x in docker.run_task("c1", Service("svc", spec, "", ""), task, []).splitlines()
+        if "run -d" in x
+    ]
+    argv = shlex.split(line[line.index("docker run") :].split(") ||")[0])
+    assert argv[argv.index("--entrypoint") + 1] == "/bin/sh"
+    assert argv[argv.index("--hostname") + 1] == "web.local"
+    assert argv[argv.index("$img") :] == ["$img", "-c", "echo hi"]
+    labels = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--label"]
+    assert "com.docker.stack.namespace=st" in labels
+    assert "swarmctl.task.id=t1" in labels and "swarmctl.task.id=forged" not in labels
