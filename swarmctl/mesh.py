@@ -62,6 +62,7 @@ class Helper:
     service: str  # the DNS name it answers for
     network: str
     address: str
+    aliases: tuple[str, ...] = ()  # more names it answers for on this network
 
 
 @dataclass(frozen=True)
@@ -134,12 +135,14 @@ def node_services(
                 VirtualIP(_ipv4(vip), Destination(chain("V", service.id, network_id), targets))
             )
             if node.id in network.node_ranges:
+                aliases = service.spec.network_aliases.get(network.name, ())
                 helpers.append(
                     Helper(
-                        f"swarmctl-vip.{service.spec.name}.{network.name}",
+                        _helper_name(service.spec.name, network.name, aliases),
                         service.spec.name,
                         network.name,
                         _ipv4(vip),
+                        aliases,
                     )
                 )
     mine = {n.name: device_names(n.id)[1] for n in networks if node.id in n.node_ranges}
@@ -168,6 +171,15 @@ def node_services(
         tuple(neighbours),
         tuple(sorted(mine.values())),
     )
+
+
+def _helper_name(service: str, network: str, aliases: Sequence[str]) -> str:
+    """Docker cannot change a running container's aliases: other aliases, another name,
+    so the script starts a new helper and removes the old one."""
+    if not aliases:
+        return f"swarmctl-vip.{service}.{network}"
+    digest = hashlib.sha1(" ".join(aliases).encode()).hexdigest()[:8]
+    return f"swarmctl-vip.{service}.{network}.{digest}"
 
 
 def _mac(text: str) -> str:

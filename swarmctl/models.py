@@ -241,6 +241,8 @@ class ServiceSpec:
     configs: tuple[FileRef, ...] = ()
     hostname: str = ""  # "": the container's id, as docker's default
     container_labels: dict[str, str] = field(default_factory=dict)  # on each task's container
+    # More DNS names of the service on a network (name -> aliases), as a stack's service key
+    network_aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class UpdateState(StrEnum):

@@ -63,6 +63,8 @@ _HOSTNAME_RE = re.compile(
     r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 )
+_ALIAS_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?")
+ALIAS_HELP = "expected a DNS name (letters, digits, '_', '.', '-')"
 _TARGET_RE = re.compile(r"[A-Za-z0-9/_.@%+~-]+")
 
 # The keys of a service, of its `deploy:` and of its parts that become a ServiceSpec;
@@ -82,6 +84,7 @@ DEPLOY_KEYS = frozenset(
 )
 RESOURCE_KEYS = frozenset({"cpus", "memory"})
 SUBNET = frozenset({"subnet"})
+ALIASES = frozenset({"aliases"})
 MOUNT_KEYS = frozenset({"type", "source", "target", "read_only", "volume", "tmpfs", "bind"})
 
 
@@ -578,7 +581,7 @@ class _Translator:
         health = self._health(body.get("healthcheck"), path)
         if deploy.get("endpoint_mode", "vip") != "vip":
             self._ignore(*path, "deploy", "endpoint_mode")
-        networks = self._service_networks(body.get("networks"), path)
+        aliases = self._service_networks(key, body.get("networks"), path)
         service_labels = self._stack_labels(deploy.get("labels"), *path, "deploy", "labels")
         with self._at(*path):
             spec = build_spec(
@@ -587,7 +590,7 @@ class _Translator:
                 args=self._words(body.get("command"), *path, "command"),
                 replicas=deploy.get("replicas", 1 if mode == "replicated" else None),
                 mode=mode,
-                networks=networks,
+                networks=list(aliases),
                 publish=self._ports(body.get("ports") or [], path),
                 env=self._environment(body, path),
                 labels=[f"{k}={v}" for k, v in service_labels.items()],
@@ -618,6 +621,7 @@ class _Translator:
             configs=self._file_refs("configs", body.get("configs") or [], path),
             hostname=self._hostname(body.get("hostname", ""), path),
             container_labels=self._stack_labels(body.get("labels"), *path, "labels"),
+            network_aliases=aliases,
         )
 
     def _words(self, value: Any, *path: Any) -> tuple[str, ...]:
@@ -742,17 +746,27 @@ class _Translator:
             texts.append(text)
         return texts
 
-    def _service_networks(self, value: Any, path: tuple) -> list[str]:
+    def _service_networks(
+        self, service: str, value: Any, path: tuple
+    ) -> dict[str, tuple[str, ...]]:
+        """Each network's name and the service's aliases on it: as docker's, the service
+        key (`db`) and the file's `aliases:`."""
         wanted = _network_mapping(value) or {DEFAULT_NETWORK: None}
         declared = self.document.get("networks") or {}
-        names = []
+        networks = {}
         for key, options in wanted.items():
+            where = (*path, "networks", key)
             if key not in declared and key != DEFAULT_NETWORK:
-                raise self._fail((*path, "networks", key), _undefined("networks", key))
-            self._ignore_others(options or {}, frozenset(), *path, "networks", key)
+                raise self._fail(where, _undefined("networks", key))
+            options = options or {}
+            self._ignore_others(options, ALIASES, *where)
+            aliases = (service, *(a for a in options.get("aliases") or () if a != service))
+            for alias in aliases:
+                if not _ALIAS_RE.fullmatch(alias):
+                    raise self._fail((*where, "aliases"), f"{_show(alias)}: {ALIAS_HELP}")
             self.used_networks[key] = None
-            names.append(self._object_name("networks", key, declared.get(key) or {}))
-        return names
+            networks[self._object_name("networks", key, declared.get(key) or {})] = aliases
+        return networks
 
     def _mounts(self, volumes: list[Any], path: tuple) -> tuple[MountSpec, ...]:
         mounts: list[MountSpec] = []

@@ -416,7 +416,8 @@ def test_networks_as_list_or_map_with_top_level_names_and_external(tmp_path):
         tmp_path,
         "services:\n"
         "  web:\n    image: nginx\n    networks: [front, default]\n"
-        "  app:\n    image: busybox\n    networks:\n      back: {ipv4_address: 10.0.9.5}\n"
+        "  app:\n    image: busybox\n    networks:\n"
+        "      back: {aliases: [api, app], ipv4_address: 10.0.9.5}\n"
         "      outside:\n"
         "networks:\n"
         "  front: {attachable: true, labels: {a: b}, ipam: {config: [{subnet: 10.0.9.0/24}]}}\n"
@@ -427,6 +428,10 @@ def test_networks_as_list_or_map_with_top_level_names_and_external(tmp_path):
 
     assert service(stack, "web").networks == ("st_front", "st_default")
     assert service(stack, "app").networks == ("shared_back", "corp")
+    assert service(stack, "app").network_aliases == {
+        "shared_back": ("app", "api"),
+        "corp": ("app",),
+    }
     assert stack.networks == (
         StackNetwork(
             "st_front",
@@ -541,6 +546,11 @@ def test_an_error_in_a_merged_service_names_the_last_file_that_sets_it(tmp_path)
             "services:\n  web:\n    image: nginx\n    deploy:\n"
             "      restart_policy: {condition: sometimes}\n",
             "services.web: --restart-condition 'sometimes': use none, on-failure or any",
+        ),
+        (
+            "services:\n  web:\n    image: nginx\n    networks: {default: {aliases: [a b]}}\n",
+            "services.web.networks.default.aliases: 'a b': expected a DNS name (letters, digits,"
+            " '_', '.', '-')",
         ),
         (
             "services:\n  web:\n    build: .\n",

@@ -272,6 +272,14 @@ def test_a_missing_helper_is_started_with_the_vip_and_the_service_name(tmp_path:
     assert run.calls_of("docker", "rm", "-f", "swarmctl-vip.web.front")
 
 
+def test_a_helper_is_started_with_the_services_aliases_too(tmp_path: Path) -> None:
+    helper = Helper("swarmctl-vip.st_db.back.1a2b3c4d", "st_db", "back", "10.0.1.2", ("db", "x y"))
+    run = run_with_stubs(tmp_path, script_for(replace(SERVICES, helpers=(helper,))))
+    (start,) = run.calls_of("docker", "run")
+    aliases = [pair[1] for pair in pairs(start) if pair[0] == "--network-alias"]
+    assert aliases == ["st_db", "db", "x y"]
+
+
 def test_a_running_helper_is_left_alone(tmp_path: Path) -> None:
     run = run_with_stubs(tmp_path, script_for(SERVICES), {"inspect": "true\n"})
     assert run.calls_of("docker", "run") == []

@@ -581,6 +581,18 @@ def test_a_helper_holds_the_virtual_ip_and_answers_the_service_name() -> None:
     assert (helper.service, helper.network, helper.address) == ("web", "front", "10.0.1.2")
 
 
+def test_a_helper_answers_the_services_aliases_and_is_renamed_when_they_change() -> None:
+    aliases = {"front": ("web-alias", "www")}
+    spec = replace(FULL.spec, network_aliases=aliases)
+    target = mesh.node_services(
+        CLUSTER_ID, N2, [replace(FULL, spec=spec)], MESH_TASKS, NETWORKS, "busybox"
+    )
+    (helper,) = target.helpers
+    assert (helper.service, helper.aliases) == ("web", ("web-alias", "www"))
+    (plain,) = services_on(N2).helpers
+    assert helper.name.startswith(plain.name + ".") and helper.name != plain.name
+
+
 def test_mesh_targets_are_the_running_tasks_meant_to_run_only() -> None:
     (port,) = services_on(N1).ports
     assert port.destination.targets == ("10.255.0.17:80", "10.255.0.21:80")
