@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import jsonschema
 import yaml
@@ -55,6 +55,8 @@ from swarmctl.stack.model import (
 )
 
 SCHEMA = "compose-spec.json"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
 MERGED = "the merged files"
 DEFAULT_NETWORK = "default"
 # docker's rule for secret, config and volume names (letters, digits, '_', '.', '-')
@@ -132,7 +134,7 @@ def _read(path: Path) -> dict[str, Any]:
         why = getattr(exc, "strerror", None) or exc
         raise ComposeError(f"{path}: cannot be read ({why})") from None
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_Loader)  # a SafeLoader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -143,6 +145,31 @@ def _read(path: Path) -> dict[str, Any]:
         raise ComposeError(f"{path}: expected a mapping of services, networks, … at the top")
     _check_keys(document, str(path), ())
     return document
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader without YAML 1.1's base-60 numbers: `- 80:80` is the string
+    "80:80" as Go's YAML reads it for docker, not the number 4880."""
+
+    yaml_implicit_resolvers: ClassVar[dict[str, list]] = {
+        first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT, _FLOAT)]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
+_Loader.add_implicit_resolver(
+    _INT,
+    re.compile(r"^[-+]?(?:0b[0-1_]+|0[0-7_]+|0|[1-9][0-9_]*|0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"),
+)
+_Loader.add_implicit_resolver(
+    _FLOAT,
+    re.compile(
+        r"^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
 
 
 def _check_keys(value: Any, source: str, path: tuple) -> None:

@@ -67,6 +67,14 @@ def test_the_wheel_carries_every_template_and_renders_them(installed: Path) -> N
     assert str(installed.parent) in module.stdout, "the checkout was imported, not the wheel"
 
 
+def test_the_wheel_carries_the_compose_schema_and_loads_the_example_stack(installed: Path) -> None:
+    example = REPO / "docs" / "examples" / "stack.yml"
+    load = f"from swarmctl.stack.compose import load; print(load([{str(example)!r}], 'demo', {{}}))"
+    result = run(installed, str(installed / "python"), "-c", load)
+    assert result.returncode == 0, result.stderr
+    assert "name='demo_web'" in result.stdout
+
+
 def test_the_installed_command_answers_help(installed: Path) -> None:
     result = run(installed, str(installed / "swarmctl"), "--help")
     assert result.returncode == 0, result.stderr

@@ -251,6 +251,16 @@ def test_short_and_long_ports(tmp_path):
     assert stack.ignored == ("services.web.ports[2]", "services.web.ports[4].host_ip")
 
 
+def test_an_unquoted_port_pair_is_not_a_base_60_number(tmp_path):
+    text = "services:\n  web:\n    image: nginx\n    ports: [80:80, 8080:80]\n"
+    text += "    secrets: [{source: pw, mode: 0400}]\nsecrets:\n  pw: {external: true}\n"
+
+    web = service(load_text(tmp_path, text), "web")
+
+    assert web.ports == (PortSpec(80, 80), PortSpec(80, 8080))
+    assert web.secrets[0].mode == 0o400
+
+
 def test_short_and_long_volumes_become_mounts(tmp_path):
     stack = load_text(
         tmp_path,
