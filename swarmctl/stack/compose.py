@@ -195,7 +195,8 @@ def _dotenv(path: Path) -> dict[str, str]:
 # ---------------------------------------------------------------------- interpolation
 
 # docker's template grammar: $$, $VAR, ${VAR}, ${VAR:-default}, ${VAR-default},
-# ${VAR:?error}, ${VAR?error}. A default may hold $VAR but not another ${…}.
+# ${VAR:?error}, ${VAR?error}. A default is taken as written, as docker stack deploy's
+# (docker compose would interpolate a $VAR in it).
 _VARIABLE_RE = re.compile(
     r"\$(?:(?P<escaped>\$)|(?P<named>[_A-Za-z][_A-Za-z0-9]*)"
     r"|\{(?P<braced>[_A-Za-z][_A-Za-z0-9]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|(?P<invalid>))"
@@ -227,7 +228,7 @@ def _substitute(text: str, variables: Mapping[str, str], where: str) -> str:
         op, value = match["op"], variables.get(name)
         missing = value is None or (op is not None and op.startswith(":") and value == "")
         if op in (":-", "-"):
-            return _substitute(match["arg"], variables, where) if missing else value or ""
+            return match["arg"] if missing else value or ""
         if op in (":?", "?") and missing:
             state = "unset or empty" if op == ":?" else "unset"
             raise ComposeError(f"{where}: variable {name} is {state}: {match['arg'] or 'required'}")
@@ -342,8 +343,10 @@ def _schema_error(error: jsonschema.ValidationError) -> str:
 # Docker's rules (Compose specification, "Merge"): mappings merge key by key, the later
 # file winning; sequences append, except command, entrypoint and healthcheck.test, which
 # the later file replaces, and ports, volumes, secrets and configs, in which an entry
-# replaces the earlier one with the same key (below). environment, labels and a service's
-# networks merge as mappings whether written as lists or mappings.
+# replaces the earlier one with the same key: its published port, target, or source
+# (docker stack deploy's key for secrets and configs; docker compose's is the target).
+# environment, labels and a service's networks merge as mappings whether written as
+# lists or mappings.
 def _merge(base: Any, override: Any, path: tuple) -> Any:
     key = path[2:] if len(path) >= 3 and path[0] == "services" else ()
     if key in (("environment",), ("labels",), ("deploy", "labels")):
@@ -396,7 +399,7 @@ def _volume_key(item: Any) -> Any:
 
 
 def _file_key(item: Any) -> Any:
-    return item.get("target") or item.get("source") if isinstance(item, dict) else item
+    return item.get("source") if isinstance(item, dict) else item
 
 
 _UNIQUE_KEYS: dict[str, Callable[[Any], Any]] = {

@@ -59,7 +59,7 @@ def error(folder: Path, text: str, environ: dict[str, str] | None = None) -> str
         ("${TAG:-latest}", {"TAG": ""}, "latest"),
         ("${TAG-latest}", {"TAG": ""}, ""),
         ("${TAG-latest}", {}, "latest"),
-        ("${TAG:-$FALLBACK}", {"FALLBACK": "1.0"}, "1.0"),
+        ("${TAG:-$FALLBACK}", {"FALLBACK": "1.0"}, "$FALLBACK"),
         ("${TAG:?set TAG}", {"TAG": "2"}, "2"),
         ("${TAG}", {}, ""),
         ("cost$$5", {}, "cost$5"),
@@ -142,10 +142,12 @@ def test_a_later_file_overrides_mappings_key_by_key_and_merges_unique_lists(tmp_
         "    labels: {tier: front}\n"
         "    ports: ['8080:80', '9090:90']\n"
         "    volumes: ['/srv/a:/a', 'data:/data']\n"
+        "    secrets: [pw]\n"
         "    deploy:\n"
         "      replicas: 2\n"
         "      placement: {constraints: ['node.role == worker']}\n"
-        "volumes:\n  data:\n",
+        "volumes:\n  data:\n"
+        "secrets:\n  pw: {external: true}\n",
         "base.yml",
     )
     override = write(
@@ -158,6 +160,7 @@ def test_a_later_file_overrides_mappings_key_by_key_and_merges_unique_lists(tmp_
         "    labels: [owner=ops]\n"
         "    ports: ['8080:80/tcp', '7070:70']\n"
         "    volumes: ['/srv/b:/a']\n"
+        "    secrets: [{source: pw, target: other}]\n"
         "    deploy:\n"
         "      placement: {constraints: ['node.labels.zone == a']}\n"
         "  worker:\n    image: busybox\n",
@@ -175,6 +178,7 @@ def test_a_later_file_overrides_mappings_key_by_key_and_merges_unique_lists(tmp_
     assert [(m.source, m.target) for m in web.mounts] == [("/srv/b", "/a"), ("st_data", "/data")]
     assert web.replicas == 2
     assert web.constraints == ("node.role == worker", "node.labels.zone == a")
+    assert web.secrets == (FileRef("pw", "other"),)
     assert [s.name for s in stack.services] == ["st_web", "st_worker"]
     assert stack.files == (str(base), str(override))
 
