@@ -703,7 +703,9 @@ def _spec_json(service, spec, networks) -> dict:
     ]
     ingress = by_name.get("ingress")
     networks_of = [
-        {"Target": by_name[n].id, "Aliases": [spec.name]} for n in spec.networks if n in by_name
+        {"Target": by_name[n].id, "Aliases": [spec.name, *spec.network_aliases.get(n, ())]}
+        for n in spec.networks
+        if n in by_name
     ]
     if ingress and any(p.mode == PublishMode.INGRESS for p in spec.ports):
         networks_of.append({"Target": ingress.id})
@@ -713,7 +715,10 @@ def _spec_json(service, spec, networks) -> dict:
         "TaskTemplate": {
             "ContainerSpec": {
                 "Image": spec.image,
+                **({"Labels": spec.container_labels} if spec.container_labels else {}),
+                **({"Command": list(spec.command)} if spec.command else {}),
                 "Args": list(spec.args),
+                **({"Hostname": spec.hostname} if spec.hostname else {}),
                 "Env": list(spec.env),
                 "Mounts": [
                     {

@@ -142,6 +142,24 @@ def test_inspect_json_container_spec_holds_image_args_env_and_mounts() -> None:
     ]
 
 
+def test_inspect_json_shows_a_stack_services_entrypoint_hostname_labels_and_aliases() -> None:
+    spec = replace(
+        FULL.spec,
+        command=("/bin/sh", "-c"),
+        hostname="web.local",
+        container_labels={"com.docker.stack.namespace": "st"},
+        network_aliases={"front": ("web-key",)},
+    )
+    shown = inspect_json(replace(FULL, spec=spec), NETWORKS)["Spec"]
+    container = shown["TaskTemplate"]["ContainerSpec"]
+    assert container["Command"] == ["/bin/sh", "-c"]
+    assert container["Hostname"] == "web.local"
+    assert container["Labels"] == {"com.docker.stack.namespace": "st"}
+    assert shown["Networks"][0]["Aliases"] == ["web", "web-key"]
+    plain = inspect_json(FULL, NETWORKS)["Spec"]["TaskTemplate"]["ContainerSpec"]
+    assert not {"Command", "Hostname", "Labels"} & set(plain)
+
+
 def test_inspect_json_resources_are_in_nano_cpus_and_bytes() -> None:
     resources = inspect_json(FULL, NETWORKS)["Spec"]["TaskTemplate"]["Resources"]
     assert resources == {
