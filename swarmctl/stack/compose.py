@@ -17,6 +17,7 @@ import csv
 import functools
 import hashlib
 import io
+import ipaddress
 import json
 import os
 import re
@@ -571,12 +572,18 @@ class _Translator:
             self._ignore_others(pools[0], SUBNET, "networks", key, "ipam", "config", 0)
             for index in range(1, len(pools)):
                 self._ignore("networks", key, "ipam", "config", index)
+            subnet = pools[0].get("subnet", "")
+            try:
+                ipaddress.ip_network(subnet or "0.0.0.0/0")
+            except ValueError as exc:
+                where = ("networks", key, "ipam", "config", 0, "subnet")
+                raise self._fail(where, f"{_show(subnet)}: {exc}") from None
             networks.append(
                 StackNetwork(
                     name=name,
                     driver=body.get("driver", "overlay"),
                     attachable=bool(body.get("attachable", False)),
-                    subnet=pools[0].get("subnet", ""),
+                    subnet=subnet,
                     labels=self._stack_labels(body.get("labels"), "networks", key, "labels"),
                 )
             )

@@ -567,6 +567,11 @@ def test_an_error_in_a_merged_service_names_the_last_file_that_sets_it(tmp_path)
             " '_', '.', '-')",
         ),
         (
+            "services:\n  web:\n    image: nginx\n"
+            "networks:\n  default: {ipam: {config: [{subnet: 10.0.9.1/24}]}}\n",
+            "networks.default.ipam.config[0].subnet: '10.0.9.1/24': 10.0.9.1/24 has host bits set",
+        ),
+        (
             "services:\n  web:\n    build: .\n",
             "services.web: no image: (swarm runs images; build: is not supported)",
         ),
