@@ -334,7 +334,7 @@ def _schema_error(error: jsonschema.ValidationError) -> str:
     if error.validator == "type":
         wanted = error.validator_value
         wanted = " or ".join(wanted) if isinstance(wanted, list) else wanted
-        return f"{path}: {_show(_plain(error.instance))} is not of type {wanted}"
+        return f"{path}: {_shown(error.instance)} is not of type {wanted}"
     return f"{path or 'top level'}: {cut(_one_line(error.message), 120)}"
 
 
@@ -926,8 +926,9 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _plain(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, default=str)
+def _shown(value: Any) -> str:
+    """A value from the file: a string quoted, anything else as JSON (3.8, [1], null)."""
+    return _show(value) if isinstance(value, str) else cut(json.dumps(value, default=str))
 
 
 def _one_line(text: str) -> str:

@@ -512,6 +512,12 @@ def test_a_schema_error_names_the_file_and_the_key_path(tmp_path):
     )
 
 
+def test_a_value_of_the_wrong_type_is_shown_as_written(tmp_path):
+    message = error(tmp_path, "version: 3.8\nservices:\n  web:\n    image: nginx\n")
+
+    assert message == f"{tmp_path}/stack.yml: version: 3.8 is not of type string"
+
+
 def test_an_unknown_key_is_refused(tmp_path):
     message = error(tmp_path, "services:\n  web:\n    image: nginx\n    replica: 2\n")
 
