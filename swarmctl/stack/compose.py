@@ -611,6 +611,7 @@ class _Translator:
         self._ignore_others(deploy, DEPLOY_KEYS, *path, "deploy")
         mode = deploy.get("mode", "replicated")
         placement = deploy.get("placement") or {}
+        preferences = placement.get("preferences") or []
         resources_ = deploy.get("resources") or {}
         limits = self._resources(resources_, "limits", path)
         reservations = self._resources(resources_, "reservations", path)
@@ -632,7 +633,7 @@ class _Translator:
                 env=self._environment(body, path),
                 labels=[f"{k}={v}" for k, v in service_labels.items()],
                 constraints=placement.get("constraints") or (),
-                placement_prefs=self._preferences(placement.get("preferences") or [], path),
+                placement_prefs=[f"spread={p['spread']}" for p in preferences if "spread" in p],
                 replicas_max_per_node=placement.get("max_replicas_per_node", 0),
                 reserve_cpu=reservations.get("cpus"),
                 reserve_memory=reservations.get("memory"),
@@ -702,9 +703,6 @@ class _Translator:
             max_failure_ratio=None if ratio is None else _text(ratio),
             order=given.get("order"),
         )
-
-    def _preferences(self, preferences: list[dict[str, Any]], path: tuple) -> list[str]:
-        return [f"spread={p['spread']}" for p in preferences if "spread" in p]
 
     def _health(self, check: dict[str, Any] | None, path: tuple) -> dict[str, Any]:
         """build_spec's health options: `test` is CMD (run through the container's shell,
@@ -840,8 +838,10 @@ class _Translator:
         self._ignore_others(volume, MOUNT_KEYS, *where)
         self._ignore_others(volume.get("bind") or {}, frozenset(), *where, "bind")
         kind, source = volume["type"], volume.get("source", "")
+        if kind not in ("volume", "bind", "tmpfs"):
+            raise self._fail((*where, "type"), f"{_show(kind)}: expected volume, bind or tmpfs")
         fields: list[tuple[str, Any]] = [("type", kind)]
-        if kind == "bind":
+        if kind == "bind" and source:
             fields.append(("source", self._host_path(source)))
         elif kind == "volume" and source:
             declared = self.document.get("volumes") or {}
@@ -856,8 +856,6 @@ class _Translator:
                 fields += [("volume-opt", f"{k}={_text(v)}") for k, v in opts.items()]
                 labels = self._stack_labels(body.get("labels"), "volumes", source, "labels")
                 fields += [("volume-label", f"{k}={v}") for k, v in labels.items()]
-        elif kind not in ("volume", "tmpfs"):
-            raise self._fail((*where, "type"), f"{_show(kind)}: expected volume, bind or tmpfs")
         fields.append(("target", volume.get("target", "")))
         if volume.get("read_only"):
             fields.append(("readonly", "true"))
@@ -875,7 +873,9 @@ class _Translator:
         for index, entry in enumerate(entries):
             where = (*path, kind, index)
             entry = {"source": entry} if isinstance(entry, str) else entry
-            source = entry["source"]
+            source = entry.get("source")
+            if not source:
+                raise self._fail(where, "no source: (the name of a top-level one)")
             if source not in declared:
                 raise self._fail(where, _undefined(kind, source))
             target = entry.get("target") or (source if kind == "secrets" else f"/{source}")

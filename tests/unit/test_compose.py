@@ -362,7 +362,7 @@ services:
       replicas: 3
       placement:
         constraints: [node.role == worker]
-        preferences: [{spread: node.labels.zone}]
+        preferences: [{spread: node.labels.zone}, {x-note: none}]
         max_replicas_per_node: 2
       resources:
         limits: {cpus: '0.5', memory: 128M}
@@ -576,6 +576,15 @@ def test_an_error_in_a_merged_service_names_the_last_file_that_sets_it(tmp_path)
             "services:\n  web:\n    image: nginx\n"
             "networks:\n  default: {ipam: {config: [{subnet: 10.0.9.1/24}]}}\n",
             "networks.default.ipam.config[0].subnet: '10.0.9.1/24': 10.0.9.1/24 has host bits set",
+        ),
+        (
+            "services:\n  web:\n    image: nginx\n    secrets: [{target: pw}]\n",
+            "services.web.secrets[0]: no source: (the name of a top-level one)",
+        ),
+        (
+            "services:\n  web:\n    image: nginx\n    volumes: [{type: bind, target: /x}]\n",
+            "services.web.volumes[0]: --mount 'type=bind,target=/x': a bind mount needs"
+            " source=<absolute path>",
         ),
         (
             "services:\n  web:\n    build: .\n",
