@@ -48,6 +48,7 @@ from swarmctl.spec import (
     parse_publish,
 )
 from swarmctl.stack.model import (
+    IMAGE_LABEL,
     NAMESPACE_LABEL,
     Stack,
     StackFileObject,
@@ -620,7 +621,10 @@ class _Translator:
         if deploy.get("endpoint_mode", "vip") != "vip":
             self._ignore(*path, "deploy", "endpoint_mode")
         aliases = self._service_networks(key, body.get("networks"), path)
-        service_labels = self._stack_labels(deploy.get("labels"), *path, "deploy", "labels")
+        service_labels = {
+            **self._stack_labels(deploy.get("labels"), *path, "deploy", "labels"),
+            IMAGE_LABEL: _text(body["image"]),
+        }
         with self._at(*path):
             spec = build_spec(
                 name=name,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from swarmctl.models import ServiceSpec
 
 NAMESPACE_LABEL = "com.docker.stack.namespace"  # docker's, so a file moves to real swarm
+IMAGE_LABEL = "com.docker.stack.image"  # a service's image as the file names it, as docker's
 
 
 @dataclass(frozen=True)

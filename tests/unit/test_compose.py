@@ -19,7 +19,13 @@ from swarmctl.models import (
     UpdatePolicy,
 )
 from swarmctl.stack.compose import ComposeError, load
-from swarmctl.stack.model import NAMESPACE_LABEL, StackFileObject, StackNetwork, StackVolume
+from swarmctl.stack.model import (
+    IMAGE_LABEL,
+    NAMESPACE_LABEL,
+    StackFileObject,
+    StackNetwork,
+    StackVolume,
+)
 
 EXAMPLE = Path(__file__).parents[2] / "docs" / "examples" / "stack.yml"
 
@@ -219,7 +225,7 @@ def test_names_and_namespace_labels_follow_docker_stack_deploy(tmp_path):
 
     web = service(stack, "web")
     assert web.name == "st_web"
-    assert web.labels == {"c": "d", NAMESPACE_LABEL: "st"}
+    assert web.labels == {"c": "d", NAMESPACE_LABEL: "st", IMAGE_LABEL: "nginx"}
     assert web.container_labels == {"a": "b", NAMESPACE_LABEL: "st"}
     assert web.networks == ("st_default",)
     assert stack.networks == (StackNetwork("st_default", labels={NAMESPACE_LABEL: "st"}),)
