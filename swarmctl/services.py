@@ -22,6 +22,7 @@ from swarmctl import (
     observe,
     pause,
     pinning,
+    secrets,
     sightings,
     update,
 )
@@ -137,6 +138,7 @@ def _check(
     services = repo.services.all()
     if any(s.spec.name == spec.name for s in services):
         raise SwarmctlError(f"service {spec.name} already exists")
+    secrets.check_refs(repo, spec)
     networks = _check_networks(repo, spec)
     return services, networks, _publish(spec, services, set(ssh_ports))
 
@@ -547,6 +549,7 @@ def update_service(
         if spec == service.spec and not force:
             return service, Kind.UPDATING if in_progress else Kind.NOTHING, warnings
         check_replicas(f"--replicas {spec.replicas}", spec.replicas, len(repo.nodes.all()))
+        secrets.check_refs(repo, spec)
         networks = _check_networks(repo, spec)
         others = [s for s in repo.services.all() if s.id != service.id]
         published = _publish(_known_ports(spec, service), others, set(ssh_ports))
