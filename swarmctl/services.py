@@ -581,6 +581,19 @@ def update_service(
     return changed, Kind.UPDATING, warnings
 
 
+def renew_users(repo: Repo, kind: str, name: str) -> list[Service]:
+    """Start a rolling update of every service using the secret or config `name`, whose
+    value just changed: a new version of the same spec, so that each task is replaced
+    with that service's update policy and the new one gets the new value. Recorded in the
+    caller's transaction, with the value: an interrupted command leaves no service behind."""
+    renewed = [
+        _new_version(s, s.spec, {}, s.vips, UpdateState.UPDATING, f"{kind} {name} updated")
+        for s in secrets.users(repo.services.all(), kind, name)
+    ]
+    repo.services.put_many(renewed)
+    return renewed
+
+
 def _known_ports(spec: ServiceSpec, service: Service) -> ServiceSpec:
     """The spec with the ports the service already published under their numbers, so
     that an update keeps a port the cluster picked for it."""
