@@ -11,6 +11,7 @@ import typer
 
 from swarmctl.cli.common import FormatOpt, InspectFormatOpt, QuietOpt, new_app
 from swarmctl.cli.context import env
+from swarmctl.cli.inspect import file_json
 from swarmctl.cli.output import warn
 from swarmctl.errors import SwarmctlError
 
@@ -103,7 +104,7 @@ def make_app(kind: str) -> typer.Typer:
             repo = Repo(db)
             found = [repo.files(kind).get(ref) for ref in names]
         if not pretty:
-            render_documents(fmt, [_document(kind, r) for r in found])
+            render_documents(fmt, [file_json(kind, r) for r in found])
             return
         for record in found:
             _pretty(kind, record)
@@ -166,20 +167,6 @@ def _read(ctx: typer.Context, kind: str):
         repo = Repo(db)
         repo.cluster()
         return repo.files(kind).all()
-
-
-def _document(kind: str, record) -> dict:
-    """As `docker secret inspect` / `docker config inspect` print one."""
-    spec: dict = {"Name": record.name, "Labels": record.labels}
-    if kind == "config":
-        spec["Data"] = record.data  # base64, as docker shows it
-    return {
-        "ID": record.id,
-        "Version": {"Index": record.version},
-        "CreatedAt": record.created_at,
-        "UpdatedAt": record.updated_at,
-        "Spec": spec,
-    }
 
 
 def _pretty(kind: str, record) -> None:
