@@ -121,7 +121,7 @@ def test_a_task_reads_its_secrets_and_configs_and_secret_update_rolls_it(
     for out in outputs:
         assert VALUE not in out and NEW_VALUE not in out
 
-    cluster("service", "rm", "app")
+    cluster("service", "rm", "--yes", "app")
     for host in cluster.lab.hosts:
         left = cluster.lab.ssh(host.name, "ls -A /run/swarmctl/secrets 2>/dev/null", check=False)
         assert left.stdout == ""
