@@ -175,7 +175,8 @@ def remove(repo: Repo, kind: str, refs: Iterable[str]) -> list[StoredFile]:
 
 
 def check_refs(repo: Repo, spec: ServiceSpec) -> None:
-    """Every secret and config the spec names exists."""
+    """Every secret and config the spec names exists, and the secrets key opens them (its
+    tasks could not start otherwise)."""
     for kind in KINDS:
         names = {r.name for r in repo.files(kind).all()}
         for ref in _refs(spec, kind):
@@ -184,6 +185,8 @@ def check_refs(repo: Repo, spec: ServiceSpec) -> None:
                     f"--{kind} {ref.source}: no such {kind} (create it with "
                     f"`swarmctl {kind} create {ref.source} FILE`)"
                 )
+    if spec.secrets:
+        cipher(repo)
 
 
 def _refs(spec: ServiceSpec, kind: str):

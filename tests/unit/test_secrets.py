@@ -350,3 +350,15 @@ def test_removing_a_tasks_container_removes_its_files_and_leftovers_are_swept() 
     # A directory older than a minute whose task has no container any more goes too.
     assert "find /run/swarmctl/secrets -mindepth 1 -maxdepth 1 -type d -mmin +1" in remove
     assert '[ -z "$c" ] && rm -rf -- "$d"' in remove
+
+
+def test_a_service_with_secrets_is_refused_when_the_key_does_not_open_them(
+    state: Path, key, monkeypatch
+) -> None:
+    with StateStore(state).transaction() as db:
+        secrets.put(Repo(db), "secret", "pw", VALUE)
+    monkeypatch.setenv(secrets.PASSPHRASE_ENV, "wrong")
+    spec = ServiceSpec("db", "x", secrets=(FileRef("pw", "pw"),))
+    with StateStore(state).read() as db, pytest.raises(SwarmctlError) as raised:
+        services._check(Repo(db), spec, [])
+    assert str(raised.value) == secrets.WRONG_KEY
