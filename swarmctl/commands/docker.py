@@ -45,7 +45,7 @@ INSPECT_FORMAT = (
 def remove_cluster_containers(cluster_id: str) -> str:
     """Remove every container this cluster started on the host."""
     select = shlex.join(["docker", "ps", "-aq", "--filter", f"label={LABEL_CLUSTER}={cluster_id}"])
-    return f"{select} | xargs -r docker rm -f"
+    return f"{{ {select} | xargs -r docker rm -f; }} && {_sweep_task_files(minutes=0)}"
 
 
 def task_container(service: Service, task: Task) -> str:
@@ -263,11 +263,13 @@ def _remove_task_files(task_ids: Sequence[str]) -> str:
     return shlex.join(["rm", "-rf", "--", *(task_files_dir(t) for t in task_ids)])
 
 
-def _sweep_task_files() -> str:
-    """Remove task file directories whose container is gone (its removal interrupted);
-    those younger than a minute may belong to a task being started."""
+def _sweep_task_files(minutes: int = 10) -> str:
+    """Remove task file directories whose container is gone (its removal interrupted)
+    and older than `minutes`: a younger one may belong to a task being started (its image
+    being pulled)."""
+    older = ["-mmin", f"+{minutes}"] if minutes else []
     find = shlex.join(
-        ["find", TASK_FILES, "-mindepth", "1", "-maxdepth", "1", "-type", "d", "-mmin", "+1"]
+        ["find", TASK_FILES, "-mindepth", "1", "-maxdepth", "1", "-type", "d", *older]
     )
     label = shlex.quote(f"label={LABEL_TASK_ID}=")
     return (

@@ -347,8 +347,8 @@ def test_removing_a_tasks_container_removes_its_files_and_leftovers_are_swept() 
     assert stop.endswith("&& rm -rf -- /run/swarmctl/secrets/task1")
     remove = docker.remove_tasks(["task1", "task2"])
     assert "&& rm -rf -- /run/swarmctl/secrets/task1 /run/swarmctl/secrets/task2 &&" in remove
-    # A directory older than a minute whose task has no container any more goes too.
-    assert "find /run/swarmctl/secrets -mindepth 1 -maxdepth 1 -type d -mmin +1" in remove
+    # A directory older than ten minutes whose task has no container any more goes too.
+    assert "find /run/swarmctl/secrets -mindepth 1 -maxdepth 1 -type d -mmin +10" in remove
     assert '[ -z "$c" ] && rm -rf -- "$d"' in remove
 
 
