@@ -362,3 +362,14 @@ def test_a_service_with_secrets_is_refused_when_the_key_does_not_open_them(
     with StateStore(state).read() as db, pytest.raises(SwarmctlError) as raised:
         services._check(Repo(db), spec, [])
     assert str(raised.value) == secrets.WRONG_KEY
+
+
+def test_a_node_leaving_loses_every_task_file_directory_without_a_container() -> None:
+    from swarmctl.commands import docker
+
+    line = docker.remove_cluster_containers("c" * 25)
+    assert line.endswith(
+        "&& { for d in $(find /run/swarmctl/secrets -mindepth 1 -maxdepth 1 -type d 2>/dev/null);"
+        ' do c=$(docker ps -aq --filter label=swarmctl.task.id="${d##*/}")'
+        ' && [ -z "$c" ] && rm -rf -- "$d"; done; true; }'
+    )
