@@ -373,3 +373,17 @@ def test_a_node_leaving_loses_every_task_file_directory_without_a_container() ->
         ' do c=$(docker ps -aq --filter label=swarmctl.task.id="${d##*/}")'
         ' && [ -z "$c" ] && rm -rf -- "$d"; done; true; }'
     )
+
+
+def test_config_update_rolls_the_services_using_it_and_not_a_secret_of_that_name(
+    state: Path,
+) -> None:
+    ok("--state", str(state), "config", "create", "conf", "-", input=b"a", env={})
+    user = put_service(state, ServiceSpec("app", "x", configs=(FileRef("conf", "/conf"),)))
+    bystander = put_service(state, ServiceSpec("db", "x", secrets=(FileRef("conf", "conf"),)))
+    out = ok("--state", str(state), "config", "update", "-d", "conf", "-", input=b"b", env={})
+    assert out == "conf: version 2\napp: update recorded\n"
+    with StateStore(state).read() as db:
+        repo = Repo(db)
+        assert repo.services.get("app").version == user.version + 1
+        assert repo.services.get("db") == bystander
