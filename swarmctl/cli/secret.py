@@ -142,11 +142,19 @@ def make_app(kind: str) -> typer.Typer:
             repo = Repo(db)
             record = repo.files(kind).get(name)
             record, changed = secrets.put(repo, kind, record.name, data)
-            renewed = services.renew_users(repo, kind, record.name) if changed else []
-        if not changed:
+            if changed:
+                renewed = services.renew_users(repo, kind, record.name)
+            else:  # a rerun after Ctrl-C carries on the updates the first one recorded
+                renewed = [
+                    s
+                    for s in secrets.users(repo.services.all(), kind, record.name)
+                    if s.update_status and s.update_status.state.in_progress
+                ]
+        if changed:
+            typer.echo(f"{record.name}: version {record.version}")
+        elif not renewed:
             typer.echo(f"{record.name}: value unchanged, no service rolled")
             return
-        typer.echo(f"{record.name}: version {record.version}")
         if not renewed or detach:
             for service in renewed:
                 typer.echo(f"{service.spec.name}: update recorded")

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -201,6 +202,14 @@ def test_update_with_a_new_value_starts_an_update_of_each_service_using_it(
     assert db_service.update_status.state == UpdateState.UPDATING
     assert db_service.update_status.message == "secret pw updated"
     assert web == other
+    # A rerun (after Ctrl-C, say) carries on the update it recorded, and records no other.
+    again = ok("--state", str(state), "secret", "update", "-d", "pw", "-", input=b"new")
+    assert again == "db: update recorded\n"
+    with StateStore(state).transaction() as db:
+        repo = Repo(db)
+        assert repo.services.get("db") == db_service
+        done = replace(db_service.update_status, state=UpdateState.COMPLETED, completed_at="x")
+        repo.services.put(replace(db_service, update_status=done))
     again = ok("--state", str(state), "secret", "update", "pw", "-", input=b"new")
     assert again == "pw: value unchanged, no service rolled\n"
 
