@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from swarmctl import events, health
+from swarmctl import events, health, secrets
 from swarmctl.commands import docker
 from swarmctl.errors import SwarmctlError
 from swarmctl.mesh import task_networks
@@ -105,7 +105,8 @@ def apply(store: StateStore, pool: Hosts, plan: Plan, progress: Progress | None 
         services = {s.id: s for s in repo.services.all()}
         nodes = {n.id: n for n in repo.nodes.all()}
         networks = {n.name for n in repo.networks.all()}
-    starts = [t for t in [*plan.create, *plan.update] if t.state in STARTABLE]
+        starts = [t for t in [*plan.create, *plan.update] if t.state in STARTABLE]
+        files = _task_files(repo, [services[t.service_id] for t in starts])
     # Orphans sit on nodes that cannot be reached; the supervisor clears them on return.
     stops = [
         t
@@ -139,7 +140,15 @@ def apply(store: StateStore, pool: Hosts, plan: Plan, progress: Progress | None 
             done += list(
                 threads.map(
                     lambda t: _start(
-                        conn, cluster.id, services[t.service_id], t, networks, pool, nodes, notify
+                        conn,
+                        cluster.id,
+                        services[t.service_id],
+                        t,
+                        networks,
+                        pool,
+                        nodes,
+                        notify,
+                        files.get(t.service_id, b""),
                     ),
                     starting,
                 )
@@ -163,6 +172,19 @@ def apply(store: StateStore, pool: Hosts, plan: Plan, progress: Progress | None 
     down = {node_id: health.unreachable(why) for node_id, why in unreachable.items()}
     save(store, changed, nodes=down, known_only=True)
     return Outcome(unreachable)
+
+
+def _task_files(repo: Repo, services: Sequence[Service]) -> dict[str, bytes | SwarmctlError]:
+    """Each service's secrets and configs as the archive its tasks get (or why not: no
+    key, a wrong key), made once per apply: the values stay in this process's memory."""
+    files: dict[str, bytes | SwarmctlError] = {}
+    for service in services:
+        if service.id not in files and (service.spec.secrets or service.spec.configs):
+            try:
+                files[service.id] = secrets.archive(repo, service.spec)
+            except SwarmctlError as error:
+                files[service.id] = error
+    return files
 
 
 def _rejected(task: Task, error: str) -> Task:
@@ -208,11 +230,19 @@ def _start(
     pool: Hosts,
     nodes: dict[str, Node],
     notify: Progress,
+    files: bytes | SwarmctlError,
 ) -> Task:
     for step in (TaskState.ACCEPTED, TaskState.PREPARING):  # only forward
         if task.state.rank < step.rank:
             task = stamp(task, step, message=step.value)
     notify(task)
+    if isinstance(files, SwarmctlError):
+        return _rejected(task, f"secrets and configs not delivered: {files}")
+    if files:
+        try:  # the values go on stdin: never in a command line, a log or an error
+            conn.run(docker.write_task_files(task.id), stdin=files, timeout=START_TIMEOUT)
+        except CommandFailed as failure:
+            return _rejected(task, f"secrets and configs not delivered: {_reason(failure)}")
     wanted = [n for n in task_networks(service.spec) if n in networks]
     script = docker.run_task(cluster_id, service, task, wanted)
     try:

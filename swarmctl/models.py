@@ -167,6 +167,29 @@ class FileRef:
 
 
 @dataclass(frozen=True)
+class StoredFile:
+    """A secret or a config as the cluster keeps it. `data` is a secret's value encrypted
+    (a Fernet token: secrets.py) or a config's value in base64; `version` counts its values."""
+
+    id: str
+    name: str
+    created_at: str
+    updated_at: str
+    data: str
+    version: int = 1
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SecretsKey:
+    """What tells a right secrets key from a wrong one: the salt the key is derived with
+    and a known text encrypted with it. The key itself is never in the state."""
+
+    salt: str  # base64
+    check: str  # a Fernet token of secrets.CHECK_TEXT
+
+
+@dataclass(frozen=True)
 class RestartPolicy:
     condition: RestartCondition = RestartCondition.ANY
     delay: float | None = None  # seconds; None: back off exponentially from zero

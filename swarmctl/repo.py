@@ -12,7 +12,7 @@ from tinydb import Query, TinyDB
 
 from swarmctl.codec import from_json, to_json
 from swarmctl.errors import SwarmctlError, cut
-from swarmctl.models import Cluster, Network, Node, Service, Task
+from swarmctl.models import Cluster, Network, Node, SecretsKey, Service, StoredFile, Task
 
 T = TypeVar("T")
 
@@ -67,6 +67,21 @@ class Repo:
         self.networks = _Table(db, "networks", Network, "network", lambda n: n.name)
         self.services = _Table(db, "services", Service, "service", lambda s: s.spec.name)
         self.tasks = _Table(db, "tasks", Task, "task", lambda t: t.id)
+        self.secrets = _Table(db, "secrets", StoredFile, "secret", lambda s: s.name)
+        self.configs = _Table(db, "configs", StoredFile, "config", lambda c: c.name)
+
+    def files(self, kind: str) -> "_Table[StoredFile]":
+        """The secrets or the configs: kind is "secret" or "config"."""
+        return self.secrets if kind == "secret" else self.configs
+
+    def secrets_key(self) -> SecretsKey | None:
+        docs = self._db.table("secrets_key").all()
+        return from_json(SecretsKey, docs[0]) if docs else None
+
+    def set_secrets_key(self, key: SecretsKey) -> None:
+        table = self._db.table("secrets_key")
+        table.truncate()
+        table.insert(to_json(key))
 
     def cluster(self) -> Cluster:
         found = self.find_cluster()

@@ -22,6 +22,7 @@ from swarmctl import (
     observe,
     pause,
     pinning,
+    secrets,
     sightings,
     update,
 )
@@ -137,6 +138,7 @@ def _check(
     services = repo.services.all()
     if any(s.spec.name == spec.name for s in services):
         raise SwarmctlError(f"service {spec.name} already exists")
+    secrets.check_refs(repo, spec)
     networks = _check_networks(repo, spec)
     return services, networks, _publish(spec, services, set(ssh_ports))
 
@@ -547,6 +549,7 @@ def update_service(
         if spec == service.spec and not force:
             return service, Kind.UPDATING if in_progress else Kind.NOTHING, warnings
         check_replicas(f"--replicas {spec.replicas}", spec.replicas, len(repo.nodes.all()))
+        secrets.check_refs(repo, spec)
         networks = _check_networks(repo, spec)
         others = [s for s in repo.services.all() if s.id != service.id]
         published = _publish(_known_ports(spec, service), others, set(ssh_ports))
@@ -576,6 +579,19 @@ def update_service(
     if new_ingress:
         warnings += networking.converge(store, pool, nodes)
     return changed, Kind.UPDATING, warnings
+
+
+def renew_users(repo: Repo, kind: str, name: str) -> list[Service]:
+    """Start a rolling update of every service using the secret or config `name`, whose
+    value just changed: a new version of the same spec, so that each task is replaced
+    with that service's update policy and the new one gets the new value. Recorded in the
+    caller's transaction, with the value: an interrupted command leaves no service behind."""
+    renewed = [
+        _new_version(s, s.spec, {}, s.vips, UpdateState.UPDATING, f"{kind} {name} updated")
+        for s in secrets.users(repo.services.all(), kind, name)
+    ]
+    repo.services.put_many(renewed)
+    return renewed
 
 
 def _known_ports(spec: ServiceSpec, service: Service) -> ServiceSpec:

@@ -16,6 +16,7 @@ from swarmctl.constraints import parse_constraint, parse_preference
 from swarmctl.errors import SwarmctlError, cut
 from swarmctl.models import (
     FailureAction,
+    FileRef,
     HealthCheck,
     Mode,
     MountSpec,
@@ -200,6 +201,8 @@ def build_spec(
     restart_max_attempts: int = 0,
     restart_window: str | None = None,
     mounts: Sequence[str] = (),
+    secrets: Sequence[str] = (),
+    configs: Sequence[str] = (),
     workdir: str = "",
     user: str = "",
     health_cmd: str | None = None,
@@ -243,6 +246,8 @@ def build_spec(
             restart_condition, restart_delay, restart_max_attempts, restart_window
         ),
         mounts=_mounts(mounts),
+        secrets=_file_refs("secret", secrets),
+        configs=_file_refs("config", configs),
         workdir=_workdir(workdir),
         user=_user(user),
         health=_health(
@@ -322,6 +327,10 @@ class Changes:
     constraint_rm: Sequence[str] = ()
     mount_add: Sequence[str] = ()
     mount_rm: Sequence[str] = ()
+    secret_add: Sequence[str] = ()
+    secret_rm: Sequence[str] = ()
+    config_add: Sequence[str] = ()
+    config_rm: Sequence[str] = ()
     network_add: Sequence[str] = ()
     network_rm: Sequence[str] = ()
     reserve_cpu: str | None = None
@@ -392,6 +401,8 @@ def updated_spec(spec: ServiceSpec, c: Changes) -> ServiceSpec:
         ports=ports + added,
         constraints=constraints,
         mounts=mounts,
+        secrets=_update_file_refs("secret", spec.secrets, c.secret_add, c.secret_rm),
+        configs=_update_file_refs("config", spec.configs, c.config_add, c.config_rm),
         networks=networks,
         reservations=reservations,
         limits=limits,
@@ -589,6 +600,97 @@ def parse_mount(text: str) -> MountSpec:
         tmpfs_size=_tmpfs_size(fields.get("tmpfs-size"), invalid),
         tmpfs_mode=_tmpfs_mode(fields.get("tmpfs-mode"), invalid),
     )
+
+
+FILE_NAME_RE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9_.-]{0,62}[a-zA-Z0-9])?")
+FILE_NAME_HELP = (
+    "use letters, digits, '_', '.' and '-' (at most 64, starting and ending with a letter or digit)"
+)
+_FILE_REF_KEYS = {
+    "source": "source",
+    "src": "source",
+    "target": "target",
+    "uid": "uid",
+    "gid": "gid",
+    "mode": "mode",
+}
+
+
+def check_file_name(kind: str, name: str) -> None:
+    """A secret's or config's name: docker's rule."""
+    if not FILE_NAME_RE.fullmatch(name):
+        raise SwarmctlError(f"{kind} name {_show(name)}: {FILE_NAME_HELP}")
+
+
+def parse_file_ref(kind: str, text: str) -> FileRef:
+    """docker's `--secret` / `--config`: NAME, or source=NAME[,target=…,uid=…,gid=…,mode=0400].
+
+    A secret's relative target is a file under /run/secrets; a config's target is a path
+    (relative: from /), by default /NAME, as docker places them."""
+    option = f"--{kind}"
+    _check_one_line(option, text)
+
+    def invalid(why: str) -> SwarmctlError:
+        return SwarmctlError(f"{option} {_show(text)}: {why}")
+
+    try:
+        (row,) = csv.reader([text], strict=True)
+    except csv.Error as exc:
+        raise invalid(f"not a comma-separated list ({exc})") from None
+    fields: dict[str, str] = {}
+    if len(row) == 1 and "=" not in row[0]:
+        fields["source"] = row[0]
+    else:
+        for item in row:
+            name, sep, value = item.partition("=")
+            key = _FILE_REF_KEYS.get(name.lower())
+            if key is None or not sep:
+                raise invalid("expected KEY=VALUE with a key of source, target, uid, gid, mode")
+            if key in fields:
+                raise invalid(f"{key} is given twice")
+            fields[key] = value
+    source = fields.get("source", "")
+    if not FILE_NAME_RE.fullmatch(source):
+        raise invalid(f"{kind} name {_show(source)}: {FILE_NAME_HELP}")
+    target = fields.get("target", source if kind == "secret" else f"/{source}")
+    if kind == "config" and not target.startswith("/"):
+        target = f"/{target}"
+    parts = target.strip("/").split("/")
+    if not target.strip("/") or any(p in ("", ".", "..") for p in parts):
+        raise invalid(f"target {_show(target)}: expected a file path without '.' or '..' parts")
+    ids = {}
+    for key in ("uid", "gid"):
+        value = fields.get(key, "0")
+        if not value.isdecimal() or int(value) > 2**32 - 2:
+            raise invalid(f"{key} {_show(value)}: expected a numeric ID")
+        ids[key] = str(int(value))
+    mode_text = fields.get("mode", "0444")
+    if not re.fullmatch(r"0?[0-7]{1,3}", mode_text):
+        raise invalid(f"mode {_show(mode_text)}: expected octal permission bits, e.g. 0400")
+    return FileRef(source, target, ids["uid"], ids["gid"], int(mode_text, 8))
+
+
+def _file_refs(kind: str, texts: Sequence[str]) -> tuple[FileRef, ...]:
+    refs: list[FileRef] = []
+    for text in texts:
+        ref = parse_file_ref(kind, text)
+        if any(ref.target == other.target for other in refs):
+            raise SwarmctlError(f"--{kind} {_show(text)}: target {ref.target} is already used")
+        refs.append(ref)
+    return tuple(refs)
+
+
+def _update_file_refs(
+    kind: str, before: tuple[FileRef, ...], add: Sequence[str], remove: Sequence[str]
+) -> tuple[FileRef, ...]:
+    """`--{kind}-rm NAME` drops the references to that secret or config; `--{kind}-add`
+    replaces one at the same target."""
+    for name in remove:
+        check_file_name(kind, name)
+    added = _file_refs(kind, add)
+    gone = {t.target for t in added}
+    kept = tuple(r for r in before if r.source not in remove and r.target not in gone)
+    return kept + added
 
 
 def parse_volume(name: str, driver: str, options: Sequence[str]) -> dict[str, str]:

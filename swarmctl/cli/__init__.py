@@ -19,7 +19,7 @@ from swarmctl.cli.common import new_app
 from swarmctl.cli.context import Env
 from swarmctl.errors import SwarmctlError, cut
 
-NOUNS = ("node", "network", "service", "volume", "image", "state", "lab")
+NOUNS = ("node", "network", "service", "secret", "config", "volume", "image", "state", "lab")
 
 
 class Nouns(TyperGroup):
@@ -72,7 +72,17 @@ def root(
             "or $SWARMCTL_STATE.",
         ),
     ] = None,
+    secrets_key_file: Annotated[
+        str | None,
+        typer.Option(
+            "--secrets-key-file",
+            help="File holding the key to the cluster's secrets; or $SWARMCTL_SECRETS_KEY_FILE "
+            "(or a passphrase in $SWARMCTL_SECRETS_PASSPHRASE).",
+        ),
+    ] = None,
 ) -> None:
+    if secrets_key_file:  # where secrets.key_material looks, in this process and its children
+        os.environ["SWARMCTL_SECRETS_KEY_FILE"] = secrets_key_file
     ctx.obj = Env(inventory, state_file)
 
 

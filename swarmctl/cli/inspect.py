@@ -11,7 +11,7 @@ from swarmctl.cli.common import InspectFormatOpt
 from swarmctl.cli.context import env
 from swarmctl.errors import SwarmctlError
 
-TYPES = ("service", "node", "network", "task")
+TYPES = ("service", "node", "network", "task", "secret", "config")
 
 
 def inspect(
@@ -19,7 +19,10 @@ def inspect(
     refs: Annotated[list[str], typer.Argument(metavar="NAME|ID…", help="Objects to show.")],
     type_: Annotated[
         str | None,
-        typer.Option("--type", help="service, node, network or task (default: the first found)."),
+        typer.Option(
+            "--type",
+            help="service, node, network, task, secret or config (default: the first found).",
+        ),
     ] = None,
     fmt: InspectFormatOpt = None,
 ) -> None:
@@ -39,12 +42,16 @@ def inspect(
             "node": node.inspect_json,
             "network": lambda n: network.inspect_json(n, nodes),
             "task": to_json,
+            "secret": lambda r: file_json("secret", r),
+            "config": lambda r: file_json("config", r),
         }
         tables = {
             "service": repo.services,
             "node": repo.nodes,
             "network": repo.networks,
             "task": repo.tasks,
+            "secret": repo.secrets,
+            "config": repo.configs,
         }
         found = []
         for ref in refs:
@@ -56,3 +63,17 @@ def inspect(
             else:
                 raise SwarmctlError(f"no such {type_ or 'object'}: {ref!r}")
     render_documents(fmt, found)
+
+
+def file_json(kind: str, record) -> dict:
+    """As `docker secret inspect` / `docker config inspect` print one."""
+    spec: dict = {"Name": record.name, "Labels": record.labels}
+    if kind == "config":
+        spec["Data"] = record.data  # base64, as docker shows it
+    return {
+        "ID": record.id,
+        "Version": {"Index": record.version},
+        "CreatedAt": record.created_at,
+        "UpdatedAt": record.updated_at,
+        "Spec": spec,
+    }

@@ -103,6 +103,14 @@ def create(
         list[str] | None,
         typer.Option(help="type=bind|volume|tmpfs,source=…,target=…[,readonly], as docker's."),
     ] = None,
+    secret: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME or source=NAME,target=…,uid=…,gid=…,mode=0400: /run/secrets/…"),
+    ] = None,
+    config: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME or source=NAME,target=/PATH,uid=…,gid=…,mode=0444."),
+    ] = None,
     workdir: Annotated[str, typer.Option("--workdir", "-w")] = "",
     user: Annotated[str, typer.Option("--user", "-u")] = "",
     health_cmd: Annotated[str | None, typer.Option(help="Command that checks health.")] = None,
@@ -182,6 +190,8 @@ def create(
         restart_max_attempts=restart_max_attempts,
         restart_window=restart_window,
         mounts=mount or [],
+        secrets=secret or [],
+        configs=config or [],
         workdir=workdir,
         user=user,
         health_cmd=health_cmd,
@@ -225,6 +235,10 @@ def update(
     constraint_rm: Annotated[Strings, typer.Option(help="A constraint to remove.")] = None,
     mount_add: Annotated[Strings, typer.Option(help="A mount, as --mount.")] = None,
     mount_rm: Annotated[Strings, typer.Option(help="A mount's target to remove.")] = None,
+    secret_add: Annotated[Strings, typer.Option(help="A secret, as --secret.")] = None,
+    secret_rm: Annotated[Strings, typer.Option(help="A secret's name to remove.")] = None,
+    config_add: Annotated[Strings, typer.Option(help="A config, as --config.")] = None,
+    config_rm: Annotated[Strings, typer.Option(help="A config's name to remove.")] = None,
     network_add: Annotated[Strings, typer.Option(help="An overlay network to attach.")] = None,
     network_rm: Annotated[Strings, typer.Option(help="A network to detach.")] = None,
     reserve_cpu: Annotated[str | None, typer.Option()] = None,
@@ -307,6 +321,10 @@ def update(
         constraint_rm=constraint_rm or (),
         mount_add=mount_add or (),
         mount_rm=mount_rm or (),
+        secret_add=secret_add or (),
+        secret_rm=secret_rm or (),
+        config_add=config_add or (),
+        config_rm=config_rm or (),
         network_add=network_add or (),
         network_rm=network_rm or (),
         reserve_cpu=reserve_cpu,
@@ -729,6 +747,8 @@ def _spec_json(service, spec, networks) -> dict:
                     }
                     for m in spec.mounts
                 ],
+                "Secrets": [_file_json(r, "/run/secrets", "Secret") for r in spec.secrets],
+                "Configs": [_file_json(r, "/", "Config") for r in spec.configs],
                 "Dir": spec.workdir,
                 "User": spec.user,
                 **({"Healthcheck": _healthcheck(spec.health)} if spec.health else {}),
@@ -769,6 +789,21 @@ def _spec_json(service, spec, networks) -> dict:
         "RollbackConfig": _policy_json(spec.rollback),
         "Networks": networks_of,
         "EndpointSpec": {"Mode": "vip", "Ports": ports},
+    }
+
+
+def _file_json(ref, base: str, kind: str) -> dict:
+    """A secret or config reference as docker shows it: the file, never the value."""
+    import posixpath
+
+    return {
+        "File": {
+            "Name": posixpath.join(base, ref.target),
+            "UID": ref.uid,
+            "GID": ref.gid,
+            "Mode": ref.mode,
+        },
+        f"{kind}Name": ref.source,
     }
 
 

@@ -6,6 +6,7 @@ round trip does a whole step, and distinct exit codes tell which part failed.
 
 import csv
 import io
+import posixpath
 import shlex
 from collections.abc import Sequence
 
@@ -26,6 +27,9 @@ DAEMON_DOWN = 41  # the node's dockerd does not answer: REJECTED, the node is un
 PULL_FAILED = 42  # PREPARING failed: REJECTED (the image is not there and cannot be pulled)
 CREATE_FAILED = 43  # the container could not be made: REJECTED
 START_FAILED = 44  # it was made but would not start: FAILED
+TASK_FILES_FAILED = 45  # its secrets and configs could not be put in memory: REJECTED
+
+TASK_FILES = "/run/swarmctl/secrets"  # a tmpfs: a directory per task, its secrets and configs
 
 # What `docker inspect` tells about a task container, one JSON object per line.
 INSPECT_FORMAT = (
@@ -41,7 +45,7 @@ INSPECT_FORMAT = (
 def remove_cluster_containers(cluster_id: str) -> str:
     """Remove every container this cluster started on the host."""
     select = shlex.join(["docker", "ps", "-aq", "--filter", f"label={LABEL_CLUSTER}={cluster_id}"])
-    return f"{select} | xargs -r docker rm -f"
+    return f"{{ {select} | xargs -r docker rm -f; }} && {_sweep_task_files(minutes=0)}"
 
 
 def task_container(service: Service, task: Task) -> str:
@@ -88,6 +92,8 @@ def run_task(cluster_id: str, service: Service, task: Task, networks: Sequence[s
             create += ["--publish", f"{published}{port.target}/{port.protocol}"]
     for mount in spec.mounts:
         create += ["--mount", mount_option(mount, cluster_id)]
+    for source, target in task_file_mounts(service, task):
+        create += ["--mount", mount_option(MountSpec("bind", source, target, readonly=True), "")]
     if spec.workdir:
         create += ["--workdir", spec.workdir]
     if spec.user:
@@ -198,6 +204,42 @@ def mount_option(mount: MountSpec, cluster_id: str) -> str:
     return line.getvalue()
 
 
+def task_files_dir(task_id: str) -> str:
+    return f"{TASK_FILES}/{task_id}"
+
+
+def task_file_mounts(service: Service, task: Task) -> list[tuple[str, str]]:
+    """(file on the node, path in the container) of each secret and config of the task;
+    the file names are those of secrets.archive's members."""
+    directory = task_files_dir(task.id)
+    mounts = [
+        (f"{directory}/secret-{i}", posixpath.join("/run/secrets", ref.target))
+        for i, ref in enumerate(service.spec.secrets)
+    ]
+    mounts += [
+        (f"{directory}/config-{i}", ref.target) for i, ref in enumerate(service.spec.configs)
+    ]
+    return mounts
+
+
+def write_task_files(task_id: str) -> str:
+    """Unpack the tar archive on stdin (secrets.archive) into the task's own directory in
+    memory, owners and modes as archived. The directory's filesystem must be a tmpfs: a
+    node whose /run is on disk gets a tmpfs mounted there first; failing that, nothing is
+    written (TASK_FILES_FAILED)."""
+    base, directory = shlex.quote(TASK_FILES), shlex.quote(task_files_dir(task_id))
+    return (
+        f"mkdir -p -m 0700 {base} || exit {TASK_FILES_FAILED}\n"
+        f'[ "$(stat -f -c %T {base})" = tmpfs ]'
+        f" || mount -t tmpfs -o mode=0700,size=64m swarmctl-files {base}"
+        f" || exit {TASK_FILES_FAILED}\n"
+        f'[ "$(stat -f -c %T {base})" = tmpfs ] || exit {TASK_FILES_FAILED}\n'
+        f"rm -rf {directory} && mkdir -m 0700 {directory}"
+        f" && tar -x --same-owner --same-permissions --numeric-owner -C {directory}"
+        f" || exit {TASK_FILES_FAILED}"
+    )
+
+
 def stop_tasks(task_ids: Sequence[str]) -> str:
     """Stop these tasks' containers as docker stop does, each with the signal and grace
     period it was made with (then SIGKILL), and remove them. A container that will not
@@ -205,7 +247,8 @@ def stop_tasks(task_ids: Sequence[str]) -> str:
     ids = " ".join(shlex.quote(f"label={LABEL_TASK_ID}={task_id}") for task_id in task_ids)
     return (
         f'ids=$(for filter in {ids}; do docker ps -aq --filter "$filter"; done); '
-        '[ -z "$ids" ] || { docker stop $ids >/dev/null 2>&1; docker rm -f $ids >/dev/null; }'
+        '{ [ -z "$ids" ] || { docker stop $ids >/dev/null 2>&1; docker rm -f $ids >/dev/null; }; }'
+        f" && {_remove_task_files(task_ids)}"
     )
 
 
@@ -214,8 +257,29 @@ def remove_tasks(task_ids: Sequence[str]) -> str:
     # One filter per call: several label filters in one `docker ps` must all match.
     ids = " ".join(shlex.quote(f"label={LABEL_TASK_ID}={task_id}") for task_id in task_ids)
     return (
-        f'for filter in {ids}; do docker ps -aq --filter "$filter"; done'
-        " | xargs -r docker rm -f >/dev/null"
+        f'{{ for filter in {ids}; do docker ps -aq --filter "$filter"; done'
+        " | xargs -r docker rm -f >/dev/null; }"
+        f" && {_remove_task_files(task_ids)} && {_sweep_task_files()}"
+    )
+
+
+def _remove_task_files(task_ids: Sequence[str]) -> str:
+    return shlex.join(["rm", "-rf", "--", *(task_files_dir(t) for t in task_ids)])
+
+
+def _sweep_task_files(minutes: int = 10) -> str:
+    """Remove task file directories whose container is gone (its removal interrupted)
+    and older than `minutes`: a younger one may belong to a task being started (its image
+    being pulled)."""
+    older = ["-mmin", f"+{minutes}"] if minutes else []
+    find = shlex.join(
+        ["find", TASK_FILES, "-mindepth", "1", "-maxdepth", "1", "-type", "d", *older]
+    )
+    label = shlex.quote(f"label={LABEL_TASK_ID}=")
+    return (
+        f"{{ for d in $({find} 2>/dev/null); do"
+        f' c=$(docker ps -aq --filter {label}"${{d##*/}}") && [ -z "$c" ] && rm -rf -- "$d";'
+        " done; true; }"
     )
 
 

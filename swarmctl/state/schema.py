@@ -13,7 +13,7 @@ import msgspec
 
 from swarmctl.errors import SwarmctlError, cut
 from swarmctl.leases import Lease
-from swarmctl.models import Cluster, Network, Node, Service, Task
+from swarmctl.models import Cluster, Network, Node, SecretsKey, Service, StoredFile, Task
 
 MODELS: dict[str, type] = {
     "cluster": Cluster,
@@ -22,6 +22,9 @@ MODELS: dict[str, type] = {
     "services": Service,
     "tasks": Task,
     "leases": Lease,
+    "secrets": StoredFile,
+    "configs": StoredFile,
+    "secrets_key": SecretsKey,
 }
 
 

@@ -22,6 +22,7 @@ from swarmctl.models import (
     Role,
     Service,
     ServiceSpec,
+    StoredFile,
     Task,
     TaskState,
 )
@@ -47,9 +48,20 @@ TASKS = [
     )
     for slot in range(1, 5)
 ] + [Task(f"montask{i}" + "0" * 17, MON.id, 0, NOW, n.id) for i, n in enumerate(NODES)]
+CONF = StoredFile("conf" + "0" * 21, "app_conf", NOW, NOW, "bGV2ZWw9MQo=")  # "level=1"
 
 # What only commands that reach hosts, or create objects, need.
-HOST_SIDE = {"paramiko", "fabric", "invoke", "jinja2", "docker", "yaml", "filelock", "secrets"}
+HOST_SIDE = {
+    "paramiko",
+    "fabric",
+    "invoke",
+    "jinja2",
+    "docker",
+    "yaml",
+    "filelock",
+    "secrets",
+    "cryptography",
+}
 HOST_SIDE_OURS = tuple(
     f"swarmctl.{m}"
     for m in (
@@ -61,6 +73,7 @@ HOST_SIDE_OURS = tuple(
         "membership",
         "provision",
         "services",
+        "secrets",
         "imageload",
         "lab.manager",
         "lab.images",
@@ -89,6 +102,9 @@ COMMANDS = [
     (["network", "ls"], {"network"}, "front"),
     (["network", "inspect", "front"], {"network"}, '"Subnet": "10.0.1.0/24"'),
     (["inspect", "--type", "task", TASKS[0].id], {"node", "network", "service"}, TASKS[0].id),
+    (["config", "ls"], {"config", "secret"}, "app_conf"),
+    (["config", "inspect", "--pretty", "app_conf"], {"config", "secret"}, "level=1"),
+    (["inspect", "app_conf"], {"node", "network", "service"}, '"Name": "app_conf"'),
     (["info"], set(), "Nodes: 2"),
     (["--help"], set(NOUNS), "Manage services."),
 ]
@@ -106,6 +122,7 @@ def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
         repo.networks.put(FRONT)
         repo.services.put_many([WEB, MON])
         repo.tasks.put_many(TASKS)
+        repo.configs.put(CONF)
     return path
 
 
