@@ -251,15 +251,17 @@ def _tasks_on(repo, node_id: str) -> list:
 
 
 def _pinned(hostname: str, moving: list) -> dict[tuple[str, str], str]:
-    """(service id, task id) -> why, for each task a local volume holds on the node (its
-    data is there): draining cannot move it."""
+    """(service id, task id) -> why, for each replicated task a local volume holds on the
+    node (its data is there): draining cannot move it. A global service's task there just
+    ends, its data kept for when the node is active again."""
+    from swarmctl.models import Mode
     from swarmctl.scheduler import local_volume
 
     return {
         (service.id, task.id): f"task {service.spec.name}.{task.slot_key} is pinned to "
         f"{hostname} by volume {volume}"
         for service, task in moving
-        if (volume := local_volume(service.spec))
+        if service.spec.mode == Mode.REPLICATED and (volume := local_volume(service.spec))
     }
 
 
