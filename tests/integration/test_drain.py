@@ -91,9 +91,9 @@ def all_on_worker1(cluster: Cluster, *create: str) -> None:
         cluster("node", "update", "--availability", "active", name)
 
 
-def on_nodes(cluster: Cluster, service: str = "web") -> list[str]:
+def on_nodes(cluster: Cluster, service: str = "web", names: dict | None = None) -> list[str]:
     """The hostname of each running task of the service, sorted."""
-    names = hostnames(cluster)
+    names = names or hostnames(cluster)
     return sorted(names[t["node_id"]] for t in running(cluster, service))
 
 
@@ -216,20 +216,23 @@ def test_a_global_service_stops_gracefully_on_drain_and_comes_back_on_active(
 
 def test_the_supervisor_carries_on_a_drain_interrupted_by_ctrl_c(cluster: Cluster) -> None:
     all_on_worker1(
-        cluster, "--replicas", "3", "--update-delay", "1s", "swarmctl/tools", "sleep", "1000"
+        cluster, "--replicas", "3", "--update-delay", "3s", "swarmctl/tools", "sleep", "1000"
     )
+    names = hostnames(cluster)
     drain = cluster.popen(
         "node", "update", "--availability", "drain", "worker1",
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible,
     )  # fmt: skip
-    wait_for("the first task moved", lambda: on_nodes(cluster).count("worker1") < 3, 60)
+    wait_for(
+        "the first task moved", lambda: on_nodes(cluster, names=names).count("worker1") < 3, 60
+    )
     drain.send_signal(signal.SIGINT)
     drain.communicate(timeout=60)
     assert "worker1" in on_nodes(cluster)  # the delay held the others back
 
     supervisor = Supervisor(cluster)
     try:
-        wait_for("the drain to end", lambda: "worker1" not in on_nodes(cluster), 60)
+        wait_for("the drain to end", lambda: "worker1" not in on_nodes(cluster, names=names), 60)
         assert_exactly_the_replicas(cluster, dead="worker1")
         assert len(moves(cluster)) == 3  # one new task per slot: no move repeated
     finally:
