@@ -277,17 +277,21 @@ def _move_away(e, node, service_ids: set[str], excused: set[str]) -> None:
     with e.pool() as pool:
         failures, warnings = services.drain(e.store, pool, service_ids, service_ids - excused)
     warn(warnings)
-    why = {(f.task.service_id, f.task.slot_key): f.reason for f in failures}
+    why = {(f.task.service_id, f.task.slot_key): f"its move failed: {f.reason}" for f in failures}
     with e.store.read() as db:
         names = {s.id: s.spec.name for s in Repo(db).services.all()}
+        found = Repo(db).tasks.all()
+        why.update(
+            {
+                (t.service_id, t.slot_key): f"its replacement is pending: {t.error}"
+                for t in found
+                if t.state == TaskState.PENDING and t.desired_state == TaskState.RUNNING
+            }
+        )
         left = [
             f"task {names[t.service_id]}.{t.slot_key} is still on {node.hostname}"
-            + (
-                f": its move failed: {reason}"
-                if (reason := why.get((t.service_id, t.slot_key)))
-                else ""
-            )
-            for t in Repo(db).tasks.all()
+            + (f": {reason}" if (reason := why.get((t.service_id, t.slot_key))) else "")
+            for t in found
             if t.node_id == node.id
             and t.desired_state == TaskState.RUNNING
             and t.service_id in service_ids - excused
