@@ -171,6 +171,7 @@ def test_a_stop_first_drain_moves_one_slot_at_a_time(cluster: Cluster) -> None:
     assert all(ran < made for (_, ran), (made, _) in pairwise(down)), down
 
 
+@pytest.mark.modes("online", "offline")
 def test_a_start_first_drain_keeps_every_replica_running_and_healthy(cluster: Cluster) -> None:
     all_on_worker1(
         cluster, "--replicas", "3", "--update-order", "start-first", "--update-parallelism", "2",
