@@ -15,12 +15,16 @@ Rules, as swarm's with two improvements users asked for:
 - A task on a node that is down is orphaned and replaced elsewhere; the supervisor
   removes its container if the node comes back, so a healed partition never leaves
   more replicas than asked for.
-- Tasks on drained nodes, of removed services, or of slots above the replica count are
-  shut down; scaling down removes the highest slots first.
-- A rolling update (update.py) names slots to renew: their task is replaced by one of
-  the service's current version, stopped first or, start-first, kept until the new one
-  runs (healthy). A slot with two tasks meant to run is such a start-first replacement:
-  the old one ends once the new one runs, and stays the slot's task if the new one fails.
+- Tasks of removed services, of slots above the replica count, or of a global service
+  on a drained node are shut down; scaling down removes the highest slots first.
+- A rolling update or a drain (update.py) names slots to renew: their task (of an older
+  version, or on a drained node) is replaced by one of the service's current version,
+  stopped first or, start-first, kept until the new one runs (healthy). A slot with two
+  tasks meant to run is such a start-first replacement: the old one ends once the new
+  one runs, and stays the slot's task if the new one fails. A replicated task on a
+  drained node waits for its slot to be named, so that the drain keeps the service's
+  update policy; one a local volume pins there is stopped first (its new task can only
+  start where the data is).
 """
 
 from collections import defaultdict
@@ -163,9 +167,7 @@ def _service(
         current = _replacing(b, history, nodes)
         if key not in wanted:
             if current:
-                node = nodes.get(current.node_id)
-                drained = node is not None and node.availability == Availability.DRAIN
-                _end(b, current, nodes, "drained" if drained else "scaled down")
+                _end(b, current, nodes, "drained" if _drained(current, nodes) else "scaled down")
             _prune(b, history, current=None, keep=0)
             continue
         refill = current is None
@@ -177,10 +179,14 @@ def _service(
                 refill = _may_start(b, service, history)
         elif current is None:
             refill = _may_start(b, service, history)
-        elif key in renew and current.spec_version < service.version:
-            start_first = service.update_policy.order == UpdateOrder.START_FIRST
+        elif key in renew and (
+            (drained := _drained(current, nodes)) or current.spec_version < service.version
+        ):
+            start_first = service.update_policy.order == UpdateOrder.START_FIRST and not (
+                drained and scheduler.local_volume(service.spec)
+            )
             if not start_first or current.state == TaskState.PENDING:
-                b.to_shutdown(current, "updated")
+                b.to_shutdown(current, "drained" if drained else "updated")
                 loads.remove(current)  # its place is free for the new task
                 current = None
             to_place.append((key, None, 0))
@@ -203,7 +209,7 @@ def _replacing(b: _Builder, history: list[Task], nodes: dict[str, Node]) -> Task
     *older, newest = meant
     if newest.state == TaskState.RUNNING:
         for task in older:
-            b.to_shutdown(task, "updated")
+            b.to_shutdown(task, "drained" if _drained(task, nodes) else "updated")
         return newest
     if ended := _ends(newest, nodes):
         _end(b, newest, nodes, ended)
@@ -237,9 +243,12 @@ def _ends(task: Task, nodes: dict[str, Node]) -> str:
     node = nodes.get(task.node_id) if task.node_id else None
     if task.node_id and (node is None or node.state == NodeState.DOWN):
         return "node lost"
-    if node is not None and node.availability == Availability.DRAIN:
-        return "drained"
     return ""
+
+
+def _drained(task: Task, nodes: dict[str, Node]) -> bool:
+    node = nodes.get(task.node_id) if task.node_id else None
+    return node is not None and node.availability == Availability.DRAIN
 
 
 def _end(b: _Builder, task: Task, nodes: dict[str, Node], reason: str) -> None:

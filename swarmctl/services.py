@@ -37,6 +37,7 @@ from swarmctl.mesh import (
     task_networks,
 )
 from swarmctl.models import (
+    Availability,
     Mode,
     Node,
     NodeState,
@@ -811,3 +812,117 @@ def finish(
                 )
         repo.services.put(changed)
     return changed.update_status
+
+
+# ------------------------------------------------------------------------- drains
+
+
+def decide_drain(
+    service: Service, tasks: Iterable[Task], nodes: Iterable[Node], now: datetime
+) -> update.Step | None:
+    """The planner's next step moving the service's tasks off drained nodes with its
+    update policy, if it is replicated and a task of it is or was on one (a global
+    service's task there just ends: the reconciler ends it)."""
+    drained = {n.id for n in nodes if n.availability == Availability.DRAIN}
+    mine = [t for t in tasks if t.service_id == service.id]
+    if service.spec.mode != Mode.REPLICATED or not any(t.node_id in drained for t in mine):
+        return None
+    return update.drain_step(
+        _slots(service, mine),
+        drained,
+        service.spec.update,
+        now,
+        sightings.health_wait(service.spec.health),
+    )
+
+
+def drain_due(repo: Repo, now: datetime) -> bool:
+    """Whether a drain has a slot to move now (a cheap look first: a task meant to run on
+    a drained node)."""
+    nodes = repo.nodes.all()
+    drained = {n.id for n in nodes if n.availability == Availability.DRAIN}
+    tasks = repo.tasks.all()
+    on_drained = {
+        t.service_id for t in tasks if t.node_id in drained and t.desired_state == TaskState.RUNNING
+    }
+    return any(
+        (step := decide_drain(s, tasks, nodes, now)) and step.renew
+        for s in repo.services.all()
+        if s.id in on_drained
+    )
+
+
+def drain(
+    store: StateStore,
+    pool: Pool,
+    service_ids: set[str],
+    wait_for: set[str],
+    progress: Progress | None = None,
+) -> tuple[list[update.Failure], list[str]]:
+    """Move the services' tasks off drained nodes, each service with its update policy,
+    round by round as `roll` does, until none of `wait_for` has a slot left to move or
+    moving; returns the moves that failed and warnings. A rerun, or the supervisor,
+    carries on an interrupted drain: everything it goes by is in the state."""
+    warnings: list[str] = []
+    endpoints = _serving(store, service_ids)
+    while True:
+        with leased(store, service_ids):
+            steps, pending, more = _drain_round(store, pool, service_ids, progress)
+        warnings += more
+        serving = _serving(store, service_ids)
+        if serving != endpoints:
+            warnings += converge_mesh(store, pool)  # new tasks in
+        endpoints = serving
+        # A new task no node can take now holds its slot's place until the start timeout
+        # (as in an update), but the command does not wait for the cluster to change.
+        busy = [
+            s
+            for i, s in steps.items()
+            if i in wait_for and (s.renew or set(s.in_flight) - pending.get(i, set()))
+        ]
+        if not busy:
+            failures = [f for s in steps.values() for f in s.failures]
+            # Records of stopped tasks, health checks and the mesh, as any command ends.
+            return failures, warnings + converge(store, pool, service_ids, progress)
+        wakes = [s.wake_at for s in busy if s.wake_at]
+        pause_for = min([UPDATE_POLL, *((w - datetime.now(UTC)).total_seconds() for w in wakes)])
+        time.sleep(max(0.05, pause_for))
+
+
+def _drain_round(
+    store: StateStore, pool: Pool, service_ids: set[str], progress: Progress | None
+) -> tuple[dict[str, update.Step], dict[str, set], list[str]]:
+    """One round of a drain, under the services' leases: look at their tasks, then move
+    the slots the planner names (and end global tasks on drained nodes). Returns the
+    planner's steps, the slots whose task is pending, by service, and warnings."""
+    _, restart, warnings = sightings.catch_up(store, pool, service_ids, always=True)
+    now = datetime.now(UTC)
+    with store.read() as db:
+        repo = Repo(db)
+        tasks, nodes = repo.tasks.all(), repo.nodes.all()
+        steps = {
+            s.id: step
+            for s in repo.services.all()
+            if s.id in service_ids and (step := decide_drain(s, tasks, nodes, now))
+        }
+        renew = {i: step.renew for i, step in steps.items()}
+        plan = reconcile_now(repo, now, only=service_ids, renew=renew)
+    pending: dict[str, set] = {}
+    for task in {t.id: t for t in (*tasks, *plan.create, *plan.update)}.values():
+        if task.state == TaskState.PENDING and task.desired_state == TaskState.RUNNING:
+            pending.setdefault(task.service_id, set()).add(task.slot_key)
+    if restart:
+        planned = {t.id for t in (*plan.shutdown, *plan.update)}
+        plan = replace(plan, update=plan.update + tuple(t for t in restart if t.id not in planned))
+    warnings += leave_mesh_first(store, pool, plan)
+    if not plan.empty:
+        outcome = executor.apply(store, pool, plan, progress)
+        warnings += [unreachable_warning(plan, node, e) for node, e in outcome.unreachable.items()]
+    return steps, pending, warnings
+
+
+def _serving(store: StateStore, service_ids: set[str]) -> frozenset:
+    with store.read() as db:
+        return observe.running_endpoints(
+            t for t in Repo(db).tasks.all() if t.service_id in service_ids
+        )

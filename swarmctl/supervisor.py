@@ -246,7 +246,7 @@ class Supervisor:
         with self.store.read() as db:
             repo = Repo(db)
             look = services.reconcile_now(repo, now)
-            updating = any(
+            updating = services.drain_due(repo, now) or any(
                 s.update_status and s.update_status.state.in_progress for s in repo.services.all()
             )
         if look.empty and not never_started and not updating:  # no lease to take, no write
@@ -276,12 +276,20 @@ class Supervisor:
             }
             decided_on = {s.id: s.update_status for s in repo.services.all() if s.id in steps}
             renew = {i: step.renew for i, step in steps.items() if step.outcome is None}
+            # Drains a command left (interrupted, or its host lost) too, with the policy.
+            nodes = repo.nodes.all()
+            drains = {
+                s.id: step
+                for s in repo.services.all()
+                if s.id in mine and (step := services.decide_drain(s, tasks, nodes, now))
+            }
+            for service_id, step in drains.items():
+                renew[service_id] = (*renew.get(service_id, ()), *step.renew)
             plan = services.reconcile_now(repo, now, only=mine | removed, renew=renew)
         try:
             if restart:
                 plan = replace(plan, update=plan.update + restart)
-            if renew:
-                self._warn(services.leave_mesh_first(self.store, self.pool, plan))
+            self._warn(services.leave_mesh_first(self.store, self.pool, plan))
             if not plan.empty:
                 outcome = executor.apply(self.store, self.pool, plan)
                 self._warn(
@@ -293,7 +301,8 @@ class Supervisor:
             for service_id, step in steps.items():
                 if step.outcome is not None:
                     services.finish(self.store, service_id, step, decided_on[service_id])
-            wakes = [w for w in (plan.wake_at, *(s.wake_at for s in steps.values())) if w]
+            later = (*steps.values(), *drains.values())
+            wakes = [w for w in (plan.wake_at, *(s.wake_at for s in later)) if w]
             return (min(wakes) - now).total_seconds() if wakes else None
         finally:
             with self.store.transaction() as db:

@@ -12,10 +12,15 @@ from its renewal until its new task runs (healthy), and *updated* after that. A 
 running (healthy) `start_timeout` after it was made. Failed slots free their place, so
 with failure action continue the update goes on; pause and rollback stop renewing at the
 first failure past `max_failure_ratio`.
+
+A drain (`drain_step`) is the same roll with other words: a slot is outdated while its
+current task is on a drained node, and the drain's new tasks are those made elsewhere
+after the slot's latest task there. A drain cannot pause nor roll back (the node must be
+emptied): it goes on past failures, as with failure action continue.
 """
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -45,6 +50,7 @@ class Step:
     outcome: Outcome | None = None
     wake_at: datetime | None = None  # when to look again, if sooner than any change
     outdated: tuple[SlotKey, ...] = ()  # slots still to renew after this step
+    in_flight: tuple[SlotKey, ...] = ()  # slots renewed whose new task does not run yet
 
 
 def is_new(task: Task, version: int, since: datetime) -> bool:
@@ -62,6 +68,53 @@ def step(
 ) -> Step:
     """The next move of an update to `version` begun at `since` (see the module's doc).
     `slots` are the slots the service wants, in the order to update them."""
+    return _roll(
+        slots,
+        lambda _, task: is_new(task, version, since),
+        lambda task: task.spec_version < version,
+        policy,
+        now,
+        start_timeout,
+    )
+
+
+def drain_step(
+    slots: Mapping[SlotKey, Sequence[Task]],
+    drained: Collection[str],
+    policy: UpdatePolicy,
+    now: datetime,
+    start_timeout: float,
+) -> Step:
+    """The next move of a drain of the `drained` nodes (ids) for one service's slots
+    (see the module's doc); its outcome is COMPLETED once no slot is outdated or in flight
+    and the moved tasks ran for `monitor`."""
+    left = {
+        key: max(t.created_at for t in history if t.node_id in drained)
+        for key, history in slots.items()
+        if any(t.node_id in drained for t in history)
+    }
+    return _roll(
+        slots,
+        lambda key, task: (
+            key in left and task.created_at > left[key] and task.node_id not in drained
+        ),
+        lambda task: task.node_id in drained,
+        replace(policy, failure_action=FailureAction.CONTINUE),
+        now,
+        start_timeout,
+    )
+
+
+def _roll(
+    slots: Mapping[SlotKey, Sequence[Task]],
+    made_by_it: Callable[[SlotKey, Task], bool],
+    outdated_task: Callable[[Task], bool],
+    policy: UpdatePolicy,
+    now: datetime,
+    start_timeout: float,
+) -> Step:
+    """The next move of a roll that renews the slots whose current task is
+    `outdated_task`, its new tasks being those `made_by_it`."""
     outdated: list[SlotKey] = []
     in_flight: list[SlotKey] = []
     failures: list[Failure] = []
@@ -69,10 +122,10 @@ def step(
     wakes: list[datetime] = []
     for key, history in slots.items():
         ordered = sorted(history, key=lambda t: t.created_at)
-        new = [t for t in ordered if is_new(t, version, since)]
+        new = [t for t in ordered if made_by_it(key, t)]
         current = [t for t in ordered if t.desired_state == TaskState.RUNNING]
         if not new:
-            if current and current[-1].spec_version < version:
+            if current and outdated_task(current[-1]):
                 outdated.append(key)
             continue
         failure = _failure(new, policy.monitor, now, start_timeout)
@@ -95,7 +148,7 @@ def step(
         and len(failures) > policy.max_failure_ratio * len(slots)
     )
     if fired:
-        return Step((), tuple(failures), Outcome.FAILED, None, tuple(outdated))
+        return Step((), tuple(failures), Outcome.FAILED, None, tuple(outdated), tuple(in_flight))
     if not outdated and not in_flight and not wakes:
         return Step((), tuple(failures), Outcome.COMPLETED)
     room = (policy.parallelism or len(slots)) - len(in_flight)
@@ -112,6 +165,7 @@ def step(
         None,
         min(wakes, default=None),
         tuple(k for k in outdated if k not in renew),
+        tuple(in_flight),
     )
 
 

@@ -188,8 +188,9 @@ def update(
         ),
     ] = False,
 ) -> None:
-    """Change a node's availability, labels or role. Drain moves its tasks elsewhere and
-    waits until they run there."""
+    """Change a node's availability, labels or role. Drain moves its tasks elsewhere, each
+    service's with its update policy, and waits until they run there (a rerun finishes an
+    interrupted drain); active lets global services start their task on it again."""
     from swarmctl import clock
     from swarmctl.models import Availability, Role
     from swarmctl.naming import parse_key_values
@@ -214,10 +215,7 @@ def update(
         )
         if changed.role == Role.WORKER and current.leader:
             raise SwarmctlError(f"node {current.hostname} is the leader: it cannot be demoted")
-        draining = (
-            changed.availability == Availability.DRAIN
-            and current.availability != Availability.DRAIN
-        )
+        draining = changed.availability == Availability.DRAIN
         moving = _tasks_on(repo, current.id) if draining else []
         pinned = _pinned(current.hostname, moving)
         if pinned and not force:
@@ -229,8 +227,13 @@ def update(
             repo.nodes.put(replace(changed, updated_at=clock.now(), version=current.version + 1))
     typer.echo(current.hostname)
     warn([f"{why}: it waits, stopped, until the node is active again" for why in pinned.values()])
-    # A pinned task's service stays short of a replica by design: only the others must move.
-    _move_away(e, {service.id for service, _ in moving}, excused={sid for sid, _ in pinned})
+    if draining:
+        # A pinned task's service stays short of a replica by design: only the others move.
+        _move_away(e, current, {s.id for s, _ in moving}, excused={sid for sid, _ in pinned})
+    elif (
+        changed.availability == Availability.ACTIVE and current.availability != changed.availability
+    ):
+        _start_global(e)
 
 
 def _tasks_on(repo, node_id: str) -> list:
@@ -248,37 +251,77 @@ def _tasks_on(repo, node_id: str) -> list:
 
 
 def _pinned(hostname: str, moving: list) -> dict[tuple[str, str], str]:
-    """(service id, task id) -> why, for each task a local volume holds on the node (its
-    data is there): draining cannot move it."""
+    """(service id, task id) -> why, for each replicated task a local volume holds on the
+    node (its data is there): draining cannot move it. A global service's task there just
+    ends, its data kept for when the node is active again."""
+    from swarmctl.models import Mode
     from swarmctl.scheduler import local_volume
 
     return {
         (service.id, task.id): f"task {service.spec.name}.{task.slot_key} is pinned to "
         f"{hostname} by volume {volume}"
         for service, task in moving
-        if (volume := local_volume(service.spec))
+        if service.spec.mode == Mode.REPLICATED and (volume := local_volume(service.spec))
     }
 
 
-def _move_away(e, service_ids: set[str], excused: set[str]) -> None:
-    """Converge the services whose tasks the drain ends; non-zero if one not `excused`
-    falls short."""
+def _move_away(e, node, service_ids: set[str], excused: set[str]) -> None:
+    """Move the tasks of the services the drain ends off the node; non-zero if one of a
+    service not `excused` is still on it (its move failed) or a service falls short."""
     from swarmctl import services
+    from swarmctl.models import TaskState
+    from swarmctl.repo import Repo
 
     if not service_ids:
         return
     with e.pool() as pool:
-        warn(services.converge(e.store, pool, service_ids))
+        failures, warnings = services.drain(e.store, pool, service_ids, service_ids - excused)
+    warn(warnings)
+    why = {(f.task.service_id, f.task.slot_key): f"its move failed: {f.reason}" for f in failures}
+    with e.store.read() as db:
+        names = {s.id: s.spec.name for s in Repo(db).services.all()}
+        found = Repo(db).tasks.all()
+        why.update(
+            {
+                (t.service_id, t.slot_key): f"its replacement is pending: {t.error}"
+                for t in found
+                if t.state == TaskState.PENDING and t.desired_state == TaskState.RUNNING
+            }
+        )
+        left = [
+            f"task {names[t.service_id]}.{t.slot_key} is still on {node.hostname}"
+            + (f": {reason}" if (reason := why.get((t.service_id, t.slot_key))) else "")
+            for t in found
+            if t.node_id == node.id
+            and t.desired_state == TaskState.RUNNING
+            and t.service_id in service_ids - excused
+        ]
     short = [r for r in services.status(e.store, sorted(service_ids - excused)) if not r.converged]
-    if short:
+    if left or short:
         raise SwarmctlError(
             "; ".join(
-                f"service {r.service.spec.name} did not converge after the drain "
-                f"({r.running} of {r.desired} tasks running)"
-                + (f": {', '.join(r.problems)}" if r.problems else "")
-                for r in short
+                left
+                + [
+                    f"service {r.service.spec.name} did not converge after the drain "
+                    f"({r.running} of {r.desired} tasks running)"
+                    + (f": {', '.join(r.problems)}" if r.problems else "")
+                    for r in short
+                ]
             )
         )
+
+
+def _start_global(e) -> None:
+    """Start the global services' tasks on a node that takes tasks again."""
+    from swarmctl import services
+    from swarmctl.models import Mode
+    from swarmctl.repo import Repo
+
+    with e.store.read() as db:
+        wanted = {s.id for s in Repo(db).services.all() if s.spec.mode == Mode.GLOBAL}
+    if wanted:
+        with e.pool() as pool:
+            warn(services.converge(e.store, pool, wanted))
 
 
 @app.command()

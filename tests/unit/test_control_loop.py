@@ -16,6 +16,7 @@ from swarmctl.commands import docker
 from swarmctl.commands.render import render
 from swarmctl.errors import SwarmctlError
 from swarmctl.models import (
+    Availability,
     Cluster,
     Node,
     NodeState,
@@ -377,6 +378,30 @@ def test_the_supervisor_carries_a_recorded_update_one_slot_per_tick_to_completio
     assert renewed[:3] == [1, 2, 3]  # parallelism 1: one slot a tick
     assert sum(len(hosts[n].task_ids()) for n in NAMES[:3]) == 3
     assert {t.image for t in tasks_of(store) if t.desired_state == TaskState.RUNNING} == {"busybox"}
+
+
+def test_the_supervisor_carries_a_drain_one_slot_per_tick_then_writes_nothing(tmp_path) -> None:
+    store = make_store(tmp_path / "state.json", nodes(3), [service("web", 6)])
+    hosts = FakeHosts(NAMES[:3])
+    sup = supervisor(store, hosts)
+    sup.tick()
+    with store.transaction() as db:
+        repo = Repo(db)
+        repo.nodes.put(replace(repo.nodes.get("worker1"), availability=Availability.DRAIN))
+    left = []
+    for _ in range(3):
+        sup.tick()
+        current = [t for t in tasks_of(store) if t.desired_state == TaskState.RUNNING]
+        assert len(current) == 6
+        left.append(sum(1 for t in current if t.node_id == "node1"))
+    assert left == [1, 0, 0]  # parallelism 1: one slot a tick
+    assert hosts["worker1"].task_ids() == []
+    assert sum(len(hosts[n].task_ids()) for n in NAMES[:3]) == 6
+    forget_commands(hosts)
+    before = store.path.read_bytes()
+    sup.tick()
+    assert [h.commands for h in hosts] == [[], [], []]
+    assert store.path.read_bytes() == before
 
 
 def test_an_update_recorded_while_the_supervisor_ends_the_previous_one_is_not_ended_too(

@@ -439,9 +439,16 @@ def test_a_task_on_a_node_of_unknown_status_is_left_alone() -> None:
     assert plan_for([service(1)], [task("t1", 1, "a")], [unknown, B]).empty
 
 
-def test_a_task_on_a_drained_node_is_shut_down_and_replaced_elsewhere() -> None:
+def test_a_task_on_a_drained_node_waits_until_the_drain_names_its_slot() -> None:
     drained = replace(A, availability=Availability.DRAIN)
-    plan = plan_for([service(1)], [task("t1", 1, "a")], [drained, B])
+    assert plan_for([service(1)], [task("t1", 1, "a")], [drained, B]).empty
+
+
+def test_a_task_on_a_drained_node_named_by_the_drain_is_shut_down_and_replaced() -> None:
+    drained = replace(A, availability=Availability.DRAIN)
+    plan = reconcile(
+        [service(1)], [task("t1", 1, "a")], [drained, B], NOW, counter(), renew={"svc": (1,)}
+    )
     (shut,) = plan.shutdown
     assert (shut.id, shut.state, shut.desired_state, shut.message) == (
         "t1",

@@ -1,6 +1,7 @@
 """The update planner without hosts, alone and driving the reconciler: batches, monitor
-windows, failure ratio, and the properties a rolling update must keep whatever happens
-to its new tasks (hypothesis plays the nodes)."""
+windows, failure ratio, and the properties a rolling update (and a drain, which moves a
+node's tasks with the same planner) must keep whatever happens to its new tasks
+(hypothesis plays the nodes)."""
 
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -8,9 +9,18 @@ from datetime import datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swarmctl.models import FailureAction, Mode, Task, TaskState, UpdateOrder, UpdatePolicy
+from swarmctl.models import (
+    Availability,
+    FailureAction,
+    Mode,
+    MountSpec,
+    Task,
+    TaskState,
+    UpdateOrder,
+    UpdatePolicy,
+)
 from swarmctl.reconciler import reconcile
-from swarmctl.update import Outcome, step
+from swarmctl.update import Outcome, drain_step, step
 from tests.unit.test_reconciler import (
     NOW,
     RUNNING,
@@ -229,3 +239,133 @@ def test_a_global_services_slot_is_its_node_and_is_renewed_there() -> None:
     plan = reconcile([svc], tasks, NODES, NOW, counter(), renew={"svc": decided.renew})
     assert [t.id for t in plan.shutdown] == ["oa"]
     assert [(t.node_id, t.spec_version) for t in plan.create] == [("a", 2)]
+
+
+# ----------------------------------------------------------------------------- drains
+
+DRAINED = replace(A, availability=Availability.DRAIN)
+START_FIRST = UpdatePolicy(order=UpdateOrder.START_FIRST)
+
+
+def drain_of(tasks: list[Task], policy: UpdatePolicy, replicas: int = 3, now: datetime = NOW):
+    return drain_step(slots_of(tasks, replicas), {"a"}, policy, now, START_TIMEOUT)
+
+
+def test_a_drain_moves_parallelism_slots_of_the_drained_node_at_a_time() -> None:
+    tasks = [task("t1", 1, "a"), task("t2", 2, "b"), task("t3", 3, "a"), task("t4", 4, "a")]
+    assert drain_of(tasks, UpdatePolicy(), 4).renew == (1,)
+    assert drain_of(tasks, UpdatePolicy(parallelism=2), 4).renew == (1, 3)
+    assert drain_of(tasks, UpdatePolicy(parallelism=0), 4).renew == (1, 3, 4)
+
+
+def test_a_moved_slot_holds_its_place_until_its_task_runs_elsewhere_then_delay() -> None:
+    gone = task("t1", 1, "a", SHUTDOWN, desired=SHUTDOWN, ago=600)
+    moving = task("n1", 1, "b", TaskState.STARTING, ago=5)
+    tasks = [gone, moving, task("t2", 2, "a"), task("t3", 3, "a")]
+    assert drain_of(tasks, UpdatePolicy()).renew == ()
+    assert drain_of(tasks, UpdatePolicy()).in_flight == (1,)
+    tasks[1] = task("n1", 1, "b", ago=5)  # running since 4 s
+    assert drain_of(tasks, UpdatePolicy()).renew == (2,)
+    waiting = drain_of(tasks, UpdatePolicy(delay=10, monitor=0))
+    assert waiting.renew == () and waiting.wake_at == NOW + timedelta(seconds=6)
+
+
+def test_a_drain_with_nothing_left_on_the_node_completes() -> None:
+    gone = task("t1", 1, "a", SHUTDOWN, desired=SHUTDOWN, ago=600)
+    moved = drain_of([gone, task("n1", 1, "b", ago=60)], UpdatePolicy(), replicas=1)
+    assert moved.outcome == Outcome.COMPLETED and moved.renew == moved.in_flight == ()
+
+
+def test_a_failed_move_does_not_pause_the_drain_of_the_other_slots() -> None:
+    old1 = task("t1", 1, "a")  # start-first: it stays while its new task failed
+    broken = task("n1", 1, "b", TaskState.FAILED, desired=SHUTDOWN, ago=5)
+    decided = drain_of([old1, broken, task("t2", 2, "a")], START_FIRST, replicas=2)
+    assert decided.outcome is None and decided.renew == (2,)
+    assert [f.task.id for f in decided.failures] == ["n1"]
+
+
+def test_a_task_moved_once_is_moved_again_when_its_new_node_is_drained() -> None:
+    gone = task("t1", 1, "b", SHUTDOWN, desired=SHUTDOWN, ago=600)
+    moved = task("n1", 1, "a", ago=60)  # a is drained now
+    assert drain_of([gone, moved], UpdatePolicy(), replicas=1).renew == (1,)
+
+
+def test_a_task_on_a_drained_node_is_stopped_first_when_its_slot_is_named() -> None:
+    plan = reconcile(
+        [service(1)], [task("t1", 1, "a")], [DRAINED, B], NOW, counter(), renew={"svc": (1,)}
+    )
+    assert [(t.id, t.message) for t in plan.shutdown] == [("t1", "drained")]
+    assert [t.node_id for t in plan.create] == ["b"]
+
+
+def test_start_first_keeps_the_drained_task_until_its_replacement_runs() -> None:
+    svc = service(1, update=START_FIRST)
+    old1 = task("t1", 1, "a")
+    plan = reconcile([svc], [old1], [DRAINED, B], NOW, counter(), renew={"svc": (1,)})
+    assert plan.shutdown == ()
+    ((new1),) = plan.create
+    assert new1.node_id == "b"
+    assert reconcile(
+        [svc], [old1, replace(new1, state=TaskState.STARTING)], [DRAINED, B], NOW, counter()
+    ).empty
+    up = reconcile([svc], [old1, replace(new1, state=RUNNING)], [DRAINED, B], NOW, counter())
+    assert [(t.id, t.message) for t in up.shutdown] == [("t1", "drained")]
+
+
+def test_a_task_pinned_by_a_local_volume_is_stopped_first_even_with_start_first() -> None:
+    volume = MountSpec("volume", "db_data", "/data")
+    svc = service(1, update=START_FIRST, mounts=(volume,))
+    plan = reconcile([svc], [task("t1", 1, "a")], [DRAINED, B], NOW, counter(), renew={"svc": (1,)})
+    assert [t.id for t in plan.shutdown] == ["t1"]
+    assert [(t.state, t.message) for t in plan.create] == [
+        (TaskState.PENDING, "pinned to a by volume db_data")
+    ]
+
+
+def _simulate_drain(homes: list[str], policy: UpdatePolicy) -> list[Task]:
+    """Drain node a of a service whose slot i runs on homes[i], every new task running a
+    second after it is placed; check the invariants after every plan. Returns the tasks."""
+    replicas = len(homes)
+    svc = service(replicas, update=policy)
+    nodes = [DRAINED, B, C]
+    tasks: list[Task] = [task(f"t{s}", s, home) for s, home in enumerate(homes, start=1)]
+    ids = counter()
+    width = policy.parallelism or replicas
+    for second in range(200):
+        now = NOW + timedelta(seconds=second)
+        decided = drain_step(slots_of(tasks, replicas), {"a"}, policy, now, START_TIMEOUT)
+        assert decided.outcome != Outcome.FAILED
+        if decided.outcome == Outcome.COMPLETED:
+            return tasks
+        plan = reconcile([svc], tasks, nodes, now, ids, renew={"svc": decided.renew})
+        tasks = apply(tasks, plan)
+        serving = {t.slot for t in tasks if t.desired_state == RUNNING and t.state == RUNNING}
+        moving = {t.slot for t in tasks if t.desired_state == RUNNING and t.state != RUNNING}
+        assert len(moving) <= width
+        if policy.order == UpdateOrder.START_FIRST:
+            assert len(serving) == replicas
+        else:
+            assert len(serving) >= replicas - width
+        stamp = now.isoformat(timespec="milliseconds")
+        tasks = [
+            replace(t, state=SHUTDOWN, timestamps={**t.timestamps, "shutdown": stamp})
+            if t.desired_state == SHUTDOWN and not t.state.terminal
+            else replace(t, state=RUNNING, timestamps={**t.timestamps, "running": stamp})
+            if t.desired_state == RUNNING and t.state == TaskState.ASSIGNED
+            else t
+            for t in tasks
+        ]
+    raise AssertionError("the drain never completed")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from("abc"), min_size=1, max_size=6), policies)
+def test_a_drain_keeps_the_update_policy_and_empties_the_node(
+    homes: list[str], policy: UpdatePolicy
+) -> None:
+    """Start-first never has fewer than `replicas` tasks running, stop-first never fewer
+    than replicas - parallelism; at the end every slot runs, none on the drained node."""
+    tasks = _simulate_drain(homes, policy)
+    current = [t for t in tasks if t.desired_state == RUNNING]
+    assert sorted(t.slot for t in current) == list(range(1, len(homes) + 1))
+    assert all(t.state == RUNNING and t.node_id != "a" for t in current)
