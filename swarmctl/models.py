@@ -298,6 +298,18 @@ class UpdateStatus:
 
 
 @dataclass(frozen=True)
+class SpecVersion:
+    """A spec the service ran before: `service rollback --to VERSION` returns to it."""
+
+    version: int
+    spec: ServiceSpec
+    since: str  # when the service took it
+
+
+SPEC_HISTORY = 10  # specs kept per service, the current one included
+
+
+@dataclass(frozen=True)
 class Service:
     id: str
     spec: ServiceSpec
@@ -308,12 +320,23 @@ class Service:
     published: dict[str, int] = field(default_factory=dict)  # "80/tcp" -> published port
     previous_spec: ServiceSpec | None = None  # what `service rollback` returns to
     update_status: UpdateStatus | None = None
+    history: tuple[SpecVersion, ...] = ()  # older specs, oldest first (SPEC_HISTORY - 1)
 
     @property
     def update_policy(self) -> UpdatePolicy:
         """The policy of the update in progress: a rollback runs with the rollback's."""
         rollback = self.update_status is not None and self.update_status.state.rollback
         return self.spec.rollback if rollback else self.spec.update
+
+    def superseded(self) -> tuple[SpecVersion, ...]:
+        """The history once the current spec gives way to a new one."""
+        kept = (*self.history, SpecVersion(self.version, self.spec, self.updated_at))
+        return kept[-(SPEC_HISTORY - 1) :]
+
+    def spec_at(self, version: int) -> ServiceSpec | None:
+        if version == self.version:
+            return self.spec
+        return next((h.spec for h in self.history if h.version == version), None)
 
 
 # ------------------------------------------------------------------------- tasks

@@ -13,6 +13,7 @@ from tinydb import Query, TinyDB
 from swarmctl.codec import from_json, to_json
 from swarmctl.errors import SwarmctlError, cut
 from swarmctl.models import Cluster, Network, Node, SecretsKey, Service, StoredFile, Task
+from swarmctl.stack.model import StackDeploy
 
 T = TypeVar("T")
 
@@ -67,6 +68,7 @@ class Repo:
         self.networks = _Table(db, "networks", Network, "network", lambda n: n.name)
         self.services = _Table(db, "services", Service, "service", lambda s: s.spec.name)
         self.tasks = _Table(db, "tasks", Task, "task", lambda t: t.id)
+        self.deploys = _Table(db, "stack_deploys", StackDeploy, "deploy", lambda d: d.id)
         self.secrets = _Table(db, "secrets", StoredFile, "secret", lambda s: s.name)
         self.configs = _Table(db, "configs", StoredFile, "config", lambda c: c.name)
 

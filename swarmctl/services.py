@@ -109,25 +109,31 @@ def create(
         warnings += [warning] if warning else []
     with store.transaction() as db:
         repo = Repo(db)
-        services, networks, published = _check(repo, spec, ssh_ports)
-        needs_ingress = INGRESS in task_networks(spec)
-        now = clock.now()
-        service = Service(
-            id=new_id(),
-            spec=spec,
-            created_at=now,
-            updated_at=now,
-            published=published,
-            vips=_vips(spec, networks, services),
-        )
-        repo.services.put(service)
-        new_ingress = needs_ingress and INGRESS not in networks
-        if new_ingress:
-            networking.add_ingress(repo)
+        service, new_ingress = record_create(repo, spec, ssh_ports)
         nodes = repo.nodes.all()
     if new_ingress:
         warnings += networking.converge(store, pool, nodes)
     return service, warnings
+
+
+def record_create(repo: Repo, spec: ServiceSpec, ssh_ports: Iterable[int]) -> tuple[Service, bool]:
+    """Record a new service in the caller's transaction; returns it and whether the
+    routing mesh's network was made for it (its nodes are then the caller's to converge)."""
+    services, networks, published = _check(repo, spec, ssh_ports)
+    now = clock.now()
+    service = Service(
+        id=new_id(),
+        spec=spec,
+        created_at=now,
+        updated_at=now,
+        published=published,
+        vips=_vips(spec, networks, services),
+    )
+    repo.services.put(service)
+    new_ingress = INGRESS in task_networks(spec) and INGRESS not in networks
+    if new_ingress:
+        networking.add_ingress(repo)
+    return service, new_ingress
 
 
 def _check(
@@ -261,6 +267,7 @@ def scale(store: StateStore, targets: dict[str, int]) -> list[Service]:
                 spec=replace(service.spec, replicas=replicas),
                 updated_at=clock.now(),
                 version=service.version + 1,
+                history=service.superseded(),
             )
             repo.services.put(updated)
             changed.append(updated)
@@ -546,40 +553,57 @@ def update_service(
         service = repo.services.get(before.id)
         if service.version != before.version:
             raise SwarmctlError(f"service {service.spec.name} changed meanwhile: try again")
-        in_progress = service.update_status and service.update_status.state.in_progress
-        if spec == service.spec and not force:
-            return service, Kind.UPDATING if in_progress else Kind.NOTHING, warnings
-        check_replicas(f"--replicas {spec.replicas}", spec.replicas, len(repo.nodes.all()))
-        secrets.check_refs(repo, spec)
-        networks = _check_networks(repo, spec)
-        others = [s for s in repo.services.all() if s.id != service.id]
-        published = _publish(_known_ports(spec, service), others, set(ssh_ports))
-        vips = _vips(spec, networks, others, kept=service.vips)
-        version = service.version + 1
-        now = clock.now()
-        if replace(spec, replicas=service.spec.replicas) == service.spec and not force:
-            # As docker, a scale can be rolled back; but while some tasks still run the
-            # previous spec (an update unfinished), that spec stays the one to go back to.
-            settled = service.update_status is None or service.update_status.completed_at
-            previous = service.spec if settled else service.previous_spec
-            changed = replace(
-                service, spec=spec, previous_spec=previous, updated_at=now, version=version
-            )
-            repo.services.put(changed)
-            return changed, Kind.SCALED, warnings
-        changed = _new_version(
-            service, spec, published, vips, UpdateState.UPDATING, "update in progress"
-        )
-        repo.services.put(changed)
-        new_ingress = INGRESS in task_networks(spec) and INGRESS not in {
-            n.name for n in repo.networks.all()
-        }
-        if new_ingress:
-            networking.add_ingress(repo)
+        changed, kind, new_ingress = record_update(repo, service, spec, ssh_ports, force)
         nodes = repo.nodes.all()
     if new_ingress:
         warnings += networking.converge(store, pool, nodes)
-    return changed, Kind.UPDATING, warnings
+    return changed, kind, warnings
+
+
+def record_update(
+    repo: Repo,
+    service: Service,
+    spec: ServiceSpec,
+    ssh_ports: Iterable[int],
+    force: bool = False,
+) -> tuple[Service, Kind, bool]:
+    """Record the service's whole new spec in the caller's transaction: nothing, a scale,
+    or a rolling update (`roll` carries it out). Returns the service, the kind of change
+    and whether the routing mesh's network was made for it."""
+    in_progress = service.update_status and service.update_status.state.in_progress
+    if spec == service.spec and not force:
+        return service, Kind.UPDATING if in_progress else Kind.NOTHING, False
+    check_replicas(f"--replicas {spec.replicas}", spec.replicas, len(repo.nodes.all()))
+    secrets.check_refs(repo, spec)
+    networks = _check_networks(repo, spec)
+    others = [s for s in repo.services.all() if s.id != service.id]
+    published = _publish(_known_ports(spec, service), others, set(ssh_ports))
+    vips = _vips(spec, networks, others, kept=service.vips)
+    if replace(spec, replicas=service.spec.replicas) == service.spec and not force:
+        # As docker, a scale can be rolled back; but while some tasks still run the
+        # previous spec (an update unfinished), that spec stays the one to go back to.
+        settled = service.update_status is None or service.update_status.completed_at
+        previous = service.spec if settled else service.previous_spec
+        changed = replace(
+            service,
+            spec=spec,
+            previous_spec=previous,
+            updated_at=clock.now(),
+            version=service.version + 1,
+            history=service.superseded(),
+        )
+        repo.services.put(changed)
+        return changed, Kind.SCALED, False
+    changed = _new_version(
+        service, spec, published, vips, UpdateState.UPDATING, "update in progress"
+    )
+    repo.services.put(changed)
+    new_ingress = INGRESS in task_networks(spec) and INGRESS not in {
+        n.name for n in repo.networks.all()
+    }
+    if new_ingress:
+        networking.add_ingress(repo)
+    return changed, Kind.UPDATING, new_ingress
 
 
 def renew_users(repo: Repo, kind: str, name: str) -> list[Service]:
@@ -607,23 +631,44 @@ def _known_ports(spec: ServiceSpec, service: Service) -> ServiceSpec:
     return replace(spec, ports=ports)
 
 
-def rollback(store: StateStore, ref: str) -> Service:
-    """Record a rollback to the previous spec (`service rollback`)."""
+def rollback(store: StateStore, ref: str, to: int | None = None) -> Service:
+    """Record a rollback to the previous spec (`service rollback`), or to the spec of
+    version `to` among those the service keeps (`--to`)."""
     with store.transaction() as db:
         repo = Repo(db)
         repo.cluster()
         service = repo.services.get(ref)
-        if service.previous_spec is None:
-            raise SwarmctlError(f"service {service.spec.name}: no previous spec to roll back to")
-        changed = _rolled_back(repo, service, "manually requested rollback")
-        repo.services.put(changed)
+        changed = record_rollback(repo, service, to)
     return changed
 
 
-def _rolled_back(repo: Repo, service: Service, message: str) -> Service:
-    """The service rolling back to its previous spec, with that spec's virtual IPs and
-    published ports (the same ones where they are still free)."""
-    previous = service.previous_spec
+def record_rollback(repo: Repo, service: Service, to: int | None) -> Service:
+    """Record, in the caller's transaction, the service rolling back to version `to`
+    (None: its previous spec)."""
+    name = service.spec.name
+    if to is None:
+        target = service.previous_spec
+        if target is None:
+            raise SwarmctlError(f"service {name}: no previous spec to roll back to")
+    else:
+        target = service.spec_at(to)
+        if target is None:
+            kept = ", ".join(str(h.version) for h in (*service.history, service))
+            raise SwarmctlError(f"service {name}: no version {to} kept (kept: {kept})")
+        if to == service.version:
+            raise SwarmctlError(f"service {name}: version {to} is the current one")
+    message = "manually requested rollback" + (f" to version {to}" if to else "")
+    changed = _rolled_back(repo, service, message, target)
+    repo.services.put(changed)
+    return changed
+
+
+def _rolled_back(
+    repo: Repo, service: Service, message: str, target: ServiceSpec | None = None
+) -> Service:
+    """The service rolling back to `target` (by default its previous spec), with that
+    spec's virtual IPs and published ports (the same ones where they are still free)."""
+    previous = target or service.previous_spec
     assert previous is not None
     others = [s for s in repo.services.all() if s.id != service.id]
     try:
@@ -650,6 +695,7 @@ def _new_version(
         service,
         spec=spec,
         previous_spec=service.spec,
+        history=service.superseded(),
         updated_at=now,
         version=version,
         # A port published before keeps its number for a rollback to take up again.

@@ -50,3 +50,22 @@ class Stack:
     files: tuple[str, ...] = ()  # the -c files, absolute, in order
     digest: str = ""  # sha256 of the merged, interpolated document
     ignored: tuple[str, ...] = ()  # keys swarm ignores or swarmctl does not support
+
+
+DEPLOYS_KEPT = 10  # per stack, as many as each service keeps specs
+
+
+@dataclass(frozen=True)
+class StackDeploy:
+    """One `stack deploy` (or `stack rollback`) as recorded: what was deployed, when, and
+    the version each service of the stack was left on, for `stack rollback`."""
+
+    id: str
+    stack: str
+    number: int  # 1, 2, … per stack
+    at: str
+    digest: str
+    files: tuple[str, ...] = ()
+    services: dict[str, int] = field(default_factory=dict)  # service name -> spec version
+    removed: tuple[str, ...] = ()
+    note: str = ""  # "rollback to deploy 3"

@@ -14,6 +14,7 @@ import msgspec
 from swarmctl.errors import SwarmctlError, cut
 from swarmctl.leases import Lease
 from swarmctl.models import Cluster, Network, Node, SecretsKey, Service, StoredFile, Task
+from swarmctl.stack.model import StackDeploy
 
 MODELS: dict[str, type] = {
     "cluster": Cluster,
@@ -25,6 +26,7 @@ MODELS: dict[str, type] = {
     "secrets": StoredFile,
     "configs": StoredFile,
     "secrets_key": SecretsKey,
+    "stack_deploys": StackDeploy,
 }
 
 
