@@ -73,9 +73,13 @@ def create(store: StateStore, pool: Pool, opts: NetworkOptions) -> tuple[Network
 
 def add_ingress(repo: Repo) -> Network:
     """The routing mesh's network, made when a service first publishes an ingress port."""
+    return record(repo, NetworkOptions(name=INGRESS, labels={"swarmctl.ingress": "true"}))
+
+
+def record(repo: Repo, opts: NetworkOptions) -> Network:
+    """Record a new network in the caller's transaction; its nodes converge afterwards."""
     networks, nodes = repo.networks.all(), repo.nodes.all()
-    options = NetworkOptions(name=INGRESS, labels={"swarmctl.ingress": "true"})
-    network = assign_ranges(_new_network(repo.cluster(), networks, nodes, options), nodes)
+    network = assign_ranges(_new_network(repo.cluster(), networks, nodes, opts), nodes)
     repo.networks.put(network)
     return network
 

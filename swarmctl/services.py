@@ -104,7 +104,7 @@ def create(
     # The tasks' nodes are connected to meanwhile, in parallel.
     pool.connect([n.hostname for n in ready])
     if pinning.wants_digest(spec.image, resolve):
-        image, warning = pinning.pin(spec.image, ready, _distribution(pool))
+        image, warning = pinning.pin(spec.image, ready, distribution(pool))
         spec = replace(spec, image=image)
         warnings += [warning] if warning else []
     with store.transaction() as db:
@@ -164,7 +164,7 @@ def _check_networks(repo: Repo, spec: ServiceSpec) -> dict:
     return networks
 
 
-def _distribution(pool: Pool) -> Callable[[str, str, float], dict]:
+def distribution(pool: Pool) -> Callable[[str, str, float], dict]:
     """Ask a node's engine what its registry says a reference is (its digest)."""
 
     def inspect(hostname: str, reference: str, timeout: float) -> dict:
@@ -536,7 +536,7 @@ def update_service(
 
         def inspect(hostname: str, reference: str, timeout: float) -> dict:
             try:
-                return _distribution(pool)(hostname, reference, timeout)
+                return distribution(pool)(hostname, reference, timeout)
             except pinning.UnknownImage as error:
                 unknown.append(str(error))
                 raise

@@ -1,0 +1,285 @@
+"""Applying a stack's plan (plan.py): record it all in one transaction, then converge.
+
+Everything a deploy decides is written at once — networks, new, updated and pruned
+services, the deploy's record — so a file that cannot be deployed whole changes
+nothing, and a deploy cut short (Ctrl-C, a lost node) leaves only work that the next
+deploy (or the supervisor) finishes: converging is level-triggered and `roll` takes an
+update up where it stopped. Unchanged services are looked at, never touched.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from swarmctl import clock, networking, pinning, services
+from swarmctl.errors import SwarmctlError
+from swarmctl.models import Network, NodeState, Service, UpdateState
+from swarmctl.naming import new_id, valid_name
+from swarmctl.repo import Repo
+from swarmctl.stack.model import DEPLOYS_KEPT, NAMESPACE_LABEL, Stack, StackDeploy
+from swarmctl.stack.plan import StackPlan, plan, stack_networks, stack_services
+from swarmctl.state import StateStore
+from swarmctl.transport.group import Pool
+
+
+@dataclass
+class Recorded:
+    """What a deploy (or a rollback) wrote, for converging and reporting."""
+
+    plan: StackPlan
+    record: StackDeploy | None = None
+    networks: list[Network] = field(default_factory=list)
+    created: list[Service] = field(default_factory=list)
+    rolling: list[Service] = field(default_factory=list)  # an update or rollback to carry on
+    others: list[Service] = field(default_factory=list)  # scaled or unchanged: converge only
+    removed: list[Service] = field(default_factory=list)
+    new_ingress: bool = False
+
+
+def check_supported(stack: Stack) -> None:
+    # The seam for the secret and config stores: until they are wired in, a stack that
+    # uses them is refused before anything is deployed.
+    for kind in ("secrets", "configs"):
+        if getattr(stack, kind) or any(getattr(s, kind) for s in stack.services):
+            raise SwarmctlError(f"stack {stack.name}: {kind} are not supported yet")
+
+
+def preview(store: StateStore, stack: Stack, prune: bool) -> StackPlan:
+    """The plan, from the state alone (`--dry-run`: no connection, nothing written)."""
+    check_supported(stack)
+    with store.read() as db:
+        repo = Repo(db)
+        repo.cluster()
+        return plan(repo.services.all(), repo.networks.all(), stack, prune)
+
+
+def record(
+    store: StateStore,
+    pool: Pool,
+    stack: Stack,
+    prune: bool,
+    ssh_ports: Iterable[int],
+    resolve: pinning.ResolveImage = pinning.ResolveImage.ALWAYS,
+) -> tuple[Recorded, list[str]]:
+    """Record the deploy; returns what was written and warnings. Converging is next."""
+    ssh_ports = set(ssh_ports)
+    first = preview(store, stack, prune)
+    for network in first.networks:
+        if not valid_name(network.name):
+            raise SwarmctlError(f"stack {stack.name}: network name {network.name!r} is invalid")
+    stack, warnings = _pinned(store, pool, stack, first, resolve)
+    with store.transaction() as db:
+        repo = Repo(db)
+        # Planned again under the lock: the one applied is the one the records allow now.
+        planned = plan(repo.services.all(), repo.networks.all(), stack, prune)
+        done = Recorded(planned)
+        for network in planned.networks:
+            labels = {**network.labels, NAMESPACE_LABEL: stack.name}
+            options = networking.NetworkOptions(
+                network.name,
+                subnet=network.subnet or None,
+                attachable=network.attachable,
+                labels=labels,
+            )
+            done.networks.append(
+                _named(stack, f"network {network.name}", networking.record, repo, options)
+            )
+        repo.services.delete([s.id for s in planned.remove])
+        done.removed = list(planned.remove)
+        for spec in planned.create:
+            service, ingress = _named(
+                stack, f"service {spec.name}", services.record_create, repo, spec, ssh_ports
+            )
+            done.created.append(service)
+            done.new_ingress |= ingress
+        for update in planned.update:
+            service, kind, ingress = _named(
+                stack,
+                f"service {update.spec.name}",
+                services.record_update,
+                repo,
+                update.service,
+                update.spec,
+                ssh_ports,
+            )
+            (done.rolling if kind == services.Kind.UPDATING else done.others).append(service)
+            done.new_ingress |= ingress
+        for service in planned.unchanged:
+            status = service.update_status
+            in_progress = status is not None and status.state.in_progress
+            (done.rolling if in_progress else done.others).append(service)
+        done.record = _note(repo, stack, "")
+    return done, warnings
+
+
+def _named(stack: Stack, what: str, action, *args):
+    """`action(*args)`, its error naming the stack and the thing it was about."""
+    try:
+        return action(*args)
+    except SwarmctlError as error:
+        raise SwarmctlError(f"stack {stack.name}: {what}: {error}") from None
+
+
+def _note(repo: Repo, stack: Stack, note: str) -> StackDeploy:
+    """Record the deploy (the stack's services at their versions now); keep the last few."""
+    before = deploys(repo, stack.name)
+    entry = StackDeploy(
+        id=new_id(),
+        stack=stack.name,
+        number=before[-1].number + 1 if before else 1,
+        at=clock.now(),
+        digest=stack.digest,
+        files=stack.files,
+        services={s.spec.name: s.version for s in stack_services(repo.services.all(), stack.name)},
+        note=note,
+    )
+    repo.deploys.put(entry)
+    repo.deploys.delete([d.id for d in before[: max(0, len(before) + 1 - DEPLOYS_KEPT)]])
+    return entry
+
+
+def deploys(repo: Repo, stack: str) -> list[StackDeploy]:
+    return sorted((d for d in repo.deploys.all() if d.stack == stack), key=lambda d: d.number)
+
+
+def _pinned(
+    store: StateStore, pool: Pool, stack: Stack, first: StackPlan, resolve: pinning.ResolveImage
+) -> tuple[Stack, list[str]]:
+    """The stack with the images of new services, and images that changed, pinned to
+    their digests. An image a service already runs is not asked again: a redeploy of
+    an unchanged file reaches no registry."""
+    changed = {s.name for s in first.create} | {
+        u.spec.name for u in first.update if u.spec.image != u.service.spec.image
+    }
+    wanted = [
+        s for s in stack.services if s.name in changed and pinning.wants_digest(s.image, resolve)
+    ]
+    if not wanted:
+        return stack, []
+    with store.read() as db:
+        ready = [n for n in Repo(db).nodes.all() if n.state == NodeState.READY]
+    pool.connect([n.hostname for n in ready])
+    pins, warnings = {}, []
+    unknown: list[str] = []
+
+    def inspect(hostname: str, reference: str, timeout: float) -> dict:
+        try:
+            return services.distribution(pool)(hostname, reference, timeout)
+        except pinning.UnknownImage as error:
+            unknown.append(str(error))
+            raise
+
+    for spec in wanted:
+        if spec.image in pins:
+            continue
+        pins[spec.image], warning = pinning.pin(spec.image, ready, inspect)
+        if unknown:
+            raise SwarmctlError(
+                f"stack {stack.name}: service {spec.name}: image {spec.image}: "
+                f"its registry has no such image ({unknown[0]})"
+            )
+        warnings += [warning] if warning else []
+    names = {s.name for s in wanted}
+    pinned = tuple(
+        replace(s, image=pins[s.image]) if s.name in names else s for s in stack.services
+    )
+    return replace(stack, services=pinned), warnings
+
+
+def converge(
+    store: StateStore,
+    pool: Pool,
+    done: Recorded,
+    progress: services.Progress | None = None,
+    detach: bool = False,
+    want: UpdateState = UpdateState.COMPLETED,
+) -> tuple[list[str], list[str]]:
+    """Bring the nodes to what `done` recorded: networks, then services. Returns warnings
+    and failures (one line per service that did not converge; none with `detach`)."""
+    warnings: list[str] = []
+    with store.read() as db:
+        repo = Repo(db)
+        nodes = repo.nodes.all()
+        pending = any(n.pending for n in stack_networks(repo.networks.all(), done.plan.stack))
+    if done.networks or done.new_ingress or pending:
+        warnings += networking.converge(store, pool, nodes)
+    if done.removed:
+        warnings += services.converge(store, pool, {s.id for s in done.removed}, always_mesh=True)
+    ids = {s.id for s in (*done.created, *done.others)}
+    if ids:
+        warnings += services.converge(
+            store,
+            pool,
+            ids,
+            progress,
+            always_mesh=bool(done.created),
+            wait_health=not detach,
+        )
+    if detach:
+        return warnings, []
+    failures = []
+    for service in done.rolling:
+        status, more = services.roll(store, pool, service.id, progress)
+        warnings += more
+        if status is None or status.state != want:
+            state = status.state.value.replace("_", " ") if status else "gone"
+            failures.append(f"service {service.spec.name}: {state}: {status and status.message}")
+    rolled = {s.id for s in done.rolling}
+    for report in services.status(store, ids | rolled):
+        if not report.converged:
+            details = "; ".join(report.problems) or "tasks are not running"
+            failures.append(
+                f"service {report.service.spec.name} did not converge "
+                f"({report.running} of {report.desired} tasks running): {details}"
+            )
+    return warnings, failures
+
+
+def rollback(store: StateStore, name: str, to: int | None = None) -> tuple[Recorded, list[str]]:
+    """Record the stack's return to an earlier deploy (`to`, by number; by default the
+    latest one whose services' versions differ from now): each of its services rolls
+    back to the version that deploy left it on, with its rollback policy."""
+    warnings = []
+    with store.transaction() as db:
+        repo = Repo(db)
+        repo.cluster()
+        history = deploys(repo, name)
+        if not history:
+            raise SwarmctlError(f"stack {name}: no deploy recorded")
+        current = {s.spec.name: s for s in stack_services(repo.services.all(), name)}
+        now = {n: s.version for n, s in current.items()}
+        if to is None:
+            target = next((d for d in reversed(history) if d.services != now), None)
+            if target is None:
+                raise SwarmctlError(f"stack {name}: no earlier deploy to roll back to")
+        else:
+            target = next((d for d in history if d.number == to), None)
+            if target is None:
+                kept = ", ".join(str(d.number) for d in history)
+                raise SwarmctlError(f"stack {name}: no deploy {to} kept (kept: {kept})")
+        stack = Stack(name, (), files=target.files, digest=target.digest)
+        done = Recorded(StackPlan(name))
+        for service_name, version in sorted(target.services.items()):
+            service = current.get(service_name)
+            if service is None:
+                warnings.append(
+                    f"service {service_name} was removed after deploy {target.number}: "
+                    "deploy its file again to bring it back"
+                )
+            elif service.version == version:
+                done.others.append(service)
+            else:
+                changed = _named(
+                    stack,
+                    f"service {service_name}",
+                    services.record_rollback,
+                    repo,
+                    service,
+                    version,
+                )
+                done.rolling.append(changed)
+        warnings += [
+            f"service {n} is not in deploy {target.number}: left as it is"
+            for n in sorted(set(current) - set(target.services))
+        ]
+        done.record = _note(repo, stack, f"rollback to deploy {target.number}")
+    return done, warnings
