@@ -19,7 +19,18 @@ from swarmctl.cli.common import new_app
 from swarmctl.cli.context import Env
 from swarmctl.errors import SwarmctlError, cut
 
-NOUNS = ("node", "network", "service", "secret", "config", "volume", "image", "state", "lab")
+NOUNS = (
+    "node",
+    "network",
+    "service",
+    "stack",
+    "secret",
+    "config",
+    "volume",
+    "image",
+    "state",
+    "lab",
+)
 
 
 class Nouns(TyperGroup):

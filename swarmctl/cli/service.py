@@ -374,17 +374,22 @@ _NOT_CHANGES = {"ctx", "service", "rollback_", "detach", "quiet", "resolve_image
 def rollback(
     ctx: typer.Context,
     service: Annotated[str, typer.Argument(metavar="SERVICE")],
+    to: Annotated[
+        int | None,
+        typer.Option("--to", help="A version the service keeps (see `service history`)."),
+    ] = None,
     detach: Detach = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
 ) -> None:
-    """Return a service to its previous spec, with its rollback policy."""
-    _rollback(env(ctx), service, detach, quiet)
+    """Return a service to its previous spec, or to a kept version, with its rollback
+    policy."""
+    _rollback(env(ctx), service, detach, quiet, to)
 
 
-def _rollback(e, ref: str, detach: bool, quiet: bool) -> None:
+def _rollback(e, ref: str, detach: bool, quiet: bool, to: int | None = None) -> None:
     from swarmctl import services
 
-    found = services.rollback(e.store, ref)
+    found = services.rollback(e.store, ref, to)
     typer.echo(found.spec.name)
     if detach:
         return
@@ -475,17 +480,23 @@ def ls(
     quiet: QuietOpt = False,
 ) -> None:
     """List services."""
-    from swarmctl.cli.goformat import render_rows
-    from swarmctl.cli.output import table
-    from swarmctl.models import ready_node_ids, replicas
     from swarmctl.repo import Repo
 
     with env(ctx).store.read() as db:
         repo = Repo(db)
         repo.cluster()
-        found = sorted(repo.services.all(), key=lambda s: s.spec.name)
-        tasks = repo.tasks.all()
-        ready = ready_node_ids(repo.nodes.all())
+        found, tasks, nodes = repo.services.all(), repo.tasks.all(), repo.nodes.all()
+    print_services(found, tasks, nodes, fmt, quiet)
+
+
+def print_services(found, tasks, nodes, fmt: str, quiet: bool) -> None:
+    """The services as `service ls` shows them (`stack services` too)."""
+    from swarmctl.cli.goformat import render_rows
+    from swarmctl.cli.output import table
+    from swarmctl.models import ready_node_ids, replicas
+
+    found = sorted(found, key=lambda s: s.spec.name)
+    ready = ready_node_ids(nodes)
     if quiet:
         for service in found:
             typer.echo(service.id)
@@ -520,6 +531,42 @@ def ports_text(service) -> str:
         host = " (host)" if port.mode.value == "host" else ""
         parts.append(f"{where}{port.target}/{port.protocol}{host}")
     return ", ".join(parts)
+
+
+@app.command()
+def history(
+    ctx: typer.Context,
+    service: Annotated[str, typer.Argument(metavar="SERVICE")],
+    fmt: FormatOpt = "table",
+) -> None:
+    """The specs a service keeps (its last 10), oldest first, each with what it changed:
+    `service rollback --to VERSION` returns to one."""
+    from swarmctl import clock
+    from swarmctl.cli.goformat import render_rows
+    from swarmctl.cli.output import table
+    from swarmctl.models import SpecVersion
+    from swarmctl.repo import Repo
+    from swarmctl.stack.plan import diff
+
+    with env(ctx).store.read() as db:
+        found = Repo(db).services.get(service)
+    kept = [*found.history, SpecVersion(found.version, found.spec, found.updated_at)]
+    rows = []
+    for index, entry in enumerate(kept):
+        changes = diff(kept[index - 1].spec, entry.spec) if index else ["(oldest kept)"]
+        rows.append(
+            {
+                "Version": str(entry.version) + (" (current)" if entry is kept[-1] else ""),
+                "Since": clock.ago(entry.since),
+                "Image": ImageRef.parse(entry.spec.image).brief(),
+                "Changes": "; ".join(changes) or "(none)",
+            }
+        )
+    render_rows(
+        fmt,
+        rows,
+        lambda: table(("VERSION", "SINCE", "IMAGE", "CHANGES"), [list(r.values()) for r in rows]),
+    )
 
 
 @app.command()
