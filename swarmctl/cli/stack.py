@@ -29,7 +29,9 @@ def deploy(
         list[str],
         typer.Option("--compose-file", "-c", help="Compose file; several are merged in order."),
     ],
-    prune: Annotated[bool, typer.Option(help="Remove services no longer in the files.")] = False,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Remove services no longer in the files.")
+    ] = False,
     dry_run: Annotated[
         bool,
         typer.Option(
