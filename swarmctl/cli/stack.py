@@ -264,7 +264,8 @@ def history(ctx: typer.Context, name: Name, fmt: FormatOpt = "table") -> None:
             "Deployed": clock.ago(d.at),
             "Digest": d.digest.removeprefix("sha256:")[:12],
             "Services": " ".join(f"{s}:{v}" for s, v in sorted(d.services.items())),
-            "Note": d.note or " ".join(Path(f).name for f in d.files),
+            "Note": (d.note or " ".join(Path(f).name for f in d.files))
+            + (f" (and {d.again} unchanged redeploy(s))" if d.again else ""),
         }
         for d in found
     ]

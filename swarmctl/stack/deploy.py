@@ -120,7 +120,9 @@ def _named(stack: Stack, what: str, action, *args):
 
 
 def _note(repo: Repo, stack: Stack, note: str) -> StackDeploy:
-    """Record the deploy (the stack's services at their versions now); keep the last few."""
+    """Record the deploy (the stack's services at their versions now); keep the last few.
+    A redeploy that changed nothing is counted on the deploy it repeats, so that unchanged
+    redeploys do not push the deploys worth going back to out of the history."""
     before = deploys(repo, stack.name)
     entry = StackDeploy(
         id=new_id(),
@@ -132,6 +134,14 @@ def _note(repo: Repo, stack: Stack, note: str) -> StackDeploy:
         services={s.spec.name: s.version for s in stack_services(repo.services.all(), stack.name)},
         note=note,
     )
+    last = before[-1] if before else None
+    if (
+        last
+        and replace(entry, id=last.id, number=last.number, at=last.at, again=last.again) == last
+    ):
+        repeated = replace(last, at=entry.at, again=last.again + 1)
+        repo.deploys.put(repeated)
+        return repeated
     repo.deploys.put(entry)
     repo.deploys.delete([d.id for d in before[: max(0, len(before) + 1 - DEPLOYS_KEPT)]])
     return entry

@@ -69,3 +69,4 @@ class StackDeploy:
     services: dict[str, int] = field(default_factory=dict)  # service name -> spec version
     removed: tuple[str, ...] = ()
     note: str = ""  # "rollback to deploy 3"
+    again: int = 0  # redeploys since that changed nothing: counted here, not kept apart
