@@ -266,7 +266,6 @@ def rollback(store: StateStore, name: str, to: int | None = None) -> tuple[Recor
             if target is None:
                 kept = ", ".join(str(d.number) for d in history)
                 raise SwarmctlError(f"stack {name}: no deploy {to} kept (kept: {kept})")
-        stack = Stack(name, (), files=target.files, digest=target.digest)
         done = Recorded(StackPlan(name))
         for service_name, version in sorted(target.services.items()):
             service = current.get(service_name)
@@ -278,18 +277,15 @@ def rollback(store: StateStore, name: str, to: int | None = None) -> tuple[Recor
             elif service.version == version:
                 done.others.append(service)
             else:
-                changed = _named(
-                    stack,
-                    f"service {service_name}",
-                    services.record_rollback,
-                    repo,
-                    service,
-                    version,
-                )
+                try:
+                    changed = services.record_rollback(repo, service, version)
+                except SwarmctlError as error:
+                    raise SwarmctlError(f"stack {name}: {error}") from None
                 done.rolling.append(changed)
         warnings += [
             f"service {n} is not in deploy {target.number}: left as it is"
             for n in sorted(set(current) - set(target.services))
         ]
-        done.record = _note(repo, stack, f"rollback to deploy {target.number}")
+        again = Stack(name, (), files=target.files, digest=target.digest)
+        done.record = _note(repo, again, f"rollback to deploy {target.number}")
     return done, warnings

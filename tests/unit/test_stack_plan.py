@@ -181,3 +181,30 @@ def test_a_service_keeps_its_last_ten_specs_and_rolls_back_to_any_of_them(store)
         services.record_rollback(Repo(db), back, 2)
     with store.read() as db:  # the history survives the state file
         assert Repo(db).services.get("app").history == back.history
+
+
+def test_stack_rollback_returns_each_service_to_the_version_of_the_last_different_deploy(
+    store,
+) -> None:
+    stack = web(spec("web", "app", networks=()))
+    with store.transaction() as db:
+        repo = Repo(db)
+        app, _ = services.record_create(repo, stack.services[0], ())
+        deploy._note(repo, stack, "")
+        deploy._note(repo, stack, "")  # unchanged: counted on deploy 1
+        services.record_update(repo, app, replace(app.spec, image="app:2"), ())
+        deploy._note(repo, replace(stack, digest="2"), "")
+    done, warnings = deploy.rollback(store, "web")
+    (rolling,) = done.rolling
+    assert rolling.spec.image == "nginx" and rolling.version == 3 and not warnings
+    with store.read() as db:
+        recorded = [
+            (d.number, d.services, d.note, d.again) for d in deploy.deploys(Repo(db), "web")
+        ]
+    assert recorded == [
+        (1, {"web_app": 1}, "", 1),
+        (2, {"web_app": 2}, "", 0),
+        (3, {"web_app": 3}, "rollback to deploy 1", 0),
+    ]
+    with pytest.raises(SwarmctlError, match=r"^stack web: no deploy 7 kept \(kept: 1, 2, 3\)$"):
+        deploy.rollback(store, "web", to=7)
