@@ -20,6 +20,8 @@ from swarmctl.stack.plan import StackPlan, plan, stack_networks, stack_services
 from swarmctl.state import StateStore
 from swarmctl.transport.group import Pool
 
+PAUSED = (UpdateState.PAUSED, UpdateState.ROLLBACK_PAUSED)
+
 
 @dataclass
 class Recorded:
@@ -235,7 +237,12 @@ def converge(
             failures.append(f"service {service.spec.name}: {state}: {status and status.message}")
     rolled = {s.id for s in done.rolling}
     for report in services.status(store, ids | rolled):
-        if not report.converged:
+        status = report.service.update_status
+        if report.service.id in ids and status and status.state in PAUSED:
+            # Its spec is the file's, but an earlier deploy's update of it stopped short.
+            state = status.state.value.replace("_", " ")
+            failures.append(f"service {report.service.spec.name}: {state}: {status.message}")
+        elif not report.converged:
             details = "; ".join(report.problems) or "tasks are not running"
             failures.append(
                 f"service {report.service.spec.name} did not converge "

@@ -106,6 +106,7 @@ def test_a_stack_comes_up_and_an_unchanged_redeploy_touches_no_container(stack) 
     assert deployed.endswith("stack.yml (and 1 unchanged redeploy(s))")
 
 
+@pytest.mark.modes("online", "offline")
 def test_a_changed_service_alone_is_rolled_and_prune_removes_a_dropped_one(stack) -> None:
     cluster = stack.cluster
     stack()
@@ -139,6 +140,19 @@ def test_a_changed_service_alone_is_rolled_and_prune_removes_a_dropped_one(stack
     assert "Removing service web_db" in stack("--prune", **smaller).stdout
     wait_for("web_db's container gone", lambda: "web_db" not in containers(cluster))
     assert containers(cluster)["web_front"] == before["web_front"]
+
+
+def test_an_update_that_pauses_fails_the_deploy_and_the_same_file_again(stack) -> None:
+    stack()
+    broken = {**THREE, "app": service(2).replace("swarmctl/tools", "swarmctl/missing")}
+    first = stack(check=False, **broken)
+    assert first.returncode == 1
+    assert error_line(first.stderr).startswith(
+        "Error: stack web: service web_app: paused: update paused due to failure of task web_app.1"
+    )
+    again = stack(check=False, **broken)
+    assert again.returncode == 1 and "Updating" not in again.stdout
+    assert error_line(again.stderr).startswith("Error: stack web: service web_app: paused:")
 
 
 def test_a_file_in_conflict_deploys_nothing_and_says_why_in_one_line(stack) -> None:
