@@ -62,13 +62,13 @@ def deploy(
         warn([f"stack {name}: ignored (swarm ignores or swarmctl does not support them): "
               + ", ".join(stack.ignored)])  # fmt: skip
     e = env(ctx)
+    ssh_ports = {h.port for h in e.inventory.hosts.values()}
     if dry_run:
-        plan = engine.preview(e.store, stack, prune)
+        plan = engine.preview(e.store, stack, prune, ssh_ports)
         print_plan(plan)
         if not plan.empty:
             raise typer.Exit(CHANGES_PLANNED)
         return
-    ssh_ports = {h.port for h in e.inventory.hosts.values()}
     with e.pool() as pool:
         done, warnings = engine.record(e.store, pool, stack, prune, ssh_ports, resolve)
         warn(warnings)

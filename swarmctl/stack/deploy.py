@@ -45,13 +45,12 @@ def check_supported(stack: Stack) -> None:
             raise SwarmctlError(f"stack {stack.name}: {kind} are not supported yet")
 
 
-def preview(store: StateStore, stack: Stack, prune: bool) -> StackPlan:
-    """The plan, from the state alone (`--dry-run`: no connection, nothing written)."""
+def preview(store: StateStore, stack: Stack, prune: bool, ssh_ports: Iterable[int]) -> StackPlan:
+    """The plan, checked as the deploy would check it (names, ports, networks, replicas)
+    on a snapshot of the state that is never written: `--dry-run`, no connection."""
     check_supported(stack)
     with store.read() as db:
-        repo = Repo(db)
-        repo.cluster()
-        return plan(repo.services.all(), repo.networks.all(), stack, prune)
+        return _write(Repo(db), stack, prune, set(ssh_ports)).plan
 
 
 def record(
@@ -64,53 +63,56 @@ def record(
 ) -> tuple[Recorded, list[str]]:
     """Record the deploy; returns what was written and warnings. Converging is next."""
     ssh_ports = set(ssh_ports)
-    first = preview(store, stack, prune)
-    for network in first.networks:
-        if not valid_name(network.name):
-            raise SwarmctlError(f"stack {stack.name}: network name {network.name!r} is invalid")
+    first = preview(store, stack, prune, ssh_ports)
     stack, warnings = _pinned(store, pool, stack, first, resolve)
     with store.transaction() as db:
-        repo = Repo(db)
         # Planned again under the lock: the one applied is the one the records allow now.
-        planned = plan(repo.services.all(), repo.networks.all(), stack, prune)
-        done = Recorded(planned)
-        for network in planned.networks:
-            labels = {**network.labels, NAMESPACE_LABEL: stack.name}
-            options = networking.NetworkOptions(
-                network.name,
-                subnet=network.subnet or None,
-                attachable=network.attachable,
-                labels=labels,
-            )
-            done.networks.append(
-                _named(stack, f"network {network.name}", networking.record, repo, options)
-            )
-        repo.services.delete([s.id for s in planned.remove])
-        done.removed = list(planned.remove)
-        for spec in planned.create:
-            service, ingress = _named(
-                stack, f"service {spec.name}", services.record_create, repo, spec, ssh_ports
-            )
-            done.created.append(service)
-            done.new_ingress |= ingress
-        for update in planned.update:
-            service, kind, ingress = _named(
-                stack,
-                f"service {update.spec.name}",
-                services.record_update,
-                repo,
-                update.service,
-                update.spec,
-                ssh_ports,
-            )
-            (done.rolling if kind == services.Kind.UPDATING else done.others).append(service)
-            done.new_ingress |= ingress
-        for service in planned.unchanged:
-            status = service.update_status
-            in_progress = status is not None and status.state.in_progress
-            (done.rolling if in_progress else done.others).append(service)
-        done.record = _note(repo, stack, "")
-    return done, warnings
+        return _write(Repo(db), stack, prune, ssh_ports), warnings
+
+
+def _write(repo: Repo, stack: Stack, prune: bool, ssh_ports: set[int]) -> Recorded:
+    """Plan the deploy and write it all in one transaction (or snapshot)."""
+    repo.cluster()
+    planned = plan(repo.services.all(), repo.networks.all(), stack, prune)
+    done = Recorded(planned)
+    for network in planned.networks:
+        if not valid_name(network.name):
+            raise SwarmctlError(f"stack {stack.name}: network name {network.name!r} is invalid")
+        options = networking.NetworkOptions(
+            network.name,
+            subnet=network.subnet or None,
+            attachable=network.attachable,
+            labels={**network.labels, NAMESPACE_LABEL: stack.name},
+        )
+        done.networks.append(
+            _named(stack, f"network {network.name}", networking.record, repo, options)
+        )
+    repo.services.delete([s.id for s in planned.remove])
+    done.removed = list(planned.remove)
+    for spec in planned.create:
+        service, ingress = _named(
+            stack, f"service {spec.name}", services.record_create, repo, spec, ssh_ports
+        )
+        done.created.append(service)
+        done.new_ingress |= ingress
+    for update in planned.update:
+        service, kind, ingress = _named(
+            stack,
+            f"service {update.spec.name}",
+            services.record_update,
+            repo,
+            update.service,
+            update.spec,
+            ssh_ports,
+        )
+        (done.rolling if kind == services.Kind.UPDATING else done.others).append(service)
+        done.new_ingress |= ingress
+    for service in planned.unchanged:
+        status = service.update_status
+        in_progress = status is not None and status.state.in_progress
+        (done.rolling if in_progress else done.others).append(service)
+    done.record = _note(repo, stack, "")
+    return done
 
 
 def _named(stack: Stack, what: str, action, *args):

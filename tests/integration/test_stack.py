@@ -163,11 +163,14 @@ def test_a_file_in_conflict_deploys_nothing_and_says_why_in_one_line(stack) -> N
     )  # fmt: skip
     untouched = state_hash(cluster)
     ports = "    ports: ['8080:80']"
-    result = stack(check=False, **{**THREE, "front": service(1, ports)})
-    assert result.returncode == 1
-    assert error_line(result.stderr) == (
-        "Error: stack web: service web_front: port 8080/tcp is already published by service plain"
-    )
+    conflicting = {**THREE, "front": service(1, ports)}
+    for dry_run in (("--dry-run",), ()):
+        result = stack(*dry_run, check=False, **conflicting)
+        assert result.returncode == 1
+        assert error_line(result.stderr) == (
+            "Error: stack web: service web_front: port 8080/tcp is already published by "
+            "service plain"
+        )
     assert state_hash(cluster) == untouched
     assert "web_default" not in cluster("network", "ls").stdout
 

@@ -208,3 +208,19 @@ def test_stack_rollback_returns_each_service_to_the_version_of_the_last_differen
     ]
     with pytest.raises(SwarmctlError, match=r"^stack web: no deploy 7 kept \(kept: 1, 2, 3\)$"):
         deploy.rollback(store, "web", to=7)
+
+
+def test_a_dry_run_checks_ports_as_the_deploy_would_and_writes_nothing(store) -> None:
+    with store.transaction() as db:
+        services.record_create(Repo(db), spec("", "plain", ports=(PortSpec(80, 8080),)), ())
+    before = store.path.read_bytes()
+    front = spec("web", "front", networks=(), ports=(PortSpec(80, 8080),))
+    with pytest.raises(
+        SwarmctlError,
+        match=r"^stack web: service web_front: port 8080/tcp is already published by service "
+        r"plain$",
+    ):
+        deploy.preview(store, replace(web(front), networks=()), False, ())
+    planned = deploy.preview(store, web(), False, ())
+    assert [s.name for s in planned.create] == ["web_front", "web_app"]
+    assert store.path.read_bytes() == before
