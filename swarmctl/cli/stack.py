@@ -64,14 +64,16 @@ def deploy(
     e = env(ctx)
     ssh_ports = {h.port for h in e.inventory.hosts.values()}
     if dry_run:
-        plan = engine.preview(e.store, stack, prune, ssh_ports)
-        print_plan(plan)
-        if not plan.empty:
+        planned = engine.preview(e.store, stack, prune, ssh_ports)
+        print_plan(planned.plan, planned.files)
+        if planned.files or not planned.plan.empty:
             raise typer.Exit(CHANGES_PLANNED)
         return
     with e.pool() as pool:
         done, warnings = engine.record(e.store, pool, stack, prune, ssh_ports, resolve)
         warn(warnings)
+        for line in done.files:
+            typer.echo(line)
         for network in done.networks:
             typer.echo(f"Creating network {network.name}")
         for service in done.removed:
@@ -106,8 +108,9 @@ def _converge(e, pool, name: str, done, detach: bool, quiet: bool, want=None) ->
         raise SwarmctlError(f"stack {name}: " + "; ".join(failures))
 
 
-def print_plan(plan) -> None:
-    lines = [f"+ network {n.name}" for n in plan.networks]
+def print_plan(plan, files: list[str]) -> None:
+    lines = [f"{'+' if f.startswith('Creating') else '~'} {f.split(' ', 1)[1]}" for f in files]
+    lines += [f"+ network {n.name}" for n in plan.networks]
     lines += [f"+ service {s.name}" for s in plan.create]
     for update in plan.update:
         lines.append(f"~ service {update.spec.name}")
@@ -198,8 +201,8 @@ def rm(
         bool, typer.Option("--force", "-f", "--yes", help="Do not ask for confirmation.")
     ] = False,
 ) -> None:
-    """Remove stacks: their services and every container of them, then their networks
-    (asks first on a terminal)."""
+    """Remove stacks: their services and every container of them, then their networks,
+    secrets and configs (asks first on a terminal)."""
     from swarmctl import networking
     from swarmctl import services as engine
     from swarmctl.repo import Repo
@@ -231,15 +234,24 @@ def rm(
             for network in networks[name]:
                 typer.echo(f"Removing network {network.name}")
                 warn(networking.remove(e.store, pool, network.id)[1])
-            _forget(e.store, name)
+            for line in _forget(e.store, name):
+                typer.echo(line)
 
 
-def _forget(store, name: str) -> None:
+def _forget(store, name: str) -> list[str]:
+    """Remove the stack's secrets and configs (its services are gone) and its deploys."""
+    from swarmctl import secrets
     from swarmctl.repo import Repo
+    from swarmctl.stack.model import NAMESPACE_LABEL
 
+    removed = []
     with store.transaction() as db:
         repo = Repo(db)
+        for kind in secrets.KINDS:
+            mine = [r.id for r in repo.files(kind).all() if r.labels.get(NAMESPACE_LABEL) == name]
+            removed += [f"Removing {kind} {r.name}" for r in secrets.remove(repo, kind, mine)]
         repo.deploys.delete([d.id for d in repo.deploys.all() if d.stack == name])
+    return removed
 
 
 @app.command()

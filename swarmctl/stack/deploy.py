@@ -10,7 +10,7 @@ update up where it stopped. Unchanged services are looked at, never touched.
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from swarmctl import clock, networking, pinning, services
+from swarmctl import clock, networking, pinning, secrets, services
 from swarmctl.errors import SwarmctlError
 from swarmctl.models import Network, NodeState, Service, UpdateState
 from swarmctl.naming import new_id, valid_name
@@ -28,6 +28,7 @@ class Recorded:
     """What a deploy (or a rollback) wrote, for converging and reporting."""
 
     plan: StackPlan
+    files: list[str] = field(default_factory=list)  # "Creating secret web_key", …
     record: StackDeploy | None = None
     networks: list[Network] = field(default_factory=list)
     created: list[Service] = field(default_factory=list)
@@ -37,20 +38,26 @@ class Recorded:
     new_ingress: bool = False
 
 
-def check_supported(stack: Stack) -> None:
-    # The seam for the secret and config stores: until they are wired in, a stack that
-    # uses them is refused before anything is deployed.
-    for kind in ("secrets", "configs"):
-        if getattr(stack, kind) or any(getattr(s, kind) for s in stack.services):
-            raise SwarmctlError(f"stack {stack.name}: {kind} are not supported yet")
+def read_files(stack: Stack) -> dict[tuple[str, str], bytes]:
+    """The values of the stack's secrets and configs that are not external, read from
+    their files before anything is recorded (kind, name) -> bytes."""
+    values = {}
+    for kind, objects in (("secret", stack.secrets), ("config", stack.configs)):
+        for item in objects:
+            if not item.external:
+                values[(kind, item.name)] = _named(
+                    stack, f"{kind} {item.name}", secrets.read_source, kind, item.file
+                )
+    return values
 
 
-def preview(store: StateStore, stack: Stack, prune: bool, ssh_ports: Iterable[int]) -> StackPlan:
-    """The plan, checked as the deploy would check it (names, ports, networks, replicas)
-    on a snapshot of the state that is never written: `--dry-run`, no connection."""
-    check_supported(stack)
+def preview(store: StateStore, stack: Stack, prune: bool, ssh_ports: Iterable[int]) -> Recorded:
+    """The deploy, checked as the deploy would check it (names, ports, networks, replicas,
+    secrets) and recorded on a snapshot of the state that is never written: `--dry-run`,
+    no connection."""
+    values = read_files(stack)
     with store.read() as db:
-        return _write(Repo(db), stack, prune, set(ssh_ports)).plan
+        return _write(Repo(db), stack, prune, set(ssh_ports), values)
 
 
 def record(
@@ -63,18 +70,29 @@ def record(
 ) -> tuple[Recorded, list[str]]:
     """Record the deploy; returns what was written and warnings. Converging is next."""
     ssh_ports = set(ssh_ports)
-    first = preview(store, stack, prune, ssh_ports)
+    values = read_files(stack)
+    with store.read() as db:
+        first = _write(Repo(db), stack, prune, ssh_ports, values).plan
     stack, warnings = _pinned(store, pool, stack, first, resolve)
     with store.transaction() as db:
         # Planned again under the lock: the one applied is the one the records allow now.
-        return _write(Repo(db), stack, prune, ssh_ports), warnings
+        return _write(Repo(db), stack, prune, ssh_ports, values), warnings
 
 
-def _write(repo: Repo, stack: Stack, prune: bool, ssh_ports: set[int]) -> Recorded:
-    """Plan the deploy and write it all in one transaction (or snapshot)."""
+def _write(
+    repo: Repo,
+    stack: Stack,
+    prune: bool,
+    ssh_ports: set[int],
+    values: dict[tuple[str, str], bytes],
+) -> Recorded:
+    """Plan the deploy and write it all in one transaction (or snapshot): secrets and
+    configs first (a new value renews the services using it), then networks, services
+    and the deploy's record."""
     repo.cluster()
+    files = _put_files(repo, stack, values)
     planned = plan(repo.services.all(), repo.networks.all(), stack, prune)
-    done = Recorded(planned)
+    done = Recorded(planned, files=files)
     for network in planned.networks:
         if not valid_name(network.name):
             raise SwarmctlError(f"stack {stack.name}: network name {network.name!r} is invalid")
@@ -113,6 +131,35 @@ def _write(repo: Repo, stack: Stack, prune: bool, ssh_ports: set[int]) -> Record
         (done.rolling if in_progress else done.others).append(service)
     done.record = _note(repo, stack, "")
     return done
+
+
+def _put_files(repo: Repo, stack: Stack, values: dict[tuple[str, str], bytes]) -> list[str]:
+    """Store the stack's secrets and configs; returns what changed, as `Creating secret
+    web_key` would say it. External ones must exist already."""
+    changed = []
+    for kind, objects in (("secret", stack.secrets), ("config", stack.configs)):
+        stored = {r.name for r in repo.files(kind).all()}
+        for item in objects:
+            if item.external:
+                if item.name not in stored:
+                    raise SwarmctlError(
+                        f"stack {stack.name}: {kind} {item.name} is external but does not "
+                        f"exist: create it with `swarmctl {kind} create {item.name} FILE`"
+                    )
+                continue
+            labels = {**item.labels, NAMESPACE_LABEL: stack.name}
+            _, new = _named(
+                stack, f"{kind} {item.name}", secrets.put, repo, kind, item.name,
+                values[(kind, item.name)], labels,
+            )  # fmt: skip
+            if item.name not in stored:
+                changed.append(f"Creating {kind} {item.name}")
+            elif new:
+                # Its users roll to get the new value, as after `secret update`.
+                users = services.renew_users(repo, kind, item.name)
+                rolls = ", ".join(sorted(s.spec.name for s in users)) or "no service"
+                changed.append(f"Updating {kind} {item.name} (rolls {rolls})")
+    return changed
 
 
 def _named(stack: Stack, what: str, action, *args):

@@ -9,6 +9,7 @@ from swarmctl import services
 from swarmctl.errors import SwarmctlError
 from swarmctl.models import (
     Cluster,
+    FileRef,
     Network,
     Node,
     PortSpec,
@@ -17,6 +18,7 @@ from swarmctl.models import (
     ServiceSpec,
     UpdatePolicy,
 )
+from swarmctl.pinning import ResolveImage
 from swarmctl.repo import Repo
 from swarmctl.stack import deploy
 from swarmctl.stack.model import NAMESPACE_LABEL, Stack, StackFileObject, StackNetwork
@@ -142,12 +144,6 @@ def test_a_service_on_an_undeclared_network_is_refused() -> None:
         plan([], [], stack, prune=False)
 
 
-def test_secrets_and_configs_are_refused_until_their_stores_are_wired() -> None:
-    stack = replace(web(), secrets=(StackFileObject("web_key", file="/k"),))
-    with pytest.raises(SwarmctlError, match=r"^stack web: secrets are not supported yet$"):
-        deploy.check_supported(stack)
-
-
 # ------------------------------------------------------------------ spec history
 
 
@@ -222,5 +218,42 @@ def test_a_dry_run_checks_ports_as_the_deploy_would_and_writes_nothing(store) ->
     ):
         deploy.preview(store, replace(web(front), networks=()), False, ())
     planned = deploy.preview(store, web(), False, ())
-    assert [s.name for s in planned.create] == ["web_front", "web_app"]
+    assert [s.name for s in planned.plan.create] == ["web_front", "web_app"]
+    assert store.path.read_bytes() == before
+
+
+def test_a_stacks_secret_is_stored_and_a_new_value_rolls_its_users(
+    store, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("SWARMCTL_SECRETS_PASSPHRASE", "a passphrase")
+    file = tmp_path / "key.txt"
+    file.write_text("one")
+    app = spec("web", "app", networks=(), secrets=(FileRef("web_key", "key"),))
+    stack = Stack("web", (app,), secrets=(StackFileObject("web_key", file=str(file)),))
+    never = ResolveImage.NEVER
+    planned = deploy.preview(store, stack, False, ())
+    assert planned.files == ["Creating secret web_key"]
+    done, _ = deploy.record(store, None, stack, False, (), never)
+    assert done.files == ["Creating secret web_key"] and len(done.created) == 1
+    assert deploy.record(store, None, stack, False, (), never)[0].files == []
+
+    file.write_text("hunter2-second")
+    assert deploy.preview(store, stack, False, ()).files == [
+        "Updating secret web_key (rolls web_app)"
+    ]
+    done, _ = deploy.record(store, None, stack, False, (), never)
+    (rolling,) = done.rolling
+    assert rolling.spec.name == "web_app" and rolling.update_status.state.in_progress
+    with store.read() as db:
+        (stored,) = Repo(db).secrets.all()
+    assert stored.version == 2 and stored.labels == {NAMESPACE_LABEL: "web"}
+    assert b"hunter2" not in store.path.read_bytes()  # encrypted at rest
+
+
+def test_an_external_secret_that_does_not_exist_deploys_nothing(store) -> None:
+    app = spec("web", "app", networks=(), secrets=(FileRef("shared", "key"),))
+    stack = Stack("web", (app,), secrets=(StackFileObject("shared", external=True),))
+    before = store.path.read_bytes()
+    with pytest.raises(SwarmctlError, match=r"^stack web: secret shared is external but"):
+        deploy.record(store, None, stack, False, (), ResolveImage.NEVER)
     assert store.path.read_bytes() == before
