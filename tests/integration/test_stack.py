@@ -11,11 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.integration.conftest import Cluster, interruptible
 from tests.integration.test_supervisor import wait_for
-
-pytest.importorskip("swarmctl.stack.compose", reason="the Compose loader is not merged yet")
 
 pytestmark = pytest.mark.lab
 
@@ -153,6 +152,48 @@ def test_an_update_that_pauses_fails_the_deploy_and_the_same_file_again(stack) -
     again = stack(check=False, **broken)
     assert again.returncode == 1 and "Updating" not in again.stdout
     assert error_line(again.stderr).startswith("Error: stack web: service web_app: paused:")
+
+
+def test_a_stacks_secret_and_config_reach_its_task_and_a_new_secret_rolls_only_its_user(
+    stack, tmp_path: Path
+) -> None:
+    cluster = stack.cluster
+    cluster.env["SWARMCTL_SECRETS_PASSPHRASE"] = "lab passphrase"
+    (tmp_path / "key.txt").write_text("first-key")
+    (tmp_path / "app.conf").write_text("color=blue")
+    files = {"secrets": {"key": {"file": "./key.txt"}}, "configs": {"conf": {"file": "./app.conf"}}}
+    uses = ["    secrets: [key]", "    configs: [{source: conf, target: /etc/app.conf}]"]
+    body = compose(**{**THREE, "app": service(1, *uses)})
+    stack.file.write_text(body + yaml.safe_dump(files))
+    argv = ("stack", "deploy", *NEVER, "-c", str(stack.file), "web")
+    out = cluster(*argv).stdout
+    assert "Creating secret web_key" in out and "Creating config web_conf" in out
+    (app,) = containers(cluster)["web_app"]
+    read = "cat /run/secrets/key /etc/app.conf"
+    assert in_container(cluster, app, read) == "first-keycolor=blue"
+    before = containers(cluster)
+
+    (tmp_path / "key.txt").write_text("second-key")
+    dry = cluster(*argv[:-1], "--dry-run", "web", check=False)
+    assert dry.returncode == 2 and "~ secret web_key (rolls web_app)" in dry.stdout
+    assert "second-key" not in dry.stdout + dry.stderr
+    out = cluster(*argv).stdout
+    assert "Updating secret web_key (rolls web_app)" in out and "second-key" not in out
+    after = containers(cluster)
+    assert after["web_front"] == before["web_front"] and after["web_db"] == before["web_db"]
+    (new_app,) = after["web_app"]
+    assert new_app != app and in_container(cluster, new_app, read) == "second-keycolor=blue"
+
+    assert "Removing secret web_key" in cluster("stack", "rm", "-f", "web").stdout
+    assert "web_key" not in cluster("secret", "ls").stdout
+
+
+def in_container(cluster: Cluster, container: str, command: str) -> str:
+    for host in cluster.lab.hosts:
+        found = cluster.lab.ssh(host.name, f"docker exec {container} {command}", check=False)
+        if found.returncode == 0:
+            return found.stdout
+    raise AssertionError(f"no host runs container {container}")
 
 
 def test_a_file_in_conflict_deploys_nothing_and_says_why_in_one_line(stack) -> None:
