@@ -82,6 +82,9 @@ def deploy(
             typer.echo(f"Creating service {service.spec.name}")
         for update in done.plan.update:
             typer.echo(f"Updating service {update.spec.name} (id: {update.service.id[:12]})")
+        if not (done.files or done.networks or done.removed or done.created or done.plan.update):
+            unchanged = len(done.plan.unchanged)
+            typer.echo(f"Stack {name}: nothing to change ({unchanged} service(s) unchanged)")
         _converge(e, pool, name, done, detach, quiet)
 
 
