@@ -8,7 +8,7 @@ non-zero. The supervisor keeps doing the same afterwards.
 """
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -411,13 +411,15 @@ def _converge(
     return warnings
 
 
-def converge_mesh(store: StateStore, pool: Pool) -> list[str]:
-    """Every reachable node: virtual-IP helpers, ingress and VIP rules as they should be."""
+def converge_mesh(store: StateStore, pool: Pool, skip: Collection[str] = ()) -> list[str]:
+    """Every reachable node but those in `skip` (ids of nodes known not to answer now,
+    brought up to date when they are back): virtual-IP helpers, ingress and VIP rules
+    as they should be."""
     with store.read() as db:
         repo = Repo(db)
         cluster, nodes = repo.cluster(), repo.nodes.all()
         services, tasks, networks = repo.services.all(), repo.tasks.all(), repo.networks.all()
-    targets = [n for n in nodes if n.state != NodeState.DOWN]
+    targets = [n for n in nodes if n.state != NodeState.DOWN and n.id not in skip]
     scripts = {
         n.hostname: mesh_script(
             node_services(cluster.id, n, services, tasks, networks, cluster.helper_image)
@@ -778,14 +780,17 @@ def advance(
     return service.update_status, decided.wake_at
 
 
-def leave_mesh_first(store: StateStore, pool: Pool, plan: Plan) -> list[str]:
+def leave_mesh_first(
+    store: StateStore, pool: Pool, plan: Plan, skip: Collection[str] = ()
+) -> list[str]:
     """Take the plan's running tasks out of the routing mesh and their virtual IPs before
-    they are stopped, so that no new connection reaches a container going away."""
+    they are stopped, so that no new connection reaches a container going away (on the
+    nodes but those in `skip`, as converge_mesh)."""
     serving = [t for t in plan.shutdown if t.state == TaskState.RUNNING and t.addresses]
     if not serving:
         return []
     executor.save(store, serving)
-    return converge_mesh(store, pool)
+    return converge_mesh(store, pool, skip)
 
 
 def decide(service: Service, tasks: Iterable[Task], now: datetime) -> update.Step | None:

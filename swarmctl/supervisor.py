@@ -42,6 +42,7 @@ from swarmctl.errors import SwarmctlError
 from swarmctl.inventory import Inventory
 from swarmctl.membership import recorded_trust
 from swarmctl.models import Node, NodeState, TaskState
+from swarmctl.reconciler import Plan
 from swarmctl.repo import Repo
 from swarmctl.state import StateStore
 from swarmctl.transport.group import Pool
@@ -168,7 +169,7 @@ class Supervisor:
         if back or restarted or periodic:
             repair = [n for n in nodes if n.id in (seen if periodic else back | restarted)]
             self._warn(networking.converge(self.store, self.pool, repair))
-        wake = self._act(merged.start)
+        wake = self._act(merged.start, set(seen))
         self._mesh(force=bool(back or restarted) or periodic)
         self._print_events()
         return wake
@@ -240,8 +241,14 @@ class Supervisor:
         moved = executor.save(self.store, [], nodes=beats)
         return {after.id for _, after in moved if after.state == NodeState.READY}
 
-    def _act(self, never_started: list) -> float | None:
-        """Reconcile and apply every service not being changed by someone else."""
+    def _act(self, never_started: list, seen: set[str]) -> float | None:
+        """Reconcile and apply every service not being changed by someone else.
+
+        Only the services with work this round are leased, and only for the round: a
+        command on any other service never waits for the supervisor. A service whose work
+        would reach a node that did not answer this tick (`seen`) is left for a later
+        tick, unleased: the supervisor never holds a lease while it waits on a host that
+        may not answer; the node is declared down in a few ticks, or answers again."""
         now = datetime.now(UTC)
         with self.store.read() as db:
             repo = Repo(db)
@@ -253,43 +260,56 @@ class Supervisor:
             return (look.wake_at - now).total_seconds() if look.wake_at else None
         with self.store.transaction() as db:
             repo = Repo(db)
-            mine = set()
-            for service in repo.services.all():
-                held = leases.take(
-                    db, leases.service_lease(service.id), self.holder, self.settings.lease_ttl, now
+            free = {
+                s.id
+                for s in repo.services.all()
+                if not (
+                    (lease := leases.get(db, leases.service_lease(s.id)))
+                    and lease.held_by_other(self.holder, now)
                 )
-                if held is None:
-                    mine.add(service.id)
+            }
             tasks = repo.tasks.all()
             # Those found never started earlier in the tick, unless a command (holding the
             # lease until now) started or ended them meanwhile: their records then differ.
             recorded = {t.id: t for t in tasks}
             restart = tuple(
-                t for t in never_started if t.service_id in mine and recorded.get(t.id) == t
+                t for t in never_started if t.service_id in free and recorded.get(t.id) == t
             )
             removed = {t.service_id for t in tasks} - {s.id for s in repo.services.all()}
             # Rolling updates a command left (interrupted, or --detach) go on from here.
             steps = {
                 s.id: step
                 for s in repo.services.all()
-                if s.id in mine and (step := services.decide(s, tasks, now))
+                if s.id in free and (step := services.decide(s, tasks, now))
             }
-            decided_on = {s.id: s.update_status for s in repo.services.all() if s.id in steps}
-            renew = {i: step.renew for i, step in steps.items() if step.outcome is None}
             # Drains a command left (interrupted, or its host lost) too, with the policy.
             nodes = repo.nodes.all()
             drains = {
                 s.id: step
                 for s in repo.services.all()
-                if s.id in mine and (step := services.decide_drain(s, tasks, nodes, now))
+                if s.id in free and (step := services.decide_drain(s, tasks, nodes, now))
             }
-            for service_id, step in drains.items():
-                renew[service_id] = (*renew.get(service_id, ()), *step.renew)
-            plan = services.reconcile_now(repo, now, only=mine | removed, renew=renew)
+            renew = _renewals(steps, drains)
+            plan = services.reconcile_now(repo, now, only=free | removed, renew=renew)
+            wake_at = plan.wake_at
+            away = {n.id for n in nodes if n.id not in seen and n.state != NodeState.DOWN}
+            busy = _touched(plan, restart, recorded) | steps.keys() | drains.keys()
+            mine = (busy & free) - _reaching(plan, restart, away)
+            if mine != free:
+                steps = {i: step for i, step in steps.items() if i in mine}
+                drains = {i: step for i, step in drains.items() if i in mine}
+                restart = tuple(t for t in restart if t.service_id in mine)
+                renew = _renewals(steps, drains)
+                plan = services.reconcile_now(repo, now, only=mine | removed, renew=renew)
+            for service_id in mine:
+                leases.take(
+                    db, leases.service_lease(service_id), self.holder, self.settings.lease_ttl, now
+                )
+            decided_on = {s.id: s.update_status for s in repo.services.all() if s.id in steps}
         try:
             if restart:
                 plan = replace(plan, update=plan.update + restart)
-            self._warn(services.leave_mesh_first(self.store, self.pool, plan))
+            self._warn(services.leave_mesh_first(self.store, self.pool, plan, skip=away))
             if not plan.empty:
                 outcome = executor.apply(self.store, self.pool, plan)
                 self._warn(
@@ -302,12 +322,13 @@ class Supervisor:
                 if step.outcome is not None:
                     services.finish(self.store, service_id, step, decided_on[service_id])
             later = (*steps.values(), *drains.values())
-            wakes = [w for w in (plan.wake_at, *(s.wake_at for s in later)) if w]
+            wakes = [w for w in (wake_at, *(s.wake_at for s in later)) if w]
             return (min(wakes) - now).total_seconds() if wakes else None
         finally:
-            with self.store.transaction() as db:
-                for service_id in mine:
-                    leases.release(db, leases.service_lease(service_id), self.holder)
+            if mine:
+                with self.store.transaction() as db:
+                    for service_id in mine:
+                        leases.release(db, leases.service_lease(service_id), self.holder)
 
     def _mesh(self, force: bool) -> None:
         with self.store.read() as db:
@@ -325,3 +346,26 @@ class Supervisor:
         found, self.events_offset = events.read_after(path, self.events_offset)
         for event in found:
             self.say(event.line())
+
+
+def _renewals(steps: dict, drains: dict) -> dict[str, tuple]:
+    """The slots to renew, by service: those of updates still going and of drains."""
+    renew = {i: step.renew for i, step in steps.items() if step.outcome is None}
+    for service_id, step in drains.items():
+        renew[service_id] = (*renew.get(service_id, ()), *step.renew)
+    return renew
+
+
+def _touched(plan: Plan, restart: tuple, recorded: dict) -> set[str]:
+    """The services the plan (and the restarts) would change."""
+    changed = (*plan.create, *plan.shutdown, *plan.update, *restart)
+    forgotten = [recorded[i] for i in plan.forget if i in recorded]
+    return {t.service_id for t in (*changed, *forgotten)}
+
+
+def _reaching(plan: Plan, restart: tuple, away: set[str]) -> set[str]:
+    """The services whose share of the plan would start or stop a container on a node
+    in `away`."""
+    starts = [t for t in (*plan.create, *plan.update, *restart) if t.state in observe.STARTABLE]
+    stops = [t for t in plan.shutdown if t.state != TaskState.ORPHANED]
+    return {t.service_id for t in (*starts, *stops) if t.node_id in away}
