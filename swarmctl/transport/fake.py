@@ -5,12 +5,14 @@ acts on the commands the control loop sends about containers: a task's start scr
 (commands/docker.run_task) makes a running container and prints it as `docker inspect`
 would; remove_tasks and remove_cluster_containers remove them. Any other command
 (overlay and mesh scripts, image loads) succeeds and changes nothing. A host can be made
-unreachable (every call fails as SSH would), and commands can be made to fail (fail_on).
+unreachable (every call fails as SSH would), commands can be made to fail (fail_on) or to
+hang until the test lets them go (hang_on, released).
 """
 
 import json
 import re
 import shlex
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import count
@@ -47,6 +49,11 @@ class FakeHost:
     failures: list[Failure] = field(default_factory=list)
     # container id -> (cluster id, container)
     docker: dict[str, tuple[str, Container]] = field(default_factory=dict)
+    # A link lost under a command, or a connect nobody answers: a command containing
+    # `hang_on` waits until `released` is set, then fails as an SSH timeout does.
+    hang_on: str | None = None
+    hanging: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
 
     def fail_on(
         self, text: str, exit_code: int = 1, stderr: str = "", times: int | None = None
@@ -94,6 +101,10 @@ class FakeHost:
     ) -> Result:
         line = command if isinstance(command, str) else shlex.join(command)
         self._reach()
+        if self.hang_on is not None and self.hang_on in line:
+            self.hanging.set()
+            self.released.wait()
+            raise HostUnreachable(f"{self.name}: connection timed out")
         self.commands.append(line)
         failure = next((f for f in self.failures if f.text in line and f.times != 0), None)
         if failure:

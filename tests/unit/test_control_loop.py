@@ -1,6 +1,7 @@
 """The executor and the supervisor's tick over in-memory hosts (transport/fake.py)."""
 
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from swarmctl import clock, events, executor, networking, services, sightings
+from swarmctl import clock, events, executor, leases, networking, services, sightings
 from swarmctl.commands import docker
 from swarmctl.commands.render import render
 from swarmctl.errors import SwarmctlError
@@ -481,3 +482,80 @@ def test_a_task_a_command_ended_after_the_tick_found_it_never_started_is_not_sta
     )
     assert sorted(h.name for h in hosts if h.task_ids()) == hosts_of_slot_1
     assert sum(len(h.task_ids()) for h in hosts) == 1
+
+
+# ------------------------------------------------------ leases, while a host hangs
+
+
+def pinned(name: str, replicas: int, constraint: str) -> Service:
+    spec = ServiceSpec(name, "nginx", replicas=replicas, constraints=(constraint,))
+    return Service(f"svc-{name}", spec, "", "")
+
+
+def test_a_command_on_another_service_completes_while_a_tick_hangs_on_a_host(
+    tmp_path,
+) -> None:
+    store = make_store(
+        tmp_path / "state.json",
+        nodes(3),
+        [
+            pinned("web", 1, "node.hostname==worker2"),
+            pinned("api", 1, "node.hostname!=worker2"),
+        ],
+    )
+    hosts = FakeHosts(NAMES[:3])
+    sup = supervisor(store, hosts)
+    sup.tick()
+    (web,) = [t for t in tasks_of(store) if t.service_id == "svc-web"]
+    # web's replica dies; the tick's start of its replacement on worker2 never answers.
+    hosts["worker2"].stop(web.id)
+    hosts["worker2"].hang_on = "docker inspect --format"
+    tick = threading.Thread(target=sup.tick)
+    tick.start()
+    try:
+        assert hosts["worker2"].hanging.wait(10)
+        with store.read() as db:  # held, it would be free only once its holder's expired
+            assert leases.get(db, leases.service_lease("svc-api")) is None
+        scale(store, "svc-api", 2)
+        assert services.converge(store, hosts, {"svc-api"}) == []
+        assert tick.is_alive()  # the command did not wait for the tick
+    finally:
+        hosts["worker2"].released.set()
+        tick.join()
+    api = [t for t in tasks_of(store) if t.service_id == "svc-api"]
+    assert [t.state for t in api] == [TaskState.RUNNING] * 2
+    assert len(hosts["manager1"].task_ids() + hosts["worker1"].task_ids()) == 2
+
+
+def test_work_that_would_reach_a_node_that_did_not_answer_waits_unleased(tmp_path) -> None:
+    store = make_store(
+        tmp_path / "state.json",
+        nodes(3),
+        [service("web", 0), pinned("api", 1, "node.hostname==worker2")],
+    )
+    with store.transaction() as db:  # web's one replica on worker2 as well
+        Repo(db).services.put(pinned("web", 1, "node.hostname==worker2"))
+    hosts = FakeHosts(NAMES[:3])
+    sup = supervisor(store, hosts)
+    sup.tick()
+    hosts["worker2"].reachable = False
+    record_update(store, image="busybox", update=UpdatePolicy(monitor=0))
+    scale(store, "svc-api", 0)
+    forget_commands(hosts)
+    sup.tick()
+    # Neither the update's stop nor the scale-down's was tried on worker2: it is unknown,
+    # not found down by a command that could not reach it, and nothing is leased.
+    assert nodes_of(store)["worker2"].state == NodeState.UNKNOWN
+    current = [t for t in tasks_of(store) if t.desired_state == TaskState.RUNNING]
+    assert sorted((t.service_id, t.image) for t in current) == [
+        ("svc-api", "nginx"),
+        ("svc-web", "nginx"),
+    ]
+    with store.read() as db:
+        assert [lease["name"] for lease in db.table("leases").all()] == ["supervisor"]
+    hosts["worker2"].reachable = True
+    for _ in range(3):
+        sup.tick()
+    current = [t for t in tasks_of(store) if t.desired_state == TaskState.RUNNING]
+    assert [(t.service_id, t.image) for t in current] == [("svc-web", "busybox")]
+    assert hosts["worker2"].task_ids() == [current[0].id]
