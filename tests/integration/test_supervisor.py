@@ -293,6 +293,49 @@ def test_a_slow_host_is_late_not_down(web: Cluster, supervisor: Supervisor) -> N
         subprocess.run([*switch, *shape(cable, "del")])
 
 
+def test_a_command_on_another_service_does_not_wait_for_a_supervisor_stuck_on_a_lost_host(
+    cluster: Cluster,
+) -> None:
+    # The supervisor is stopping slow's task on worker2 (its command ignores SIGTERM, so
+    # the stop lasts the grace period) when worker2's cable is pulled: the stop's SSH
+    # channel then hangs, neither answered nor refused, until the stop's timeout.
+    cluster("init", "manager1")
+    cluster("join", "--all")
+    stubborn = "trap '' TERM; while :; do sleep 0.2; done"
+    cluster(
+        "service", "create", "-q", "--name", "slow", "--stop-grace-period", "10s",
+        "--constraint", "node.hostname==worker2", "swarmctl/tools", "sh", "-c", stubborn,
+    )  # fmt: skip
+    cluster("service", "create", "-q", "--name", "api", "--constraint", "node.hostname!=worker2",
+            "nginx")  # fmt: skip
+    sup = Supervisor(cluster)
+    try:
+        time.sleep(2)  # its first ticks
+        cluster("service", "update", "--detach", "--force", "slow")
+        wait_for(
+            "the supervisor stopping slow's task",
+            lambda: any(t["desired_state"] == "shutdown" for t in tasks(cluster, "slow")),
+        )
+        cluster.lab.lab.unplug("worker2")
+        try:
+            started = time.monotonic()
+            scaled = cluster("service", "scale", "api=2", check=False)
+            took = time.monotonic() - started
+            print(f"service scale api=2 took {took:.2f} s, the supervisor stuck on worker2")
+            assert scaled.returncode == 0, scaled.stderr
+            assert "verify: Service converged" in scaled.stdout
+            assert len(running(cluster, "api")) == 2
+            on_hosts = [
+                cluster.lab.ssh(host, "docker ps -q --filter label=swarmctl.service.name=api")
+                for host in ("manager1", "worker1")
+            ]
+            assert sum(len(found.stdout.split()) for found in on_hosts) == 2
+        finally:
+            cluster.lab.lab.plug("worker2")
+    finally:
+        sup.stop()
+
+
 def test_supervise_once_observes_and_exits(web: Cluster) -> None:
     result = web("supervise", "--once")
     assert result.returncode == 0
