@@ -20,10 +20,12 @@ An unreachable node is unknown, never "has no containers": its tasks stay as the
 until it is declared down.
 """
 
+import threading
 import time
 import traceback
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -307,20 +309,21 @@ class Supervisor:
                 )
             decided_on = {s.id: s.update_status for s in repo.services.all() if s.id in steps}
         try:
-            if restart:
-                plan = replace(plan, update=plan.update + restart)
-            self._warn(services.leave_mesh_first(self.store, self.pool, plan, skip=away))
-            if not plan.empty:
-                outcome = executor.apply(self.store, self.pool, plan)
-                self._warn(
-                    [
-                        services.unreachable_warning(plan, node, e)
-                        for node, e in outcome.unreachable.items()
-                    ]
-                )
-            for service_id, step in steps.items():
-                if step.outcome is not None:
-                    services.finish(self.store, service_id, step, decided_on[service_id])
+            with self._renewing([leases.service_lease(i) for i in mine]):
+                if restart:
+                    plan = replace(plan, update=plan.update + restart)
+                self._warn(services.leave_mesh_first(self.store, self.pool, plan, skip=away))
+                if not plan.empty:
+                    outcome = executor.apply(self.store, self.pool, plan)
+                    self._warn(
+                        [
+                            services.unreachable_warning(plan, node, e)
+                            for node, e in outcome.unreachable.items()
+                        ]
+                    )
+                for service_id, step in steps.items():
+                    if step.outcome is not None:
+                        services.finish(self.store, service_id, step, decided_on[service_id])
             later = (*steps.values(), *drains.values())
             wakes = [w for w in (wake_at, *(s.wake_at for s in later)) if w]
             return (min(wakes) - now).total_seconds() if wakes else None
@@ -329,6 +332,32 @@ class Supervisor:
                 with self.store.transaction() as db:
                     for service_id in mine:
                         leases.release(db, leases.service_lease(service_id), self.holder)
+
+    @contextmanager
+    def _renewing(self, names: list[str]) -> Iterator[None]:
+        """Keep these leases and the supervisor's own while the block runs: a step that
+        waits on a host past the leases' TTL must not let a command (or a second
+        supervisor) take over a service whose plan is still being applied."""
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(self.settings.lease_ttl / 3):
+                now = datetime.now(UTC)
+                note = f"alive {now.isoformat(timespec='seconds')}"
+                with self.store.transaction() as db:
+                    leases.take(
+                        db, leases.SUPERVISOR, self.holder, self.settings.lease_ttl, now, note
+                    )
+                    for name in names:
+                        leases.take(db, name, self.holder, self.settings.lease_ttl, now)
+
+        renewer = threading.Thread(target=renew, name="swarmctl-lease", daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            done.set()
+            renewer.join()
 
     def _mesh(self, force: bool) -> None:
         with self.store.read() as db:

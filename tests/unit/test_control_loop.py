@@ -2,6 +2,7 @@
 
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -525,6 +526,40 @@ def test_a_command_on_another_service_completes_while_a_tick_hangs_on_a_host(
     api = [t for t in tasks_of(store) if t.service_id == "svc-api"]
     assert [t.state for t in api] == [TaskState.RUNNING] * 2
     assert len(hosts["manager1"].task_ids() + hosts["worker1"].task_ids()) == 2
+
+
+def test_a_tick_waiting_on_a_host_past_its_leases_ttl_keeps_them(tmp_path) -> None:
+    store = make_store(
+        tmp_path / "state.json", nodes(3), [pinned("web", 1, "node.hostname==worker2")]
+    )
+    hosts = FakeHosts(NAMES[:3])
+    sup = supervisor(store, hosts)
+    sup.tick()
+    (web,) = tasks_of(store)
+    hosts["worker2"].stop(web.id)
+    hosts["worker2"].hang_on = "docker inspect --format"
+    tick = threading.Thread(target=sup.tick)
+    tick.start()
+
+    def expiry(name: str) -> str:
+        with store.read() as db:
+            lease = leases.get(db, name)
+        assert lease is not None and lease.holder == sup.holder
+        return lease.expires_at
+
+    try:
+        assert hosts["worker2"].hanging.wait(10)
+        first = {n: expiry(n) for n in (leases.SUPERVISOR, leases.service_lease("svc-web"))}
+        for _ in range(200):  # renewed a third of the way into its TTL
+            if all(expiry(n) > at for n, at in first.items()):
+                break
+            time.sleep(0.1)
+        assert all(expiry(n) > at for n, at in first.items())
+    finally:
+        hosts["worker2"].released.set()
+        tick.join()
+    with store.read() as db:
+        assert leases.get(db, leases.service_lease("svc-web")) is None  # let go after
 
 
 def test_work_that_would_reach_a_node_that_did_not_answer_waits_unleased(tmp_path) -> None:
