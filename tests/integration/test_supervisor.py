@@ -57,6 +57,14 @@ def node_state(cluster: Cluster, name: str) -> str:
     return json.loads(cluster("node", "inspect", name).stdout)[0]["Status"]["State"]
 
 
+def leased_services(cluster: Cluster) -> set[str]:
+    """The names of the services whose lease someone holds now."""
+    with StateStore(cluster.env["SWARMCTL_STATE"]).read() as db:
+        names = {s["id"]: s["spec"]["name"] for s in db.table("services").all()}
+        held = [lease["name"] for lease in db.table("leases").all()]
+    return {names[n.removeprefix("service:")] for n in held if n.startswith("service:")}
+
+
 class Supervisor:
     def __init__(self, cluster: Cluster, *args: str) -> None:
         self.proc = cluster.popen(
@@ -318,6 +326,7 @@ def test_a_command_on_another_service_does_not_wait_for_a_supervisor_stuck_on_a_
         )
         cluster.lab.lab.unplug("worker2")
         try:
+            assert leased_services(cluster) == {"slow"}  # api's is free: nothing to do there
             started = time.monotonic()
             scaled = cluster("service", "scale", "api=2", check=False)
             took = time.monotonic() - started
