@@ -20,6 +20,7 @@ An unreachable node is unknown, never "has no containers": its tasks stay as the
 until it is declared down.
 """
 
+import contextlib
 import threading
 import time
 import traceback
@@ -343,13 +344,14 @@ class Supervisor:
         def renew() -> None:
             while not done.wait(self.settings.lease_ttl / 3):
                 now = datetime.now(UTC)
-                note = f"alive {now.isoformat(timespec='seconds')}"
-                with self.store.transaction() as db:
-                    leases.take(
-                        db, leases.SUPERVISOR, self.holder, self.settings.lease_ttl, now, note
-                    )
-                    for name in names:
-                        leases.take(db, name, self.holder, self.settings.lease_ttl, now)
+                # A busy state file: the next try may find it free, within the TTL.
+                with contextlib.suppress(SwarmctlError), self.store.transaction() as db:
+                    own = leases.get(db, leases.SUPERVISOR)
+                    for name in (leases.SUPERVISOR, *names):
+                        # The supervisor lease keeps its note, the last tick's time, so
+                        # that `info` tells how long this step has lasted.
+                        note = own.note if own and name == leases.SUPERVISOR else ""
+                        leases.take(db, name, self.holder, self.settings.lease_ttl, now, note)
 
         renewer = threading.Thread(target=renew, name="swarmctl-lease", daemon=True)
         renewer.start()
