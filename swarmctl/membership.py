@@ -224,13 +224,7 @@ def leave(
     with store.read() as db:
         repo = Repo(db)
         cluster = repo.cluster()
-        node = repo.nodes.get(ref)
-        nodes = repo.nodes.all()
-    if node.leader and len(nodes) > 1 and not force:
-        raise SwarmctlError(
-            f"node {node.hostname} is the leader: removing it needs --force "
-            "(another manager, if any, becomes the leader)"
-        )
+        node = check_leave(repo, inventory, ref, force)
     if node.hostname in inventory.hosts:
         outcome = pool.each(lambda conn: clean_host(conn, cluster.id), [node.hostname])
         outcome = outcome[node.hostname]
@@ -240,23 +234,39 @@ def leave(
                     f"{outcome}: use --force to remove {node.hostname} from the cluster anyway"
                 )
             warnings.append(f"{outcome} (its containers were left as they are)")
-    elif not force:
+    with store.transaction() as db:
+        record_leave(Repo(db), node)
+    warnings += networking.converge(store, pool, _nodes(store))
+    say(f"{node.hostname}: Node left the swarm.")
+    return node, warnings
+
+
+def check_leave(repo: Repo, inventory: Inventory, ref: str, force: bool) -> Node:
+    """The node `leave` would remove, if it may (a host it cannot clean needs --force)."""
+    node = repo.nodes.get(ref)
+    if node.leader and len(repo.nodes.all()) > 1 and not force:
+        raise SwarmctlError(
+            f"node {node.hostname} is the leader: removing it needs --force "
+            "(another manager, if any, becomes the leader)"
+        )
+    if node.hostname not in inventory.hosts and not force:
         raise SwarmctlError(
             f"node {node.hostname} is not in inventory {inventory.path}: "
             "use --force to remove it without cleaning the host"
         )
-    with store.transaction() as db:
-        repo = Repo(db)
-        repo.nodes.delete([node.id])
-        for network in repo.networks.all():
-            repo.networks.put(forget_node(network, node.id))
-        if node.leader:
-            managers = [n for n in repo.nodes.all() if n.role == Role.MANAGER]
-            if managers:
-                repo.nodes.put(_with_leader(managers[0]))
-    warnings += networking.converge(store, pool, _nodes(store))
-    say(f"{node.hostname}: Node left the swarm.")
-    return node, warnings
+    return node
+
+
+def record_leave(repo: Repo, node: Node) -> None:
+    """Forget the node in the caller's transaction (or snapshot): its blocks of the
+    overlay networks too; another manager becomes the leader if it was."""
+    repo.nodes.delete([node.id])
+    for network in repo.networks.all():
+        repo.networks.put(forget_node(network, node.id))
+    if node.leader:
+        managers = [n for n in repo.nodes.all() if n.role == Role.MANAGER]
+        if managers:
+            repo.nodes.put(_with_leader(managers[0]))
 
 
 def _with_leader(node: Node) -> Node:

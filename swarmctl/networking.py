@@ -53,22 +53,26 @@ def parse_opts(opts: Sequence[str]) -> dict[str, int]:
 
 def create(store: StateStore, pool: Pool, opts: NetworkOptions) -> tuple[Network, list[str]]:
     """Record the network, then set it up on every node; returns it and any warnings."""
+    with store.transaction() as db:
+        repo = Repo(db)
+        network = record_new(repo, opts)
+        nodes = repo.nodes.all()
+    return network, converge(store, pool, nodes)
+
+
+def record_new(repo: Repo, opts: NetworkOptions) -> Network:
+    """`network create`'s checks and record, in the caller's transaction (or snapshot)."""
     if not valid_name(opts.name):
         raise SwarmctlError(
             f"network name {opts.name!r}: use letters, digits, '_' and '-' "
             "(at most 63, starting with a letter or digit)"
         )
-    with store.transaction() as db:
-        repo = Repo(db)
-        cluster = repo.cluster()
-        networks, nodes = repo.networks.all(), repo.nodes.all()
-        if any(n.name == opts.name for n in networks):
-            raise SwarmctlError(f"network with name {opts.name} already exists")
-        if opts.name == INGRESS:
-            raise SwarmctlError("network name ingress is kept for the routing mesh")
-        network = assign_ranges(_new_network(cluster, networks, nodes, opts), nodes)
-        repo.networks.put(network)
-    return network, converge(store, pool, nodes)
+    repo.cluster()
+    if any(n.name == opts.name for n in repo.networks.all()):
+        raise SwarmctlError(f"network with name {opts.name} already exists")
+    if opts.name == INGRESS:
+        raise SwarmctlError("network name ingress is kept for the routing mesh")
+    return record(repo, opts)
 
 
 def add_ingress(repo: Repo) -> Network:
@@ -116,16 +120,22 @@ def _new_network(
 def remove(store: StateStore, pool: Pool, ref: str) -> tuple[Network, list[str]]:
     with store.transaction() as db:
         repo = Repo(db)
-        network = repo.networks.get(ref)
-        users = [s.spec.name for s in repo.services.all() if network.name in task_networks(s.spec)]
-        if users:
-            raise SwarmctlError(
-                f"network {network.name} is in use by service "
-                f"{', '.join(sorted(users))}: remove the service first"
-            )
-        repo.networks.delete([network.id])
+        network = record_remove(repo, ref)
         nodes = repo.nodes.all()
     return network, converge(store, pool, nodes)
+
+
+def record_remove(repo: Repo, ref: str) -> Network:
+    """Forget the network in the caller's transaction (or snapshot), if no service uses it."""
+    network = repo.networks.get(ref)
+    users = [s.spec.name for s in repo.services.all() if network.name in task_networks(s.spec)]
+    if users:
+        raise SwarmctlError(
+            f"network {network.name} is in use by service "
+            f"{', '.join(sorted(users))}: remove the service first"
+        )
+    repo.networks.delete([network.id])
+    return network
 
 
 def converge(store: StateStore, pool: Pool, targets: Iterable[Node]) -> list[str]:

@@ -248,37 +248,42 @@ def _vips(
 
 def scale(store: StateStore, targets: dict[str, int]) -> list[Service]:
     """Record new replica counts (`service scale nginx=5 web=2`)."""
-    changed = []
     with store.transaction() as db:
-        repo = Repo(db)
-        repo.cluster()
-        for ref, replicas in targets.items():
-            service = repo.services.get(ref)
-            if service.spec.mode != Mode.REPLICATED:
-                raise SwarmctlError(
-                    f"{service.spec.name}: scale can only be used with replicated mode"
-                )
-            check_replicas(f"{service.spec.name}={replicas}", replicas, len(repo.nodes.all()))
-            if replicas == service.spec.replicas:
-                changed.append(service)  # nothing to write: converging still checks it
-                continue
-            updated = replace(
-                service,
-                spec=replace(service.spec, replicas=replicas),
-                updated_at=clock.now(),
-                version=service.version + 1,
-                history=service.superseded(),
-            )
-            repo.services.put(updated)
-            changed.append(updated)
+        return record_scale(Repo(db), targets)
+
+
+def record_scale(repo: Repo, targets: dict[str, int]) -> list[Service]:
+    """Record new replica counts in the caller's transaction (or snapshot)."""
+    changed = []
+    repo.cluster()
+    for ref, count in targets.items():
+        service = repo.services.get(ref)
+        if service.spec.mode != Mode.REPLICATED:
+            raise SwarmctlError(f"{service.spec.name}: scale can only be used with replicated mode")
+        check_replicas(f"{service.spec.name}={count}", count, len(repo.nodes.all()))
+        if count == service.spec.replicas:
+            changed.append(service)  # nothing to write: converging still checks it
+            continue
+        updated = replace(
+            service,
+            spec=replace(service.spec, replicas=count),
+            updated_at=clock.now(),
+            version=service.version + 1,
+            history=service.superseded(),
+        )
+        repo.services.put(updated)
+        changed.append(updated)
     return changed
 
 
 def remove(store: StateStore, refs: Sequence[str]) -> list[Service]:
     with store.transaction() as db:
-        repo = Repo(db)
-        found = [repo.services.get(ref) for ref in refs]
-        repo.services.delete([s.id for s in found])
+        return record_remove(Repo(db), refs)
+
+
+def record_remove(repo: Repo, refs: Sequence[str]) -> list[Service]:
+    found = [repo.services.get(ref) for ref in refs]
+    repo.services.delete([s.id for s in found])
     return found
 
 

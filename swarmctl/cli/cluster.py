@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from swarmctl.cli.common import FormatOpt
+from swarmctl.cli.common import DryRunOpt, FormatOpt
 from swarmctl.cli.context import env
 from swarmctl.cli.output import warn
 from swarmctl.errors import SwarmctlError
@@ -152,11 +152,23 @@ def leave(
             "--force", "-f", help="Remove it even if it cannot be cleaned or is the leader."
         ),
     ] = False,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Remove a node from the cluster, cleaning its host when reachable."""
     from swarmctl.membership import leave as do_leave
 
     e = env(ctx)
+    if dry_run:
+        from swarmctl.cli.plan import dry_run as preview
+        from swarmctl.cli.plan import leaving
+        from swarmctl.membership import check_leave
+
+        hosts = e.inventory.hosts
+
+        def change(repo):
+            return leaving(repo, [check_leave(repo, e.inventory, node, force)], hosts)
+
+        preview(e.store, change)
     with e.pool() as pool:
         warn(do_leave(e.store, e.inventory, pool, node, force=force, say=typer.echo)[1])
 

@@ -40,3 +40,12 @@ InspectFormatOpt = Annotated[
     typer.Option("--format", "-f", help="Go TEMPLATE applied to each document, e.g. '{{.ID}}'."),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only print IDs.")]
+# Every command that changes a cluster takes it (cli/plan.py); exit statuses as `nomad job plan`.
+DryRunOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Print the plan, change nothing; exit 0 if nothing would change, 2 if "
+        "something would.",
+    ),
+]

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from swarmctl.cli.common import FormatOpt, InspectFormatOpt, QuietOpt, new_app
+from swarmctl.cli.common import DryRunOpt, FormatOpt, InspectFormatOpt, QuietOpt, new_app
 from swarmctl.cli.context import env
 from swarmctl.cli.output import warn
 from swarmctl.errors import SwarmctlError
@@ -31,6 +31,7 @@ def create(
         ),
     ] = False,
     label: Annotated[list[str] | None, typer.Option(help="key=value.")] = None,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Create an overlay network on every node; print its ID."""
     from swarmctl import networking
@@ -49,6 +50,10 @@ def create(
         labels=parse_key_values(label, "--label"),
     )
     e = env(ctx)
+    if dry_run:
+        from swarmctl.cli.plan import dry_run as preview
+
+        preview(e.store, lambda repo: networking.record_new(repo, options))
     with e.pool() as pool:
         network, warnings = networking.create(e.store, pool, options)
     warn(warnings)
@@ -163,12 +168,18 @@ def inspect_json(network, nodes) -> dict:
 
 @app.command()
 def rm(
-    ctx: typer.Context, networks: Annotated[list[str], typer.Argument(help="Names or IDs.")]
+    ctx: typer.Context,
+    networks: Annotated[list[str], typer.Argument(help="Names or IDs.")],
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Remove networks from every node (refused while a service uses them)."""
     from swarmctl import networking
 
     e = env(ctx)
+    if dry_run:
+        from swarmctl.cli.plan import dry_run as preview
+
+        preview(e.store, lambda repo: [networking.record_remove(repo, r) for r in networks])
     with e.pool() as pool:
         for ref in networks:
             network, warnings = networking.remove(e.store, pool, ref)

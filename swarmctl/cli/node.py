@@ -1,11 +1,11 @@
 """`swarmctl node ls|inspect|update|rm|ps|trust`."""
 
-from dataclasses import replace
-from typing import Annotated
+from dataclasses import dataclass, replace
+from typing import Annotated, Any
 
 import typer
 
-from swarmctl.cli.common import FormatOpt, InspectFormatOpt, QuietOpt, new_app
+from swarmctl.cli.common import DryRunOpt, FormatOpt, InspectFormatOpt, QuietOpt, new_app
 from swarmctl.cli.context import env
 from swarmctl.cli.output import warn
 from swarmctl.errors import SwarmctlError
@@ -187,11 +187,11 @@ def update(
             "--force", "-f", help="Drain even tasks pinned to the node by a local volume."
         ),
     ] = False,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Change a node's availability, labels or role. Drain moves its tasks elsewhere, each
     service's with its update policy, and waits until they run there (a rerun finishes an
     interrupted drain); active lets global services start their task on it again."""
-    from swarmctl import clock
     from swarmctl.models import Availability, Role
     from swarmctl.naming import parse_key_values
     from swarmctl.repo import Repo
@@ -200,40 +200,74 @@ def update(
         raise SwarmctlError(f"--availability {availability!r}: use active, pause or drain")
     if role is not None and role not in {r.value for r in Role}:
         raise SwarmctlError(f"--role {role!r}: use worker or manager")
-    additions = parse_key_values(label_add, "--label-add")
+    wanted = _NodeChange(
+        availability and Availability(availability),
+        parse_key_values(label_add, "--label-add"),
+        label_rm or [],
+        role and Role(role),
+        force,
+    )
     e = env(ctx)
+    if dry_run:
+        from swarmctl.cli.plan import dry_run as preview
+
+        preview(e.store, lambda repo: _record_update(repo, node, wanted)[-1])
     with e.store.transaction() as db:
-        repo = Repo(db)
-        current = repo.nodes.get(node)
-        labels = {k: v for k, v in current.labels.items() if k not in (label_rm or [])}
-        labels.update(additions)
-        changed = replace(
-            current,
-            labels=labels,
-            availability=Availability(availability) if availability else current.availability,
-            role=Role(role) if role else current.role,
-        )
-        if changed.role == Role.WORKER and current.leader:
-            raise SwarmctlError(f"node {current.hostname} is the leader: it cannot be demoted")
-        draining = changed.availability == Availability.DRAIN
-        moving = _tasks_on(repo, current.id) if draining else []
-        pinned = _pinned(current.hostname, moving)
-        if pinned and not force:
-            raise SwarmctlError(
-                f"{next(iter(pinned.values()))}: drained, it would wait, stopped, until "
-                f"{current.hostname} is active again; --force drains anyway"
-            )
-        if changed != current:
-            repo.nodes.put(replace(changed, updated_at=clock.now(), version=current.version + 1))
+        current, changed, moving, pinned, _ = _record_update(Repo(db), node, wanted)
     typer.echo(current.hostname)
     warn([f"{why}: it waits, stopped, until the node is active again" for why in pinned.values()])
-    if draining:
+    if changed.availability == Availability.DRAIN:
         # A pinned task's service stays short of a replica by design: only the others move.
         _move_away(e, current, {s.id for s, _ in moving}, excused={sid for sid, _ in pinned})
     elif (
         changed.availability == Availability.ACTIVE and current.availability != changed.availability
     ):
         _start_global(e)
+
+
+@dataclass(frozen=True)
+class _NodeChange:
+    availability: Any
+    additions: dict[str, str]
+    removals: list[str]
+    role: Any
+    force: bool
+
+
+def _record_update(repo, ref: str, wanted: _NodeChange):
+    """Record `node update` in the caller's transaction (or snapshot); returns the node
+    before and after, the (service, task) a drain moves, those a local volume pins, and
+    what the command then converges (a drain: the services it moves; an activation: the
+    global services)."""
+    from swarmctl import clock
+    from swarmctl.cli.plan import Change
+    from swarmctl.models import Availability, Mode, Role
+
+    current = repo.nodes.get(ref)
+    labels = {k: v for k, v in current.labels.items() if k not in wanted.removals}
+    labels.update(wanted.additions)
+    changed = replace(
+        current,
+        labels=labels,
+        availability=wanted.availability or current.availability,
+        role=wanted.role or current.role,
+    )
+    if changed.role == Role.WORKER and current.leader:
+        raise SwarmctlError(f"node {current.hostname} is the leader: it cannot be demoted")
+    draining = changed.availability == Availability.DRAIN
+    moving = _tasks_on(repo, current.id) if draining else []
+    pinned = _pinned(current.hostname, moving)
+    if pinned and not wanted.force:
+        raise SwarmctlError(
+            f"{next(iter(pinned.values()))}: drained, it would wait, stopped, until "
+            f"{current.hostname} is active again; --force drains anyway"
+        )
+    if changed != current:
+        repo.nodes.put(replace(changed, updated_at=clock.now(), version=current.version + 1))
+    converge = {s.id for s, _ in moving}
+    if changed.availability == Availability.ACTIVE != current.availability:
+        converge = {s.id for s in repo.services.all() if s.spec.mode == Mode.GLOBAL}
+    return current, changed, moving, pinned, Change(converge)
 
 
 def _tasks_on(repo, node_id: str) -> list:
@@ -331,6 +365,7 @@ def rm(
     force: Annotated[
         bool, typer.Option("--force", "-f", help="Remove a node that is not down.")
     ] = False,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Remove nodes that are down (or any node, with --force)."""
     from swarmctl.membership import leave
@@ -346,6 +381,11 @@ def rm(
                 f"node {node.hostname} is not down and can't be removed: "
                 f"`swarmctl leave {node.hostname}` cleans and removes it, or pass --force"
             )
+    if dry_run:
+        from swarmctl.cli.plan import dry_run as preview
+        from swarmctl.cli.plan import leaving
+
+        preview(e.store, lambda repo: leaving(repo, found, e.inventory.hosts))
     with e.pool() as pool:
         for node in found:
             warn(leave(e.store, e.inventory, pool, node.id, force=True, say=lambda _: None)[1])

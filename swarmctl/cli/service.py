@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from swarmctl.cli.common import FormatOpt, InspectFormatOpt, QuietOpt, new_app
+from swarmctl.cli.common import DryRunOpt, FormatOpt, InspectFormatOpt, QuietOpt, new_app
 from swarmctl.cli.context import env
 from swarmctl.cli.output import warn
 from swarmctl.errors import SwarmctlError, cut
@@ -159,6 +159,7 @@ def create(
     rollback_order: RollbackOrder = None,
     detach: Detach = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Create a service and wait until its tasks run (unless --detach)."""
     from swarmctl import services
@@ -207,6 +208,10 @@ def create(
     )
     e = env(ctx)
     ssh_ports = {h.port for h in e.inventory.hosts.values()}
+    if dry_run:
+        from swarmctl.cli.plan import dry_run as preview
+
+        preview(e.store, lambda repo: services.record_create(repo, spec, ssh_ports))
     with e.pool() as pool:
         service, warnings = services.create(e.store, pool, spec, ssh_ports, resolve)
         typer.echo(service.id)
@@ -281,6 +286,7 @@ def update(
     ] = False,
     detach: Detach = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Change a service; a rolling update replaces its tasks batch by batch (exits
     non-zero when the update paused or rolled back)."""
@@ -301,7 +307,7 @@ def update(
             raise SwarmctlError(
                 f"--rollback cannot be given with --{next(iter(changed)).replace('_', '-')}"
             )
-        _rollback(e, service, detach, quiet)
+        _rollback(e, service, detach, quiet, dry_run=dry_run)
         return
     try:
         split_args = None if args is None else shlex.split(args)
@@ -347,6 +353,18 @@ def update(
         rollback=_policy(PolicyOptions, given, "rollback"),
     )
     ssh_ports = {h.port for h in e.inventory.hosts.values()}
+    if dry_run:
+        from swarmctl.cli.plan import Change
+        from swarmctl.cli.plan import dry_run as preview
+        from swarmctl.spec import updated_spec
+
+        def change(repo) -> Change:
+            before = repo.services.get(service)
+            spec = updated_spec(before.spec, changes)
+            changed = services.record_update(repo, before, spec, ssh_ports, force)[0]
+            return Change({changed.id})
+
+        preview(e.store, change)
     with e.pool() as pool:
         found, kind, warnings = services.update_service(
             e.store, pool, service, changes, ssh_ports, resolve, force
@@ -367,7 +385,7 @@ def update(
         _roll(e, pool, found, quiet, want="completed")
 
 
-_NOT_CHANGES = {"ctx", "service", "rollback_", "detach", "quiet", "resolve_image"}
+_NOT_CHANGES = {"ctx", "service", "rollback_", "detach", "quiet", "resolve_image", "dry_run"}
 
 
 @app.command()
@@ -380,15 +398,26 @@ def rollback(
     ] = None,
     detach: Detach = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Return a service to its previous spec, or to a kept version, with its rollback
     policy."""
-    _rollback(env(ctx), service, detach, quiet, to)
+    _rollback(env(ctx), service, detach, quiet, to, dry_run)
 
 
-def _rollback(e, ref: str, detach: bool, quiet: bool, to: int | None = None) -> None:
+def _rollback(
+    e, ref: str, detach: bool, quiet: bool, to: int | None = None, dry_run: bool = False
+) -> None:
     from swarmctl import services
 
+    if dry_run:
+        from swarmctl.cli.plan import Change
+        from swarmctl.cli.plan import dry_run as preview
+
+        preview(
+            e.store,
+            lambda repo: Change({services.record_rollback(repo, repo.services.get(ref), to).id}),
+        )
     found = services.rollback(e.store, ref, to)
     typer.echo(found.spec.name)
     if detach:
@@ -942,6 +971,7 @@ def scale(
     ctx: typer.Context,
     pairs: Annotated[list[str], typer.Argument(metavar="SERVICE=REPLICAS…")],
     detach: Detach = False,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Change the number of tasks of replicated services."""
     from swarmctl import services
@@ -959,6 +989,11 @@ def scale(
             )
         targets[name] = int(count)
     e = env(ctx)
+    if dry_run:
+        from swarmctl.cli.plan import Change
+        from swarmctl.cli.plan import dry_run as preview
+
+        preview(e.store, lambda repo: Change({s.id for s in services.record_scale(repo, targets)}))
     changed = services.scale(e.store, targets)
     for service in changed:
         typer.echo(f"{service.spec.name} scaled to {service.spec.replicas}")
@@ -973,12 +1008,17 @@ def rm(
     yes: Annotated[
         bool, typer.Option("--yes", "-f", "--force", help="Do not ask for confirmation.")
     ] = False,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Remove services and every one of their containers (asks first on a terminal)."""
     from swarmctl import services
     from swarmctl.repo import Repo
 
     e = env(ctx)
+    if dry_run:  # asks nothing: it removes nothing
+        from swarmctl.cli.plan import dry_run as preview
+
+        preview(e.store, lambda repo: services.record_remove(repo, services_))
     with e.store.read() as db:
         found = [Repo(db).services.get(ref) for ref in services_]
     if not yes:
