@@ -216,7 +216,7 @@ def _network_lines(before: list[Network], after: list[Network]) -> list[str]:
 def _overlay_lines(before: _View, after: _View) -> list[str]:
     """Each node's overlays (VXLAN device, bridge, peers, firewall rules) that change."""
     from swarmctl.models import Cluster
-    from swarmctl.network.overlay import node_overlays
+    from swarmctl.network.overlay import node_overlays, underlay_address
 
     def per_node(view: _View) -> dict[str, dict]:
         cluster = Cluster(id=view.cluster_id, created_at="")
@@ -227,6 +227,7 @@ def _overlay_lines(before: _View, after: _View) -> list[str]:
             for n in view.nodes
         }
 
+    hosts = {underlay_address(n): n.hostname for n in (*before.nodes, *after.nodes)}
     old, new = per_node(before), per_node(after)
     changes: dict[str, list[str]] = defaultdict(list)
     for host in sorted(old.keys() | new.keys()):
@@ -237,7 +238,12 @@ def _overlay_lines(before: _View, after: _View) -> list[str]:
             elif network not in has:
                 changes[f"- overlay {network}"].append(host)
             else:
-                for line in diff(had[network], has[network]):
+                was, now = had[network], has[network]
+                for peer in sorted(set(now.peers) - set(was.peers)):
+                    changes[f"+ overlay {network} peer {hosts[peer]} ({peer})"].append(host)
+                for peer in sorted(set(was.peers) - set(now.peers)):
+                    changes[f"- overlay {network} peer {hosts[peer]} ({peer})"].append(host)
+                for line in diff(replace(was, peers=()), replace(now, peers=())):
                     changes[f"~ overlay {network}: {line}"].append(host)
     return _grouped(changes)
 
@@ -246,25 +252,25 @@ def _mesh_lines(before: _View, after: _View) -> list[str]:
     """Each node's routing-mesh ports, virtual IPs and VIP helpers that change."""
     from swarmctl.mesh import node_services
 
-    def per_node(view: _View) -> dict[str, set[str]]:
+    def per_node(view: _View) -> dict[str, set[tuple[int, str]]]:
         found = {}
         for node in view.nodes:
             wanted = node_services(
                 view.cluster_id, node, view.services, (), view.networks, view.helper_image
             )
             found[node.hostname] = {
-                *(f"ingress port {p.published}/{p.protocol}" for p in wanted.ports),
-                *(f"virtual IP {v.address}" for v in wanted.vips),
-                *(f"VIP helper {h.name} ({h.address})" for h in wanted.helpers),
+                *((1, f"ingress port {p.published}/{p.protocol}") for p in wanted.ports),
+                *((2, f"virtual IP {v.address}") for v in wanted.vips),
+                *((3, f"VIP helper {h.name} ({h.address})") for h in wanted.helpers),
             }
         return found
 
     old, new = per_node(before), per_node(after)
     changes: dict[str, list[str]] = defaultdict(list)
     for host in sorted(old.keys() & new.keys()):  # a node that goes is cleaned whole
-        for rule in sorted(new[host] - old[host]):
+        for _, rule in sorted(new[host] - old[host]):
             changes[f"+ {rule}"].append(host)
-        for rule in sorted(old[host] - new[host]):
+        for _, rule in sorted(old[host] - new[host]):
             changes[f"- {rule}"].append(host)
     return _grouped(changes)
 
@@ -291,3 +297,21 @@ def leaving(repo, nodes: list[Node], inventory_hosts) -> Change:
     if moved:
         notes.append("  (the supervisor starts the tasks of a node that left elsewhere)")
     return Change(moved, notes)
+
+
+def print_stack_plan(plan, files: list[str]) -> None:
+    """`stack deploy --dry-run`: the stack's services and networks, field by field."""
+    lines = [f"{'+' if f.startswith('Creating') else '~'} {f.split(' ', 1)[1]}" for f in files]
+    lines += [f"+ network {n.name}" for n in plan.networks]
+    lines += [f"+ service {s.name}" for s in plan.create]
+    for update in plan.update:
+        lines.append(f"~ service {update.spec.name}")
+        lines += [f"    {change}" for change in update.changes]
+    lines += [f"- service {s.spec.name}" for s in plan.remove]
+    lines += [f"= service {s.spec.name} (unchanged)" for s in plan.unchanged]
+    counts = (
+        f"{len(plan.create)} to create, {len(plan.update)} to update, "
+        f"{len(plan.remove)} to remove, {len(plan.unchanged)} unchanged"
+        + (f", {len(plan.networks)} network(s) to create" if plan.networks else "")
+    )
+    typer.echo("\n".join([f"Stack {plan.stack}:", *lines, counts]))

@@ -18,7 +18,6 @@ Name = Annotated[str, typer.Argument(metavar="STACK")]
 Detach = Annotated[
     bool, typer.Option("--detach", "-d", help="Exit at once, without waiting for the tasks.")
 ]
-CHANGES_PLANNED = 2  # --dry-run's exit status when the deploy would change something
 
 
 @app.command()
@@ -64,8 +63,10 @@ def deploy(
     e = env(ctx)
     ssh_ports = {h.port for h in e.inventory.hosts.values()}
     if dry_run:
+        from swarmctl.cli.plan import CHANGES_PLANNED, print_stack_plan
+
         planned = engine.preview(e.store, stack, prune, ssh_ports)
-        print_plan(planned.plan, planned.files)
+        print_stack_plan(planned.plan, planned.files)
         if planned.files or not planned.plan.empty:
             raise typer.Exit(CHANGES_PLANNED)
         return
@@ -109,23 +110,6 @@ def _converge(e, pool, name: str, done, detach: bool, quiet: bool, want=None) ->
     warn(warnings)
     if failures:
         raise SwarmctlError(f"stack {name}: " + "; ".join(failures))
-
-
-def print_plan(plan, files: list[str]) -> None:
-    lines = [f"{'+' if f.startswith('Creating') else '~'} {f.split(' ', 1)[1]}" for f in files]
-    lines += [f"+ network {n.name}" for n in plan.networks]
-    lines += [f"+ service {s.name}" for s in plan.create]
-    for update in plan.update:
-        lines.append(f"~ service {update.spec.name}")
-        lines += [f"    {change}" for change in update.changes]
-    lines += [f"- service {s.spec.name}" for s in plan.remove]
-    lines += [f"= service {s.spec.name} (unchanged)" for s in plan.unchanged]
-    counts = (
-        f"{len(plan.create)} to create, {len(plan.update)} to update, "
-        f"{len(plan.remove)} to remove, {len(plan.unchanged)} unchanged"
-        + (f", {len(plan.networks)} network(s) to create" if plan.networks else "")
-    )
-    typer.echo("\n".join([f"Stack {plan.stack}:", *lines, counts]))
 
 
 @app.command("ls")

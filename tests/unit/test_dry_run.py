@@ -1,0 +1,189 @@
+"""`--dry-run` of the commands that change a cluster, as a user runs them on a state file
+built here (no hosts): the plan printed, exit 2 when something would change and 0 when
+nothing would, bad input refused in one line, and the state file's bytes untouched.
+"""
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from swarmctl import networking, secrets, services
+from swarmctl.models import PortSpec, ServiceSpec, TaskState
+from swarmctl.repo import Repo
+from swarmctl.state import StateStore
+from tests.unit.test_membership_cli import make_state, one_error, swarmctl
+
+WEB = ServiceSpec("web", "nginx", replicas=2, networks=("front",), ports=(PortSpec(80, 8080),))
+HOSTS = ("manager1", "manager2", "worker1", "worker2")
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Path:
+    """Four nodes (worker2 drained), network front, service web: 2 tasks running."""
+    path = make_state(tmp_path / "cluster.state.json")
+    (tmp_path / "hosts.yml").write_text(
+        "all:\n  hosts:\n"
+        + "".join(f"    {h}: {{ansible_host: 10.9.0.{i}}}\n" for i, h in enumerate(HOSTS, 1))
+    )
+    with StateStore(path).transaction() as db:
+        repo = Repo(db)
+        networking.record_new(repo, networking.NetworkOptions("front"))
+        services.record_create(repo, WEB, ())
+        plan = services.reconcile_now(repo, datetime.now(UTC))
+        repo.tasks.put_many(
+            replace(t, state=TaskState.RUNNING, container_id=f"c{t.slot}") for t in plan.create
+        )
+    return path
+
+
+def dry_run(cluster: Path, command: str, *args: str) -> tuple[int, str]:
+    """Run `command --dry-run ARGS…`; its exit status and output, the state unchanged."""
+    before = cluster.read_bytes()
+    inventory = str(cluster.with_name("hosts.yml"))
+    result = swarmctl(
+        "-i", inventory, "--state", str(cluster), *command.split(), "--dry-run", *args
+    )  # fmt: skip
+    assert result.stderr == "" or result.returncode == 1, result.stderr
+    assert cluster.read_bytes() == before
+    return result.returncode, result.stdout
+
+
+def test_service_create_plans_its_tasks_on_the_nodes_the_scheduler_picks(cluster) -> None:
+    assert dry_run(cluster, "service create", "--name", "api", "--replicas", "3", "app:1") == (
+        2,
+        "+ service api (app:1, 3 replica(s))\n"
+        "+ task api.1 on worker1\n"
+        "+ task api.2 on manager1\n"
+        "+ task api.3 on manager2\n",
+    )
+
+
+def test_service_create_with_a_port_and_a_network_plans_the_mesh_on_every_node(cluster) -> None:
+    code, out = dry_run(
+        cluster, "service create", "--name", "api", "--network", "front", "-p", "9090:80",
+        "app:1",
+    )  # fmt: skip
+    assert code == 2
+    assert out.splitlines()[:4] == [
+        "+ service api (app:1, 1 replica(s))",
+        "+ ingress port 9090/tcp on manager1, manager2, worker1, worker2",
+        "+ virtual IP 10.0.1.3 on manager1, manager2, worker1, worker2",
+        "+ VIP helper swarmctl-vip.api.front (10.0.1.3) on manager1, manager2, worker1, worker2",
+    ]
+    assert out.splitlines()[4:] == ["+ task api.1 on worker1"]
+
+
+def test_scaling_up_and_down_names_the_tasks_that_start_and_stop(cluster) -> None:
+    assert dry_run(cluster, "service scale", "web=3") == (
+        2,
+        "~ service web\n    replicas: 2 -> 3\n+ task web.3 on worker1\n",
+    )
+    code, out = dry_run(cluster, "service scale", "web=1")
+    assert code == 2
+    assert out == "~ service web\n    replicas: 2 -> 1\n- task web.2 on manager2 (scaled down)\n"
+
+
+def test_a_change_that_changes_nothing_exits_0(cluster) -> None:
+    assert dry_run(cluster, "service scale", "web=2") == (0, "Nothing would change.\n")
+    assert dry_run(cluster, "service update", "--replicas", "2", "web") == (
+        0,
+        "Nothing would change.\n",
+    )
+
+
+def test_service_update_prints_the_changed_fields_and_the_first_batch(cluster) -> None:
+    code, out = dry_run(cluster, "service update", "--image", "nginx:2", "--env-add", "A=1", "web")
+    assert code == 2
+    assert out == (
+        "~ service web\n"
+        "    image: nginx -> nginx:2\n"
+        "    env: [] -> [A=1]\n"
+        "~ tasks of web: 2 to replace, 1 at a time (stop-first); the first batch:\n"
+        "- task web.1 on manager1 (updated)\n"
+        "+ task web.1 on manager1\n"
+    )
+
+
+def test_service_rm_plans_its_containers_and_mesh_rules_gone(cluster) -> None:
+    code, out = dry_run(cluster, "service rm", "web")
+    assert code == 2
+    every = "on manager1, manager2, worker1, worker2"
+    assert out.splitlines() == [
+        "- service web",
+        f"- ingress port 8080/tcp {every}",
+        f"- virtual IP 10.0.1.2 {every}",
+        f"- VIP helper swarmctl-vip.web.front (10.0.1.2) {every}",
+        "- task web.1 on manager1 (service removed)",
+        "- task web.2 on manager2 (service removed)",
+    ]
+
+
+def test_draining_a_node_plans_its_tasks_moved_with_the_update_policy(cluster) -> None:
+    code, out = dry_run(cluster, "node update", "--availability", "drain", "manager2")
+    assert code == 2
+    assert out == (
+        "~ node manager2\n"
+        "    availability: active -> drain\n"
+        "~ tasks of web: 1 to replace, 1 at a time (stop-first); the first batch:\n"
+        "- task web.2 on manager2 (drained)\n"
+        "+ task web.2 on worker1\n"
+    )
+
+
+def test_leave_plans_the_host_cleaned_its_overlay_peers_and_its_tasks_elsewhere(cluster) -> None:
+    code, out = dry_run(cluster, "leave", "manager2")
+    assert code == 2
+    assert out.splitlines() == [
+        "- node manager2",
+        "- overlay front peer manager2 (10.0.0.8) on manager1, worker1, worker2",
+        "- overlay ingress peer manager2 (10.0.0.8) on manager1, worker1, worker2",
+        "- overlay front on manager2",
+        "- overlay ingress on manager2",
+        "- task web.2 on manager2 (node left the cluster)",
+        "+ task web.2 on worker1",
+        "- every container of the cluster on manager2 (the host is cleaned)",
+        "  (the supervisor starts the tasks of a node that left elsewhere)",
+    ]
+
+
+def test_network_create_and_rm_plan_the_overlay_on_every_node(cluster) -> None:
+    assert dry_run(cluster, "network create", "back") == (
+        2,
+        "+ network back (10.0.3.0/24)\n+ overlay back on manager1, manager2, worker1, worker2\n",
+    )
+    code, _ = dry_run(cluster, "network rm", "front")
+    assert code == 1  # web uses it
+
+
+def test_bad_input_is_refused_in_one_line_and_writes_nothing(cluster) -> None:
+    inventory = str(cluster.with_name("hosts.yml"))
+    before = cluster.read_bytes()
+    for command, args, error in [
+        ("service scale", ["nosuch=2"], "service 'nosuch' not found"),
+        ("service create", ["--name", "web", "nginx"], "service web already exists"),
+        ("network rm", ["front"], "network front is in use by service web: remove the service"),
+        ("leave", ["manager1"], "node manager1 is the leader: removing it needs --force"),
+    ]:
+        result = swarmctl(
+            "-i", inventory, "--state", str(cluster), *command.split(), "--dry-run", *args
+        )  # fmt: skip
+        assert result.returncode == 1 and one_error(result).startswith(error)
+    assert cluster.read_bytes() == before
+
+
+def test_a_secrets_value_never_appears_in_a_plan(cluster, monkeypatch) -> None:
+    monkeypatch.setenv("SWARMCTL_SECRETS_PASSPHRASE", "a passphrase")
+    with StateStore(cluster).transaction() as db:
+        secrets.put(Repo(db), "secret", "key", b"hunter2-value")
+    before = cluster.read_bytes()
+    inventory = str(cluster.with_name("hosts.yml"))
+    result = swarmctl(
+        "-i", inventory, "--state", str(cluster), "service", "update", "--dry-run",
+        "--secret-add", "key", "web", env={"SWARMCTL_SECRETS_PASSPHRASE": "a passphrase"},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "secrets: [] -> [{source=key" in result.stdout
+    assert "hunter2" not in result.stdout + result.stderr
+    assert cluster.read_bytes() == before
