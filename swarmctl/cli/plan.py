@@ -16,7 +16,7 @@ from typing import NoReturn
 
 import typer
 
-from swarmctl.models import Mode, Network, Node, Service, Task, TaskState
+from swarmctl.models import Mode, Network, Node, Service, StoredFile, Task, TaskState
 from swarmctl.stack.plan import diff, shown
 
 CHANGES_PLANNED = 2  # --dry-run's exit status when the command would change something
@@ -39,6 +39,7 @@ class _View:
     tasks: list[Task]
     nodes: list[Node]
     networks: list[Network]
+    files: dict[tuple[str, str], StoredFile]  # (kind, id): secrets and configs
 
     @classmethod
     def of(cls, repo) -> "_View":
@@ -50,6 +51,7 @@ class _View:
             repo.tasks.all(),
             repo.nodes.all(),
             repo.networks.all(),
+            {(k, f.id): f for k in ("secret", "config") for f in repo.files(k).all()},
         )
 
 
@@ -91,6 +93,7 @@ def plan_lines(before: _View, after: _View, change: Change, now: datetime) -> li
         )
         tasks = _task_lines(before, after, plan, renew)
     return [
+        *_file_lines(before.files, after.files),
         *touched,
         *_node_lines(before.nodes, after.nodes),
         *_network_lines(before.networks, after.networks),
@@ -105,6 +108,20 @@ def _changed(before: list[Service], after: list[Service]) -> list[Service]:
     old = {s.id: s for s in before}
     new = {s.id: s for s in after}
     return [s for i, s in {**old, **new}.items() if old.get(i) != new.get(i)]
+
+
+def _file_lines(before: dict, after: dict) -> list[str]:
+    """Secrets and configs created, given a new value or removed: never the value."""
+    lines = []
+    for key in sorted(before.keys() | after.keys(), key=lambda k: (after.get(k) or before[k]).name):
+        kind, was, now = key[0], before.get(key), after.get(key)
+        if was is None:
+            lines.append(f"+ {kind} {now.name}")
+        elif now is None:
+            lines.append(f"- {kind} {was.name}")
+        elif was.version != now.version:
+            lines.append(f"~ {kind} {now.name}: a new value (version {now.version})")
+    return lines
 
 
 def _service_lines(before: _View, after: _View) -> list[str]:

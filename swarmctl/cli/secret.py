@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from swarmctl.cli.common import FormatOpt, InspectFormatOpt, QuietOpt, new_app
+from swarmctl.cli.common import DryRunOpt, FormatOpt, InspectFormatOpt, QuietOpt, new_app
 from swarmctl.cli.context import env
 from swarmctl.cli.inspect import file_json
 from swarmctl.cli.output import warn
@@ -33,6 +33,7 @@ def make_app(kind: str) -> typer.Typer:
         name: NameArg,
         file: FileArg,
         label: Annotated[list[str] | None, typer.Option("--label", "-l", help="key=value.")] = None,
+        dry_run: DryRunOpt = False,
     ) -> None:
         from swarmctl import secrets
         from swarmctl.naming import parse_key_values
@@ -42,14 +43,21 @@ def make_app(kind: str) -> typer.Typer:
         check_file_name(kind, name)
         labels = parse_key_values(label, "--label")
         data = secrets.read_source(kind, file, _stdin(file))
-        with env(ctx).store.transaction() as db:
-            repo = Repo(db)
+
+        def record_new(repo):
             repo.cluster()
             if repo.files(kind).find(name) is not None:
                 raise SwarmctlError(
                     f"{kind} {name} already exists (change it with `{kind} update`)"
                 )
-            record, _ = secrets.put(repo, kind, name, data, labels)
+            return secrets.put(repo, kind, name, data, labels)[0]
+
+        if dry_run:
+            from swarmctl.cli.plan import dry_run as preview
+
+            preview(env(ctx).store, record_new)
+        with env(ctx).store.transaction() as db:
+            record = record_new(Repo(db))
         typer.echo(record.id)
 
     @app.command("ls")
@@ -113,10 +121,16 @@ def make_app(kind: str) -> typer.Typer:
     def rm(
         ctx: typer.Context,
         names: Annotated[list[str], typer.Argument(metavar="NAME…", help="Names or IDs.")],
+        dry_run: DryRunOpt = False,
     ) -> None:
         """Remove them (refused while a service uses one)."""
         from swarmctl import secrets
         from swarmctl.repo import Repo
+
+        if dry_run:
+            from swarmctl.cli.plan import dry_run as preview
+
+            preview(env(ctx).store, lambda repo: secrets.remove(repo, kind, names))
 
         with env(ctx).store.transaction() as db:
             removed = secrets.remove(Repo(db), kind, names)
@@ -130,6 +144,7 @@ def make_app(kind: str) -> typer.Typer:
         file: FileArg,
         detach: Detach = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
+        dry_run: DryRunOpt = False,
     ) -> None:
         """Give it a new value (a new version) and roll every service using it, each with
         its update policy (exits non-zero when one did not complete)."""
@@ -138,18 +153,24 @@ def make_app(kind: str) -> typer.Typer:
 
         data = secrets.read_source(kind, file, _stdin(file))
         e = env(ctx)
-        with e.store.transaction() as db:
-            repo = Repo(db)
+
+        def record_value(repo):
             record = repo.files(kind).get(name)
             record, changed = secrets.put(repo, kind, record.name, data)
             if changed:
-                renewed = services.renew_users(repo, kind, record.name)
-            else:  # a rerun after Ctrl-C carries on the updates the first one recorded
-                renewed = [
-                    s
-                    for s in secrets.users(repo.services.all(), kind, record.name)
-                    if s.update_status and s.update_status.state.in_progress
-                ]
+                return record, changed, services.renew_users(repo, kind, record.name)
+            # A rerun after Ctrl-C carries on the updates the first one recorded.
+            users = secrets.users(repo.services.all(), kind, record.name)
+            going = [s for s in users if s.update_status and s.update_status.state.in_progress]
+            return record, changed, going
+
+        if dry_run:
+            from swarmctl.cli.plan import Change
+            from swarmctl.cli.plan import dry_run as preview
+
+            preview(e.store, lambda repo: Change({s.id for s in record_value(repo)[2]}))
+        with e.store.transaction() as db:
+            record, changed, renewed = record_value(Repo(db))
         if changed:
             typer.echo(f"{record.name}: version {record.version}")
         elif not renewed:

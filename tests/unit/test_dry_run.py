@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from swarmctl import networking, secrets, services
-from swarmctl.models import PortSpec, ServiceSpec, TaskState
+from swarmctl.models import FileRef, PortSpec, ServiceSpec, TaskState
 from swarmctl.repo import Repo
 from swarmctl.state import StateStore
 from tests.unit.test_membership_cli import make_state, one_error, swarmctl
@@ -187,3 +187,35 @@ def test_a_secrets_value_never_appears_in_a_plan(cluster, monkeypatch) -> None:
     assert "secrets: [] -> [{source=key" in result.stdout
     assert "hunter2" not in result.stdout + result.stderr
     assert cluster.read_bytes() == before
+
+
+def test_a_secrets_new_value_plans_its_users_rolled_never_the_value(cluster, monkeypatch) -> None:
+    passphrase = {"SWARMCTL_SECRETS_PASSPHRASE": "a passphrase"}
+    monkeypatch.setenv("SWARMCTL_SECRETS_PASSPHRASE", "a passphrase")
+    with StateStore(cluster).transaction() as db:
+        repo = Repo(db)
+        secrets.put(repo, "secret", "key", b"hunter2-one")
+        (web,) = repo.services.all()
+        repo.services.put(replace(web, spec=replace(web.spec, secrets=(FileRef("key", "key"),))))
+    value = cluster.with_name("value")
+    value.write_text("hunter2-two")
+    before = cluster.read_bytes()
+    inventory = str(cluster.with_name("hosts.yml"))
+    result = swarmctl(
+        "-i", inventory, "--state", str(cluster), "secret", "update", "--dry-run", "key",
+        str(value), env=passphrase,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == (
+        "~ secret key: a new value (version 2)\n"
+        "~ service web (every task replaced, spec unchanged)\n"
+        "~ tasks of web: 2 to replace, 1 at a time (stop-first); the first batch:\n"
+        "- task web.1 on manager1 (updated)\n"
+        "+ task web.1 on manager1\n"
+    )
+    assert "hunter2" not in result.stdout + result.stderr
+    assert cluster.read_bytes() == before
+    result = swarmctl(
+        "-i", inventory, "--state", str(cluster), "secret", "rm", "--dry-run", "key", env=passphrase
+    )
+    assert one_error(result).startswith("secret key is in use by service web")
