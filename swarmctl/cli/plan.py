@@ -16,7 +16,7 @@ from typing import NoReturn
 
 import typer
 
-from swarmctl.models import Mode, Network, Node, Service, StoredFile, Task, TaskState
+from swarmctl.models import Availability, Mode, Network, Node, Service, StoredFile, Task, TaskState
 from swarmctl.stack.plan import diff, shown
 
 CHANGES_PLANNED = 2  # --dry-run's exit status when the command would change something
@@ -76,7 +76,7 @@ def plan_lines(before: _View, after: _View, change: Change, now: datetime) -> li
     from swarmctl.naming import new_id
     from swarmctl.reconciler import reconcile
 
-    touched = _service_lines(before, after)
+    services = _service_lines(before, after)
     only = change.converge | {s.id for s in _changed(before.services, after.services)}
     tasks: list[str] = []
     if only:
@@ -94,7 +94,7 @@ def plan_lines(before: _View, after: _View, change: Change, now: datetime) -> li
         tasks = _task_lines(before, after, plan, renew)
     return [
         *_file_lines(before.files, after.files),
-        *touched,
+        *services,
         *_node_lines(before.nodes, after.nodes),
         *_network_lines(before.networks, after.networks),
         *_overlay_lines(before, after),
@@ -200,7 +200,7 @@ def _task_lines(before: _View, after: _View, plan, renew: dict) -> list[str]:
 
 
 def _schedulable(nodes: list[Node]) -> set[str]:
-    return {n.id for n in nodes if n.availability.value != "drain"}
+    return {n.id for n in nodes if n.availability != Availability.DRAIN}
 
 
 def _unstamped(node: Node) -> Node:
