@@ -1,6 +1,12 @@
 import os
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline: a timing limit is a timed assertion, and on a loaded 2-core
+# machine a correct example can take longer than hypothesis' 200 ms.
+settings.register_profile("swarmctl", deadline=None)
+settings.load_profile("swarmctl")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
