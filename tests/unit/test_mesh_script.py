@@ -281,8 +281,8 @@ def test_a_stopped_helper_is_removed_and_started_again(tmp_path: Path) -> None:
 
 def test_missing_helpers_are_all_started_and_each_failure_is_named(tmp_path: Path) -> None:
     helpers = tuple(
-        Helper(f"swarmctl-vip.s{i}.front", f"s{i}", "front", f"10.0.1.{i + 2}") for i in range(3)
-    )
+        Helper(f"swarmctl-vip.s{i}.front", f"s{i}", "front", f"10.0.1.{i + 2}") for i in range(6)
+    )  # more than start at once
     script = script_for(replace(SERVICES, helpers=helpers))
     run = run_with_stubs(tmp_path, script, {"run-fails": BIND_ERROR})
     assert run.returncode == 3
