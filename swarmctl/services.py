@@ -452,6 +452,7 @@ def mesh_script(wanted: NodeServices) -> str:
         probability=probability,
         pause_image=pause.IMAGE,
         pause=PAUSE_ARCHIVES,
+        at_once=executor.PER_NODE,
     )
 
 
