@@ -162,8 +162,13 @@ def test_a_target_that_is_no_address_is_refused_at_render_time() -> None:
 # stderr if that exists. `rm` and `touch` are stubbed too.
 
 STUB = """#!/bin/sh
-printf 'A%s\\000' "${0##*/}" "$@" >> LOG
-printf 'E\\000' >> LOG
+# One call's record at a time: helpers start side by side, and two records interleaved
+# would read as other calls.
+exec 9>>LOG
+flock 9
+printf 'A%s\\000' "${0##*/}" "$@" >&9
+printf 'E\\000' >&9
+exec 9>&-
 case "${0##*/}" in
     docker)
         case "$1" in
