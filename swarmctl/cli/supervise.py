@@ -1,5 +1,6 @@
 """`swarmctl supervise` and `swarmctl events`."""
 
+import os
 import shlex
 import signal
 import sys
@@ -10,6 +11,9 @@ import typer
 
 from swarmctl.cli.context import env
 from swarmctl.errors import SwarmctlError
+
+# Read by the unit if it exists: where a passphrase for the secrets belongs (root only).
+ENVIRONMENT_FILE = "/etc/swarmctl/supervise.env"
 
 
 def supervise(
@@ -53,7 +57,17 @@ def supervise(
 
 def _print_unit(e, interval: str, misses: int) -> None:
     from swarmctl.commands.render import render
+    from swarmctl.secrets import KEY_FILE_ENV, PASSPHRASE_ENV
 
+    # The supervisor starts tasks that use secrets: it needs the key. A key file is named
+    # in the unit; a passphrase never is written there, it goes in the EnvironmentFile.
+    key_file = os.environ.get(KEY_FILE_ENV)
+    if not key_file and os.environ.get(PASSPHRASE_ENV):
+        typer.echo(
+            f"Warning: the unit does not carry ${PASSPHRASE_ENV}: put it in {ENVIRONMENT_FILE}",
+            err=True,
+        )
+    key_args = ["--secrets-key-file", str(Path(key_file).resolve())] if key_file else []
     command = shlex.join(
         [
             sys.executable,
@@ -63,6 +77,7 @@ def _print_unit(e, interval: str, misses: int) -> None:
             str(e.inventory_path.resolve()),
             "--state",
             str(e.state_path.resolve()),
+            *key_args,
             "supervise",
             "--interval",
             interval,
@@ -76,6 +91,7 @@ def _print_unit(e, interval: str, misses: int) -> None:
             command=command,
             inventory=e.inventory_path.name,
             workdir=str(Path.cwd()),
+            environment_file=ENVIRONMENT_FILE,
         ),
         nl=False,
     )

@@ -396,3 +396,23 @@ def test_config_update_rolls_the_services_using_it_and_not_a_secret_of_that_name
         repo = Repo(db)
         assert repo.services.get("app").version == user.version + 1
         assert repo.services.get("db") == bystander
+
+
+def test_the_supervisors_unit_names_the_key_file_and_never_holds_a_passphrase(
+    state: Path, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "key"
+    args = ("-i", str(tmp_path / "inventory.yml"), "--state", str(state), "supervise", "--unit")
+    unit = ok(*args, env={"SWARMCTL_SECRETS_KEY_FILE": str(key_file)})
+    (start,) = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    assert f"--secrets-key-file {key_file} supervise" in start
+    assert "EnvironmentFile=-/etc/swarmctl/supervise.env" in unit
+
+    result = swarmctl(*args)  # a passphrase in the environment: not written in the unit
+    assert result.returncode == 0
+    assert KEY["SWARMCTL_SECRETS_PASSPHRASE"].encode() not in result.stdout
+    assert b"supervise --interval" in result.stdout and b"key-file /" not in result.stdout
+    assert result.stderr.decode() == (
+        "Warning: the unit does not carry $SWARMCTL_SECRETS_PASSPHRASE: "
+        "put it in /etc/swarmctl/supervise.env\n"
+    )
