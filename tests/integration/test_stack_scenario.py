@@ -51,10 +51,10 @@ def started(cluster: Cluster, host: str) -> list[str]:
     return cluster.lab.ssh(host, read, check=False).stdout.splitlines()
 
 
-def get_app(cluster: Cluster, via: str = "worker1") -> str:
+def get_app(cluster: Cluster, via: str = "worker1", port: int = 8000, path: str = APP) -> str:
     """The app's answer through the mesh, asked at a node, from the control namespace."""
     lab = cluster.lab
-    return http_get(lab.layout.ctl_netns, lab.host(via).address, 8000, APP, timeout=5)
+    return http_get(lab.layout.ctl_netns, lab.host(via).address, port, path, timeout=5)
 
 
 def answers_with(cluster: Cluster, lines: list[str], via: str = "worker1") -> bool:
@@ -81,7 +81,7 @@ def test_the_example_stack_through_its_life(cluster: Cluster, tmp_path: Path) ->
     deploy = ("stack", "deploy", "-c", stack_file)
 
     # 1. Deployed, every service converges and the app answers through the mesh.
-    out = cluster(*deploy, "demo", warnings=True).stdout
+    out = cluster(*deploy, "demo").stdout
     assert "Creating secret demo_db_password" in out and "Creating config demo_app_conf" in out
     listed = cluster("stack", "services", "demo").stdout
     assert [line.split()[1:4] for line in listed.splitlines()[1:]] == [
@@ -94,11 +94,10 @@ def test_the_example_stack_through_its_life(cluster: Cluster, tmp_path: Path) ->
     db_host, _ = the_db(cluster)
     (first_start,) = started(cluster, db_host)
     wait_for("the app's answer", lambda: answers_with(cluster, [first_start]))
-    assert "200 OK" in http_get(cluster.lab.layout.ctl_netns, cluster.lab.host("worker2").address,
-                                8080, "/", timeout=5)  # fmt: skip
+    assert "200 OK" in get_app(cluster, "worker2", 8080, "/")  # and the web front
 
     # 2. Redeployed unchanged: no container touched; the plan is empty.
-    again = cluster(*deploy, "demo", warnings=True).stdout
+    again = cluster(*deploy, "demo").stdout
     assert again == "Stack demo: nothing to change (3 service(s) unchanged)\n"
     assert task_containers(cluster) == before
     dry = cluster(*deploy, "--dry-run", "demo", check=False)
@@ -108,7 +107,7 @@ def test_the_example_stack_through_its_life(cluster: Cluster, tmp_path: Path) ->
     # 3. One service changed by a second file: only its tasks are replaced.
     override = tmp_path / "examples" / "blue.yml"
     override.write_text("services:\n  web:\n    environment: [COLOR=blue]\n")
-    out = cluster(*deploy, "-c", str(override), "demo", warnings=True).stdout
+    out = cluster(*deploy, "-c", str(override), "demo").stdout
     assert "Updating service demo_web" in out and "demo_app" not in out and "demo_db" not in out
     after = task_containers(cluster)
     assert after["demo_app"] == before["demo_app"] and after["demo_db"] == before["demo_db"]
@@ -172,7 +171,7 @@ def steps_4_to_6(cluster: Cluster, tmp_path: Path, db_host: str, first_start: st
     thread = threading.Thread(target=client)
     thread.start()
     try:
-        out = cluster("secret", "update", "demo_db_password", str(new_password), warnings=True)
+        out = cluster("secret", "update", "demo_db_password", str(new_password))
     finally:
         stop.set()
         thread.join(timeout=30)
