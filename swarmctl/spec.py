@@ -7,6 +7,7 @@ not look at the cluster, so whether a network exists or a port is free is the ca
 
 import csv
 import math
+import posixpath
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -227,6 +228,8 @@ def build_spec(
     _check_within_limits(
         "memory", reserve_memory, reservations.memory_bytes, limit_memory, limits.memory_bytes
     )
+    secret_refs, config_refs = _file_refs("secret", secrets), _file_refs("config", configs)
+    check_mount_points(secret_refs, config_refs)
     return ServiceSpec(
         name=name,
         image=image,
@@ -246,8 +249,8 @@ def build_spec(
             restart_condition, restart_delay, restart_max_attempts, restart_window
         ),
         mounts=_mounts(mounts),
-        secrets=_file_refs("secret", secrets),
-        configs=_file_refs("config", configs),
+        secrets=secret_refs,
+        configs=config_refs,
         workdir=_workdir(workdir),
         user=_user(user),
         health=_health(
@@ -387,6 +390,9 @@ def updated_spec(spec: ServiceSpec, c: Changes) -> ServiceSpec:
         "--reserve", spec.reservations, c.reserve_cpu, c.reserve_memory
     )
     limits = _update_resources("--limit", spec.limits, c.limit_cpu, c.limit_memory)
+    secrets = _update_file_refs("secret", spec.secrets, c.secret_add, c.secret_rm)
+    configs = _update_file_refs("config", spec.configs, c.config_add, c.config_rm)
+    check_mount_points(secrets, configs)
     if limits.nano_cpus and reservations.nano_cpus > limits.nano_cpus:
         raise SwarmctlError("--reserve-cpu is more than --limit-cpu")
     if limits.memory_bytes and reservations.memory_bytes > limits.memory_bytes:
@@ -401,8 +407,8 @@ def updated_spec(spec: ServiceSpec, c: Changes) -> ServiceSpec:
         ports=ports + added,
         constraints=constraints,
         mounts=mounts,
-        secrets=_update_file_refs("secret", spec.secrets, c.secret_add, c.secret_rm),
-        configs=_update_file_refs("config", spec.configs, c.config_add, c.config_rm),
+        secrets=secrets,
+        configs=configs,
         networks=networks,
         reservations=reservations,
         limits=limits,
@@ -652,32 +658,63 @@ def parse_file_ref(kind: str, text: str) -> FileRef:
     source = fields.get("source", "")
     if not FILE_NAME_RE.fullmatch(source):
         raise invalid(f"{kind} name {_show(source)}: {FILE_NAME_HELP}")
-    target = fields.get("target", source if kind == "secret" else f"/{source}")
+    mode_text = fields.get("mode", "0444")
+    if not re.fullmatch(r"0?[0-7]{1,3}", mode_text):
+        raise invalid(f"mode {_show(mode_text)}: expected octal permission bits, e.g. 0400")
+    ref = FileRef(
+        source,
+        fields.get("target", source if kind == "secret" else f"/{source}"),
+        fields.get("uid", "0"),
+        fields.get("gid", "0"),
+        int(mode_text, 8),
+    )
+    try:
+        return check_file_ref(kind, ref)
+    except SwarmctlError as exc:
+        raise invalid(str(exc)) from None
+
+
+def check_file_ref(kind: str, ref: FileRef) -> FileRef:
+    """A secret or config reference as docker would mount it, from the CLI or a Compose
+    file: a config's relative target is from /, a target has no '.' or '..' parts, uid and
+    gid are numeric IDs."""
+    target = ref.target
     if kind == "config" and not target.startswith("/"):
         target = f"/{target}"
     parts = target.strip("/").split("/")
     if not target.strip("/") or any(p in ("", ".", "..") for p in parts):
-        raise invalid(f"target {_show(target)}: expected a file path without '.' or '..' parts")
+        raise SwarmctlError(
+            f"target {_show(target)}: expected a file path without '.' or '..' parts"
+        )
     ids = {}
-    for key in ("uid", "gid"):
-        value = fields.get(key, "0")
+    for key, value in (("uid", ref.uid), ("gid", ref.gid)):
         if not value.isdecimal() or int(value) > 2**32 - 2:
-            raise invalid(f"{key} {_show(value)}: expected a numeric ID")
+            raise SwarmctlError(f"{key} {_show(value)}: expected a numeric ID")
         ids[key] = str(int(value))
-    mode_text = fields.get("mode", "0444")
-    if not re.fullmatch(r"0?[0-7]{1,3}", mode_text):
-        raise invalid(f"mode {_show(mode_text)}: expected octal permission bits, e.g. 0400")
-    return FileRef(source, target, ids["uid"], ids["gid"], int(mode_text, 8))
+    return replace(ref, target=target, uid=ids["uid"], gid=ids["gid"])
+
+
+def mount_point(kind: str, ref: FileRef) -> str:
+    """Where the task sees the file: a secret's relative target is under /run/secrets."""
+    return posixpath.join("/run/secrets", ref.target) if kind == "secret" else ref.target
+
+
+def check_mount_points(secrets: Sequence[FileRef], configs: Sequence[FileRef]) -> None:
+    """Two files at one path would give docker a duplicate mount point: every task of the
+    service rejected."""
+    seen: dict[str, str] = {}
+    for kind, refs in (("secret", secrets), ("config", configs)):
+        for ref in refs:
+            path = mount_point(kind, ref)
+            if path in seen:
+                raise SwarmctlError(
+                    f"{kind} {ref.source}: {path} is already the file of {seen[path]}"
+                )
+            seen[path] = f"{kind} {ref.source}"
 
 
 def _file_refs(kind: str, texts: Sequence[str]) -> tuple[FileRef, ...]:
-    refs: list[FileRef] = []
-    for text in texts:
-        ref = parse_file_ref(kind, text)
-        if any(ref.target == other.target for other in refs):
-            raise SwarmctlError(f"--{kind} {_show(text)}: target {ref.target} is already used")
-        refs.append(ref)
-    return tuple(refs)
+    return tuple(parse_file_ref(kind, text) for text in texts)
 
 
 def _update_file_refs(

@@ -40,6 +40,8 @@ from swarmctl.spec import (
     NAME_HELP,
     PolicyOptions,
     build_spec,
+    check_file_ref,
+    check_mount_points,
     parse_bytes,
     parse_cpus,
     parse_duration,
@@ -655,12 +657,16 @@ class _Translator:
                 rollback=self._policy(deploy, "rollback_config", path),
                 **health,
             )
+        secret_refs = self._file_refs("secrets", body.get("secrets") or [], path)
+        config_refs = self._file_refs("configs", body.get("configs") or [], path)
+        with self._at(*path):
+            check_mount_points(secret_refs, config_refs)
         return replace(
             spec,
             command=self._words(body.get("entrypoint"), *path, "entrypoint"),
             mounts=self._mounts(body.get("volumes") or [], path),
-            secrets=self._file_refs("secrets", body.get("secrets") or [], path),
-            configs=self._file_refs("configs", body.get("configs") or [], path),
+            secrets=secret_refs,
+            configs=config_refs,
             hostname=self._hostname(body.get("hostname", ""), path),
             container_labels=self._stack_labels(body.get("labels"), *path, "labels"),
             network_aliases=aliases,
@@ -888,15 +894,15 @@ class _Translator:
             mode = entry.get("mode", 0o444)
             if not isinstance(mode, int) or not 0 <= mode <= 0o7777:
                 raise self._fail((*where, "mode"), f"{mode!r}: expected permission bits like 0440")
-            refs.append(
-                FileRef(
-                    source=self._object_name(kind, source, declared[source] or {}),
-                    target=target,
-                    uid=_text(entry.get("uid", "0")),
-                    gid=_text(entry.get("gid", "0")),
-                    mode=mode,
-                )
+            ref = FileRef(
+                source=self._object_name(kind, source, declared[source] or {}),
+                target=target,
+                uid=_text(entry.get("uid", "0")),
+                gid=_text(entry.get("gid", "0")),
+                mode=mode,
             )
+            with self._at(*where):
+                refs.append(check_file_ref(kind.removesuffix("s"), ref))
         return tuple(refs)
 
     def _hostname(self, hostname: str, path: tuple) -> str:

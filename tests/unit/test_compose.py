@@ -631,3 +631,32 @@ def test_the_schema_ships_in_the_package():
     schema = resources.files("swarmctl.stack").joinpath("compose-spec.json").read_text()
 
     assert '"title": "Compose Specification"' in schema
+
+
+FILE_REFS = (
+    "services:\n  app:\n    image: busybox\n    {kind}: [{refs}]\n"
+    "secrets:\n  pw: {{external: true}}\nconfigs:\n  conf: {{external: true}}\n"
+)
+
+
+def test_a_secrets_uid_is_checked_as_on_the_command_line(tmp_path):
+    text = FILE_REFS.format(kind="secrets", refs="{source: pw, uid: nobody}")
+    assert error(tmp_path, text) == (
+        f"{tmp_path}/stack.yml: services.app.secrets[0]: uid 'nobody': expected a numeric ID"
+    )
+
+
+def test_a_configs_relative_target_is_from_the_root_as_docker_mounts_it(tmp_path):
+    text = FILE_REFS.format(kind="configs", refs="{source: conf, target: app.conf}")
+    assert service(load_text(tmp_path, text), "app").configs[0].target == "/app.conf"
+
+
+def test_two_files_at_one_path_are_refused(tmp_path):
+    text = FILE_REFS.format(kind="secrets", refs="pw").replace(
+        "    secrets: [pw]\n",
+        "    secrets: [pw]\n    configs: [{source: conf, target: /run/secrets/pw}]\n",
+    )
+    assert error(tmp_path, text) == (
+        f"{tmp_path}/stack.yml: services.app: config conf: /run/secrets/pw is already the "
+        "file of secret pw"
+    )

@@ -253,8 +253,17 @@ def test_a_bad_secret_option_is_named(text: str, cause: str) -> None:
 
 
 def test_two_secrets_at_one_target_are_refused() -> None:
-    with pytest.raises(SwarmctlError, match="target pw is already used"):
+    with pytest.raises(SwarmctlError, match="^secret other: /run/secrets/pw is already the file"):
         build_spec(name="db", image="x", secrets=["pw", "source=other,target=pw"])
+
+
+def test_a_config_at_a_secrets_path_is_refused() -> None:
+    clash = "source=cfg,target=/run/secrets/db_pw"
+    with pytest.raises(SwarmctlError, match="^config cfg: /run/secrets/db_pw is already the file"):
+        build_spec(name="db", image="x", secrets=["db_pw"], configs=[clash])
+    spec = build_spec(name="db", image="x", secrets=["db_pw"])
+    with pytest.raises(SwarmctlError, match="is already the file of secret db_pw"):
+        updated_spec(spec, Changes(config_add=[clash]))
 
 
 def test_update_adds_replaces_and_removes_secrets_and_configs() -> None:
