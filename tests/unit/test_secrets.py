@@ -253,13 +253,13 @@ def test_a_bad_secret_option_is_named(text: str, cause: str) -> None:
 
 
 def test_two_secrets_at_one_target_are_refused() -> None:
-    with pytest.raises(SwarmctlError, match="^secret other: /run/secrets/pw is already the file"):
+    with pytest.raises(SwarmctlError, match=r"^secret other: /run/secrets/pw is already the file"):
         build_spec(name="db", image="x", secrets=["pw", "source=other,target=pw"])
 
 
 def test_a_config_at_a_secrets_path_is_refused() -> None:
     clash = "source=cfg,target=/run/secrets/db_pw"
-    with pytest.raises(SwarmctlError, match="^config cfg: /run/secrets/db_pw is already the file"):
+    with pytest.raises(SwarmctlError, match=r"^config cfg: /run/secrets/db_pw is already the file"):
         build_spec(name="db", image="x", secrets=["db_pw"], configs=[clash])
     spec = build_spec(name="db", image="x", secrets=["db_pw"])
     with pytest.raises(SwarmctlError, match="is already the file of secret db_pw"):
