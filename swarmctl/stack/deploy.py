@@ -16,7 +16,7 @@ from swarmctl.models import Network, NodeState, Service, UpdateState
 from swarmctl.naming import new_id, valid_name
 from swarmctl.repo import Repo
 from swarmctl.stack.model import DEPLOYS_KEPT, NAMESPACE_LABEL, Stack, StackDeploy
-from swarmctl.stack.plan import StackPlan, plan, stack_networks, stack_services
+from swarmctl.stack.plan import StackPlan, ownership, plan, stack_networks, stack_services
 from swarmctl.state import StateStore
 from swarmctl.transport.group import Pool
 
@@ -138,7 +138,7 @@ def _put_files(repo: Repo, stack: Stack, values: dict[tuple[str, str], bytes]) -
     web_key` would say it. External ones must exist already."""
     changed = []
     for kind, objects in (("secret", stack.secrets), ("config", stack.configs)):
-        stored = {r.name for r in repo.files(kind).all()}
+        stored = {r.name: r for r in repo.files(kind).all()}
         for item in objects:
             if item.external:
                 if item.name not in stored:
@@ -147,6 +147,13 @@ def _put_files(repo: Repo, stack: Stack, values: dict[tuple[str, str], bytes]) -
                         f"exist: create it with `swarmctl {kind} create {item.name} FILE`"
                     )
                 continue
+            found = stored.get(item.name)
+            if found is not None and found.labels.get(NAMESPACE_LABEL) != stack.name:
+                # Another's value: replacing it would roll its users, `stack rm` delete it.
+                raise SwarmctlError(
+                    f"stack {stack.name}: {kind} {item.name} already exists"
+                    f"{ownership(found.labels)} (mark it external: true to use it)"
+                )
             labels = {**item.labels, NAMESPACE_LABEL: stack.name}
             _, new = _named(
                 stack, f"{kind} {item.name}", secrets.put, repo, kind, item.name,

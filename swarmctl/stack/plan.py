@@ -74,7 +74,7 @@ def plan(
         elif found is None:
             new_networks.append(network)
         elif found.labels.get(NAMESPACE_LABEL) != stack.name:
-            raise refuse(f"network {network.name} already exists{_owner(found.labels)}")
+            raise refuse(f"network {network.name} already exists{ownership(found.labels)}")
     known = {n.name for n in stack.networks} | set(existing)
     by_name = {s.spec.name: s for s in services}
     create, update, unchanged, seen = [], [], [], set()
@@ -91,7 +91,7 @@ def plan(
             create.append(spec)
             continue
         if current.spec.labels.get(NAMESPACE_LABEL) != stack.name:
-            raise refuse(f"service {spec.name} already exists{_owner(current.spec.labels)}")
+            raise refuse(f"service {spec.name} already exists{ownership(current.spec.labels)}")
         if same_image(current.spec.image, spec.image):
             spec = replace(spec, image=current.spec.image)
         changes = diff(current.spec, spec)
@@ -110,7 +110,8 @@ def plan(
     )
 
 
-def _owner(labels: dict[str, str]) -> str:
+def ownership(labels: dict[str, str]) -> str:
+    """Whose a resource that already exists is, as an error says it."""
     owner = labels.get(NAMESPACE_LABEL)
     return f" in stack {owner}" if owner else " outside any stack"
 

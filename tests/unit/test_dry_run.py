@@ -219,3 +219,26 @@ def test_a_secrets_new_value_plans_its_users_rolled_never_the_value(cluster, mon
         "-i", inventory, "--state", str(cluster), "secret", "rm", "--dry-run", "key", env=passphrase
     )
     assert one_error(result).startswith("secret key is in use by service web")
+
+
+def test_a_stack_does_not_take_over_a_secret_of_no_stack(cluster, monkeypatch) -> None:
+    monkeypatch.setenv("SWARMCTL_SECRETS_PASSPHRASE", "a passphrase")
+    with StateStore(cluster).transaction() as db:
+        secrets.put(Repo(db), "secret", "st_pw", b"the user's own")
+    (cluster.with_name("pw.txt")).write_text("the stack's")
+    cluster.with_name("st.yml").write_text(
+        "services:\n  app:\n    image: app:1\n    secrets: [pw]\n"
+        "secrets:\n  pw:\n    file: ./pw.txt\n"
+    )
+    for dry in (["--dry-run"], []):
+        before = cluster.read_bytes()
+        result = swarmctl(
+            "-i", str(cluster.with_name("hosts.yml")), "--state", str(cluster), "stack",
+            "deploy", "-c", str(cluster.with_name("st.yml")), *dry, "st",
+            env={"SWARMCTL_SECRETS_PASSPHRASE": "a passphrase"},
+        )  # fmt: skip
+        assert one_error(result) == (
+            "stack st: secret st_pw already exists outside any stack "
+            "(mark it external: true to use it)"
+        )
+        assert cluster.read_bytes() == before
