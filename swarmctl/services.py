@@ -665,6 +665,10 @@ def record_rollback(repo: Repo, service: Service, to: int | None) -> Service:
             raise SwarmctlError(f"service {name}: no version {to} kept (kept: {kept})")
         if to == service.version:
             raise SwarmctlError(f"service {name}: version {to} is the current one")
+    try:  # a secret or config it used may be gone: its tasks could not start
+        secrets.check_refs(repo, target)
+    except SwarmctlError as error:
+        raise SwarmctlError(f"cannot roll back service {name}: {error}") from None
     message = "manually requested rollback" + (f" to version {to}" if to else "")
     changed = _rolled_back(repo, service, message, target)
     repo.services.put(changed)

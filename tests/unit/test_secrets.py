@@ -358,6 +358,21 @@ def test_services_check_their_secrets_exist(state: Path, key) -> None:
             services._check(repo, ServiceSpec("db", "x", secrets=(FileRef("pw", "pw"),)), [])
 
 
+def test_a_rollback_to_a_spec_whose_secret_is_gone_is_refused(state: Path, key) -> None:
+    old = ServiceSpec("db", "x", secrets=(FileRef("old", "pw"),))
+    service = put_service(state, ServiceSpec("db", "x"))
+    with StateStore(state).transaction() as db:
+        Repo(db).services.put(replace(service, version=2, previous_spec=old))
+    before = state.read_bytes()
+    with pytest.raises(SwarmctlError) as refused:
+        services.rollback(StateStore(state), "db")
+    assert str(refused.value) == (
+        "cannot roll back service db: --secret old: no such secret "
+        "(create it with `swarmctl secret create old FILE`)"
+    )
+    assert state.read_bytes() == before
+
+
 def test_removing_a_tasks_container_removes_its_files_and_leftovers_are_swept() -> None:
     from swarmctl.commands import docker
 
