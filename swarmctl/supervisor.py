@@ -285,12 +285,15 @@ class Supervisor:
                 for s in repo.services.all()
                 if s.id in free and (step := services.decide(s, tasks, now))
             }
-            # Drains a command left (interrupted, or its host lost) too, with the policy.
+            # Drains a command left (interrupted, or its host lost) too, with the policy;
+            # a completed one (an old task on a drained node) is no work to lease for.
             nodes = repo.nodes.all()
             drains = {
                 s.id: step
                 for s in repo.services.all()
-                if s.id in free and (step := services.decide_drain(s, tasks, nodes, now))
+                if s.id in free
+                and (step := services.decide_drain(s, tasks, nodes, now))
+                and step.outcome is None
             }
             renew = _renewals(steps, drains)
             plan = services.reconcile_now(repo, now, only=free | removed, renew=renew)

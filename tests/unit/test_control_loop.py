@@ -528,6 +528,48 @@ def test_a_command_on_another_service_completes_while_a_tick_hangs_on_a_host(
     assert len(hosts["manager1"].task_ids() + hosts["worker1"].task_ids()) == 2
 
 
+def test_a_finished_drain_leaves_its_service_unleased_while_a_tick_hangs_elsewhere(
+    tmp_path,
+) -> None:
+    store = make_store(
+        tmp_path / "state.json",
+        nodes(3),
+        [
+            pinned("web", 1, "node.hostname==worker2"),
+            pinned("api", 2, "node.hostname!=worker2"),
+        ],
+    )
+    hosts = FakeHosts(NAMES[:3])
+    sup = supervisor(store, hosts)
+    sup.tick()
+    with store.transaction() as db:
+        repo = Repo(db)
+        repo.nodes.put(replace(repo.nodes.get("worker1"), availability=Availability.DRAIN))
+        api = repo.services.get("api")  # no monitoring period: the drain ends with its move
+        repo.services.put(replace(api, spec=replace(api.spec, update=UpdatePolicy(monitor=0))))
+    for _ in range(3):  # api's task leaves worker1; its old record stays there, shut down
+        sup.tick()
+    assert hosts["worker1"].task_ids() == []
+    with store.read() as db:
+        repo = Repo(db)
+        step = services.decide_drain(
+            repo.services.get("api"), repo.tasks.all(), repo.nodes.all(), clock.parse(clock.now())
+        )
+    assert step is not None and step.outcome is not None  # what made it look busy
+    (web,) = [t for t in tasks_of(store) if t.service_id == "svc-web"]
+    hosts["worker2"].stop(web.id)
+    hosts["worker2"].hang_on = "docker inspect --format"
+    tick = threading.Thread(target=sup.tick)
+    tick.start()
+    try:
+        assert hosts["worker2"].hanging.wait(10)
+        with store.read() as db:
+            assert leases.get(db, leases.service_lease("svc-api")) is None
+    finally:
+        hosts["worker2"].released.set()
+        tick.join()
+
+
 def test_a_tick_waiting_on_a_host_past_its_leases_ttl_keeps_them(tmp_path) -> None:
     store = make_store(
         tmp_path / "state.json", nodes(3), [pinned("web", 1, "node.hostname==worker2")]
