@@ -201,8 +201,9 @@ def rm(
         repo.cluster()
         found = {n: stack_services(repo.services.all(), n) for n in names}
         networks = {n: stack_networks(repo.networks.all(), n) for n in names}
+        recorded = {d.stack for d in repo.deploys.all()}
     for name in names:
-        if not found[name] and not networks[name]:
+        if not found[name] and not networks[name] and name not in recorded:
             raise SwarmctlError(f"nothing found in stack: {name}")
     if not yes:
         if not sys.stdin.isatty():
@@ -216,8 +217,9 @@ def rm(
         for name in names:
             for service in found[name]:
                 typer.echo(f"Removing service {service.spec.name}")
-            removed = engine.remove(e.store, [s.id for s in found[name]])
-            warn(engine.converge(e.store, pool, {s.id for s in removed}, always_mesh=True))
+            if found[name]:
+                removed = engine.remove(e.store, [s.id for s in found[name]])
+                warn(engine.converge(e.store, pool, {s.id for s in removed}, always_mesh=True))
             for network in networks[name]:
                 typer.echo(f"Removing network {network.name}")
                 warn(networking.remove(e.store, pool, network.id)[1])
@@ -231,13 +233,24 @@ def _forget(store, name: str) -> list[str]:
     from swarmctl.repo import Repo
     from swarmctl.stack.model import NAMESPACE_LABEL
 
-    removed = []
+    removed, kept = [], []
     with store.transaction() as db:
         repo = Repo(db)
+        services = repo.services.all()
         for kind in secrets.KINDS:
-            mine = [r.id for r in repo.files(kind).all() if r.labels.get(NAMESPACE_LABEL) == name]
-            removed += [f"Removing {kind} {r.name}" for r in secrets.remove(repo, kind, mine)]
+            free = []
+            for record in repo.files(kind).all():
+                if record.labels.get(NAMESPACE_LABEL) != name:
+                    continue
+                # One a service outside the stack uses stays, said so.
+                if using := secrets.users(services, kind, record.name):
+                    users = ", ".join(sorted(s.spec.name for s in using))
+                    kept.append(f"{kind} {record.name} is kept: service {users} uses it")
+                else:
+                    free.append(record.id)
+            removed += [f"Removing {kind} {r.name}" for r in secrets.remove(repo, kind, free)]
         repo.deploys.delete([d.id for d in repo.deploys.all() if d.stack == name])
+    warn(kept)
     return removed
 
 

@@ -12,6 +12,7 @@ import pytest
 from swarmctl import networking, secrets, services
 from swarmctl.models import FileRef, PortSpec, ServiceSpec, TaskState
 from swarmctl.repo import Repo
+from swarmctl.stack.model import NAMESPACE_LABEL, StackDeploy
 from swarmctl.state import StateStore
 from tests.unit.test_membership_cli import make_state, one_error, swarmctl
 
@@ -242,3 +243,28 @@ def test_a_stack_does_not_take_over_a_secret_of_no_stack(cluster, monkeypatch) -
             "(mark it external: true to use it)"
         )
         assert cluster.read_bytes() == before
+
+
+def test_stack_rm_keeps_a_stack_secret_another_service_uses_and_says_so(
+    cluster, monkeypatch
+) -> None:
+    monkeypatch.setenv("SWARMCTL_SECRETS_PASSPHRASE", "a passphrase")
+    with StateStore(cluster).transaction() as db:
+        repo = Repo(db)
+        stack = {NAMESPACE_LABEL: "st"}
+        secrets.put(repo, "secret", "st_pw", b"v", stack)
+        secrets.put(repo, "config", "st_conf", b"c", stack)
+        (web,) = repo.services.all()
+        repo.services.put(replace(web, spec=replace(web.spec, secrets=(FileRef("st_pw", "pw"),))))
+        repo.deploys.put(StackDeploy("d1", "st", 1, web.created_at, "digest"))
+    result = swarmctl(
+        "-i", str(cluster.with_name("hosts.yml")), "--state", str(cluster), "stack", "rm", "-f",
+        "st", env={"SWARMCTL_SECRETS_PASSPHRASE": "a passphrase"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Removing config st_conf\n"
+    assert result.stderr == "Warning: secret st_pw is kept: service web uses it\n"
+    with StateStore(cluster).read() as db:
+        repo = Repo(db)
+        assert [r.name for r in repo.files("secret").all()] == ["st_pw"]
+        assert repo.files("config").all() == [] and repo.deploys.all() == []
