@@ -206,12 +206,12 @@ def scale_again(system: Swarmctl | Swarm, hosts: Hosts) -> tuple[float, int]:
     return seconds, len(hosts.container_events(since, time.time()))
 
 
-def up(name: str, offline: bool = False) -> Hosts:
+def up(name: str, offline: bool = False, count: int = HOSTS) -> Hosts:
     lab = Lab(LabLayout(name), say=lambda _: None)
     lab.down()  # leftovers of an interrupted run
     started = time.perf_counter()
-    hosts = Hosts(lab, lab.up(HOSTS, offline=offline), dead_dns=offline)
-    print(f"lab {name}: {HOSTS} hosts up in {time.perf_counter() - started:.1f} s")
+    hosts = Hosts(lab, lab.up(count, offline=offline), dead_dns=offline)
+    print(f"lab {name}: {count} hosts up in {time.perf_counter() - started:.1f} s")
     if not offline:  # offline, the lab loaded it: nothing can be pulled
         hosts.on_all("docker pull -q nginx >/dev/null")
     return hosts

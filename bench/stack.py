@@ -23,10 +23,7 @@ import time
 from pathlib import Path
 
 import yaml
-from services import Hosts, Swarm, Swarmctl, ms, tear_down, timed, wait_until
-
-from swarmctl.lab.layout import LabLayout
-from swarmctl.lab.manager import Lab
+from services import Hosts, Swarm, Swarmctl, ms, tear_down, timed, up, wait_until
 
 HOSTS = 8
 SERVICES = 10
@@ -78,17 +75,6 @@ class SwarmStack:
         wait_until("the stack's containers gone", lambda: not self.hosts.containers(**NAMESPACE))
 
 
-def up(name: str, offline: bool = False) -> Hosts:
-    lab = Lab(LabLayout(name), say=lambda _: None)
-    lab.down()  # leftovers of an interrupted run
-    started = time.perf_counter()
-    hosts = Hosts(lab, lab.up(HOSTS, offline=offline), dead_dns=offline)
-    print(f"lab {name}: {HOSTS} hosts up in {time.perf_counter() - started:.1f} s")
-    if not offline:  # offline, the lab loaded it: nothing can be pulled
-        hosts.on_all("docker pull -q nginx >/dev/null")
-    return hosts
-
-
 def redeploy(system: CtlStack | SwarmStack) -> tuple[float, int]:
     """(seconds, container events on the hosts) of deploying the unchanged file again."""
     since = time.time()
@@ -114,16 +100,16 @@ def main() -> None:
             file = compose_file(folder)
             systems: list[tuple[str, CtlStack | SwarmStack]] = []
             if "online" in modes:
-                labs.append(up(args.lab))
+                labs.append(up(args.lab, count=HOSTS))
                 (folder / "online").mkdir()
                 systems.append(("ctl", CtlStack(Swarmctl(labs[-1], folder / "online"), file)))
             if not args.no_swarm:
-                labs.append(up(f"{args.lab}s"))
+                labs.append(up(f"{args.lab}s", count=HOSTS))
                 swarm = Swarm(labs[-1])
                 swarm.join()
                 systems.append(("swarm", SwarmStack(swarm, file)))
             if "offline" in modes:
-                labs.append(up(f"{args.lab}x", offline=True))
+                labs.append(up(f"{args.lab}x", offline=True, count=HOSTS))
                 (folder / "offline").mkdir()
                 systems.append(("off", CtlStack(Swarmctl(labs[-1], folder / "offline"), file)))
             for _ in range(args.runs):
