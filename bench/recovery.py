@@ -40,11 +40,10 @@ from typing import Any, TypeVar
 import docker
 from labbench import first_hosts
 
-from swarmctl import leases
 from swarmctl.inventory import load_inventory
 from swarmctl.lab.layout import LabLayout
 from swarmctl.lab.manager import Lab
-from swarmctl.state import StateStore
+from swarmctl.state import StateStore, leases
 from swarmctl.supervisor import Settings, Supervisor
 
 TICKS = 20

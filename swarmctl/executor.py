@@ -12,15 +12,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from swarmctl import events, health, secrets
+from swarmctl import health, secrets
 from swarmctl.commands import docker
 from swarmctl.errors import SwarmctlError
-from swarmctl.mesh import task_networks
 from swarmctl.models import Node, NodeState, Service, Task, TaskState
-from swarmctl.observe import STARTABLE, observed, parse_inspect, stamp
+from swarmctl.network.mesh import task_networks
+from swarmctl.observe import STARTABLE, observed, stamp
 from swarmctl.reconciler import Plan
-from swarmctl.repo import Repo
-from swarmctl.state import StateStore
+from swarmctl.runtime.containers import parse_inspect
+from swarmctl.state import StateStore, events
+from swarmctl.state.repo import Repo
 from swarmctl.transport.host import Host, Hosts
 from swarmctl.transport.ssh import CommandFailed, SSHError
 

@@ -8,17 +8,18 @@ exactly as after. Hosts are handled in parallel; one failing host fails only its
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from swarmctl import clock, networking
+from swarmctl import clock
 from swarmctl.commands import docker
 from swarmctl.commands.render import render
 from swarmctl.errors import SwarmctlError
 from swarmctl.inventory import Inventory
 from swarmctl.models import Cluster, Node, Role
 from swarmctl.naming import new_id
+from swarmctl.network import networking
 from swarmctl.network.overlay import NodeOverlays, assign_ranges, forget_node
 from swarmctl.provision import Provisioned, provision
-from swarmctl.repo import Repo
 from swarmctl.state import StateStore
+from swarmctl.state.repo import Repo
 from swarmctl.transport.group import Pool
 from swarmctl.transport.ssh import SSHConnection, Trust
 

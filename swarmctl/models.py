@@ -35,7 +35,7 @@ class Cluster:
     default_addr_pool: tuple[str, ...] = ("10.0.0.0/8",)
     subnet_size: int = 24
     vxlan_port: int = 4789
-    # Holds each service's virtual IP and name on every node (mesh.py): "" is the built-in
+    # Holds each service's virtual IP and name on every node (network/mesh.py): "" is the built-in
     # swarmctl/pause image (pause.py), which needs no registry; another image must have
     # a `sleep` and be on the nodes or pullable by them.
     helper_image: str = ""

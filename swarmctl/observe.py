@@ -1,114 +1,24 @@
 """What the hosts' containers say about the tasks, merged into the task records (pure).
 
-The supervisor lists every cluster container of a node through the Engine API
-(from_api), and a task's start prints its container as commands/docker.INSPECT_FORMAT
-(parse_inspect); this module turns those into observed task states and
-into the containers that must go: those of tasks no longer meant to run (an orphan on a
-node that came back, a replica left behind by a crash) and those no task knows. A node
-that could not be read tells nothing: its tasks are left as they were.
+The containers come as runtime/containers records; this module turns them into observed
+task states and into the containers that must go: those of tasks no longer meant to run
+(an orphan on a node that came back, a replica left behind by a crash) and those no task
+knows. A node that could not be read tells nothing: its tasks are left as they were.
 """
 
-import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from swarmctl import clock
 from swarmctl.models import Task, TaskState
-from swarmctl.naming import LABEL_SERVICE_ID, LABEL_TASK_ID
+from swarmctl.runtime.containers import Container
 
 # An ASSIGNED task with no container this long after it was assigned was never started
 # (its starter died): start it.
 START_GRACE = 10.0
 # Placed but, as far as the state knows, not running yet: what a start may pick up.
 STARTABLE = (TaskState.ASSIGNED, TaskState.ACCEPTED, TaskState.PREPARING, TaskState.STARTING)
-
-
-@dataclass(frozen=True)
-class Container:
-    id: str
-    task_id: str
-    status: str  # created, running, exited, dead…
-    exit_code: int
-    oom: bool
-    error: str
-    health: str  # "", starting, healthy, unhealthy
-    addresses: dict[str, str] = field(default_factory=dict)  # network name -> IP
-    macs: dict[str, str] = field(default_factory=dict)  # network name -> MAC address
-    # docker's own times (state-file format, "" when unknown): when the task entered
-    # starting, running and its end, for `service ps` and the event log.
-    created: str = ""
-    started: str = ""
-    finished: str = ""
-    service_id: str = ""  # from its label; "" where the source does not tell
-
-
-def _addresses(networks: dict) -> tuple[dict[str, str], dict[str, str]]:
-    """(IPs, MACs) by network name, of the networks where the container has an address."""
-    with_ip = {name: net for name, net in networks.items() if net.get("IPAddress")}
-    return (
-        {name: net["IPAddress"] for name, net in with_ip.items()},
-        {name: net["MacAddress"] for name, net in with_ip.items() if net.get("MacAddress")},
-    )
-
-
-def parse_inspect(text: str) -> list[Container]:
-    containers = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        info = json.loads(line)
-        addresses, macs = _addresses(info.get("networks") or {})
-        containers.append(
-            Container(
-                id=info["id"],
-                task_id=info.get("task") or "",
-                status=info.get("status", ""),
-                exit_code=int(info.get("exit") or 0),
-                oom=bool(info.get("oom")),
-                error=info.get("error") or "",
-                health=info.get("health") or "",
-                addresses=addresses,
-                macs=macs,
-                created=clock.from_docker(info.get("created")),
-                started=clock.from_docker(info.get("started")),
-                finished=clock.from_docker(info.get("finished")),
-            )
-        )
-    return containers
-
-
-def from_api(summary: dict, detail: dict | None = None) -> Container:
-    """A container from the Engine API's list entry (GET /containers/json) and, for one
-    that is not running, its full record (GET /containers/{id}/json) for exit code and
-    out-of-memory."""
-    state = (detail or {}).get("State") or {}
-    status = summary.get("Status") or ""
-    health = (state.get("Health") or {}).get("Status") or next(
-        (
-            word
-            for word in ("unhealthy", "healthy", "starting")
-            if f"({word}" in status or f"health: {word}" in status
-        ),
-        "",
-    )
-    addresses, macs = _addresses((summary.get("NetworkSettings") or {}).get("Networks") or {})
-    labels = summary.get("Labels") or {}
-    return Container(
-        id=summary["Id"],
-        task_id=labels.get(LABEL_TASK_ID, ""),
-        service_id=labels.get(LABEL_SERVICE_ID, ""),
-        status=state.get("Status") or summary.get("State", ""),
-        exit_code=int(state.get("ExitCode") or 0),
-        oom=bool(state.get("OOMKilled")),
-        error=state.get("Error") or "",
-        health=health,
-        addresses=addresses,
-        macs=macs,
-        created=clock.from_docker(summary.get("Created")),
-        started=clock.from_docker(state.get("StartedAt")),
-        finished=clock.from_docker(state.get("FinishedAt")),
-    )
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from swarmctl import scheduler
-from swarmctl.mesh import task_networks
 from swarmctl.models import (
     Availability,
     Mode,
@@ -47,6 +46,7 @@ from swarmctl.models import (
     TaskState,
     UpdateOrder,
 )
+from swarmctl.network.mesh import task_networks
 from swarmctl.scheduler import NodeLoad
 
 HISTORY = 5  # tasks kept per slot, as swarm's task history retention

@@ -20,8 +20,8 @@ from swarmctl import clock
 from swarmctl.errors import SwarmctlError
 from swarmctl.models import SecretsKey, Service, ServiceSpec, StoredFile
 from swarmctl.naming import new_id
-from swarmctl.repo import Repo
 from swarmctl.spec import check_file_name
+from swarmctl.state.repo import Repo
 
 KEY_FILE_ENV = "SWARMCTL_SECRETS_KEY_FILE"
 PASSPHRASE_ENV = "SWARMCTL_SECRETS_PASSPHRASE"

@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 from swarmctl import executor, observe
 from swarmctl.errors import SwarmctlError
 from swarmctl.models import HealthCheck, Node, NodeState, Task, TaskState
-from swarmctl.repo import Repo
+from swarmctl.runtime.containers import Container
+from swarmctl.runtime.engine import Engine, list_containers
 from swarmctl.state import StateStore
-from swarmctl.transport.engine import Engine, list_containers
+from swarmctl.state.repo import Repo
 from swarmctl.transport.group import Pool
 from swarmctl.transport.host import Hosts
 from swarmctl.transport.ssh import SSHConnection
@@ -28,8 +29,8 @@ HEALTH_SLACK = 2.0
 HEALTH_POLL = 0.5  # seconds between looks at tasks whose health check has not passed yet
 
 
-def _lister(cluster_id: str) -> Callable[[SSHConnection], list[observe.Container]]:
-    def look(conn: SSHConnection) -> list[observe.Container]:
+def _lister(cluster_id: str) -> Callable[[SSHConnection], list[Container]]:
+    def look(conn: SSHConnection) -> list[Container]:
         engine = Engine(conn, ENGINE_TIMEOUT)
         try:
             return list_containers(engine, cluster_id)
@@ -44,7 +45,7 @@ def remove_strays(
     pool: Hosts,
     remove: dict[str, list[str]],
     nodes: list[Node],
-    seen: dict[str, list[observe.Container]],
+    seen: dict[str, list[Container]],
 ) -> list[str]:
     """Remove containers no task wants (node id -> container IDs, among those `seen`);
     record the tasks whose containers are now gone as shut down. Returns warnings."""

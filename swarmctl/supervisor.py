@@ -4,7 +4,7 @@ Each tick, level-triggered (the Kubernetes controller pattern), so a missed tick
 restart of the supervisor itself can never leave the cluster wrong:
 1. take (renew) the supervisor lease; a second supervisor waits and says why;
 2. observe every member node in parallel: one request to its Docker engine's API, over
-   a channel kept open on the node's SSH connection (transport/engine.py), lists the
+   a channel kept open on the node's SSH connection (runtime/engine.py), lists the
    cluster's containers — no process started on the node;
 3. nodes that answer are Ready; a node that misses `misses` heartbeats in a row is Down
    (twice as many right after the supervisor starts, as swarm does; health.py decides);
@@ -30,24 +30,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from swarmctl import (
-    clock,
-    events,
-    executor,
-    health,
-    leases,
-    networking,
-    observe,
-    services,
-    sightings,
-)
+from swarmctl import clock, convergence, executor, health, observe, rolling, sightings
 from swarmctl.errors import SwarmctlError
 from swarmctl.inventory import Inventory
 from swarmctl.membership import recorded_trust
 from swarmctl.models import Node, NodeState, TaskState
+from swarmctl.network import networking
 from swarmctl.reconciler import Plan
-from swarmctl.repo import Repo
-from swarmctl.state import StateStore
+from swarmctl.runtime.containers import Container
+from swarmctl.state import StateStore, events, leases
+from swarmctl.state.repo import Repo
 from swarmctl.transport.group import Pool
 from swarmctl.transport.host import Host, Hosts
 
@@ -179,11 +171,11 @@ class Supervisor:
 
     def _observe(
         self, cluster_id: str, nodes: list[Node]
-    ) -> tuple[dict[str, list[observe.Container]], dict[str, health.Heartbeat], set[str]]:
+    ) -> tuple[dict[str, list[Container]], dict[str, health.Heartbeat], set[str]]:
         """The containers of every node that answered, every node's heartbeat, and the
         nodes whose engine restarted since the last tick."""
 
-        def look(host: Host) -> tuple[list[observe.Container], int]:
+        def look(host: Host) -> tuple[list[Container], int]:
             return host.containers(cluster_id), host.engine_sessions
 
         results = self.pool.each(look, [n.hostname for n in nodes])
@@ -210,7 +202,7 @@ class Supervisor:
     def _not_being_stopped(
         self,
         remove: dict[str, list[str]],
-        seen: dict[str, list[observe.Container]],
+        seen: dict[str, list[Container]],
         tasks: list,
         now: datetime,
     ) -> dict[str, list[str]]:
@@ -255,8 +247,8 @@ class Supervisor:
         now = datetime.now(UTC)
         with self.store.read() as db:
             repo = Repo(db)
-            look = services.reconcile_now(repo, now)
-            updating = services.drain_due(repo, now) or any(
+            look = convergence.reconcile_now(repo, now)
+            updating = rolling.drain_due(repo, now) or any(
                 s.update_status and s.update_status.state.in_progress for s in repo.services.all()
             )
         if look.empty and not never_started and not updating:  # no lease to take, no write
@@ -283,7 +275,7 @@ class Supervisor:
             steps = {
                 s.id: step
                 for s in repo.services.all()
-                if s.id in free and (step := services.decide(s, tasks, now))
+                if s.id in free and (step := rolling.decide(s, tasks, now))
             }
             # Drains a command left (interrupted, or its host lost) too, with the policy;
             # a completed one (an old task on a drained node) is no work to lease for.
@@ -292,11 +284,11 @@ class Supervisor:
                 s.id: step
                 for s in repo.services.all()
                 if s.id in free
-                and (step := services.decide_drain(s, tasks, nodes, now))
+                and (step := rolling.decide_drain(s, tasks, nodes, now))
                 and step.outcome is None
             }
             renew = _renewals(steps, drains)
-            plan = services.reconcile_now(repo, now, only=free | removed, renew=renew)
+            plan = convergence.reconcile_now(repo, now, only=free | removed, renew=renew)
             wake_at = plan.wake_at
             away = {n.id for n in nodes if n.id not in seen and n.state != NodeState.DOWN}
             busy = _touched(plan, restart, recorded) | steps.keys() | drains.keys()
@@ -306,7 +298,7 @@ class Supervisor:
                 drains = {i: step for i, step in drains.items() if i in mine}
                 restart = tuple(t for t in restart if t.service_id in mine)
                 renew = _renewals(steps, drains)
-                plan = services.reconcile_now(repo, now, only=mine | removed, renew=renew)
+                plan = convergence.reconcile_now(repo, now, only=mine | removed, renew=renew)
             for service_id in mine:
                 leases.take(
                     db, leases.service_lease(service_id), self.holder, self.settings.lease_ttl, now
@@ -316,18 +308,18 @@ class Supervisor:
             with self._renewing([leases.service_lease(i) for i in mine]):
                 if restart:
                     plan = replace(plan, update=plan.update + restart)
-                self._warn(services.leave_mesh_first(self.store, self.pool, plan, skip=away))
+                self._warn(rolling.leave_mesh_first(self.store, self.pool, plan, skip=away))
                 if not plan.empty:
                     outcome = executor.apply(self.store, self.pool, plan)
                     self._warn(
                         [
-                            services.unreachable_warning(plan, node, e)
+                            convergence.unreachable_warning(plan, node, e)
                             for node, e in outcome.unreachable.items()
                         ]
                     )
                 for service_id, step in steps.items():
                     if step.outcome is not None:
-                        services.finish(self.store, service_id, step, decided_on[service_id])
+                        rolling.finish(self.store, service_id, step, decided_on[service_id])
             later = (*steps.values(), *drains.values())
             wakes = [w for w in (wake_at, *(s.wake_at for s in later)) if w]
             return (min(wakes) - now).total_seconds() if wakes else None
@@ -368,7 +360,7 @@ class Supervisor:
         with self.store.read() as db:
             current = observe.running_endpoints(Repo(db).tasks.all())
         if force or current != self.endpoints:
-            self._warn(services.converge_mesh(self.store, self.pool))
+            self._warn(networking.converge_mesh(self.store, self.pool))
             self.endpoints = current
 
     def _warn(self, lines: list[str]) -> None:

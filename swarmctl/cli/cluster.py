@@ -64,7 +64,8 @@ def supervisor_status(db) -> str:
     """Who supervises the cluster and how fresh what it observed is."""
     from datetime import UTC, datetime
 
-    from swarmctl import clock, leases
+    from swarmctl import clock
+    from swarmctl.state import leases
 
     lease = leases.get(db, leases.SUPERVISOR)
     if lease is None:
@@ -180,7 +181,7 @@ def info(
     """The cluster summary, like the Swarm block of `docker info`."""
     from swarmctl.cli.output import as_json, check_format
     from swarmctl.models import Role, TaskState
-    from swarmctl.repo import Repo
+    from swarmctl.state.repo import Repo
 
     check_format(fmt)
     e = env(ctx)

@@ -26,7 +26,7 @@ def load(
 ) -> None:
     """Load an image archive into every node's Docker (or the named nodes'), in parallel."""
     from swarmctl import imageload
-    from swarmctl.repo import Repo
+    from swarmctl.state.repo import Repo
 
     if source is None and sys.stdin.isatty():
         raise SwarmctlError("no archive: pass -i ARCHIVE or pipe `docker save IMAGE` into it")

@@ -30,7 +30,7 @@ def inspect(
     from swarmctl.cli import network, node, service
     from swarmctl.cli.goformat import render_documents
     from swarmctl.codec import to_json
-    from swarmctl.repo import Repo
+    from swarmctl.state.repo import Repo
 
     if type_ is not None and type_ not in TYPES:
         raise SwarmctlError(f"--type {type_!r}: use {', '.join(TYPES)}")

@@ -34,8 +34,8 @@ def create(
     dry_run: DryRunOpt = False,
 ) -> None:
     """Create an overlay network on every node; print its ID."""
-    from swarmctl import networking
     from swarmctl.naming import parse_key_values
+    from swarmctl.network import networking
 
     if driver != "overlay":
         raise SwarmctlError(f"--driver {driver!r}: only overlay networks are supported")
@@ -103,7 +103,7 @@ def ls_row(network) -> dict:
 
 
 def _read(ctx: typer.Context):
-    from swarmctl.repo import Repo
+    from swarmctl.state.repo import Repo
 
     with env(ctx).store.read() as db:
         repo = Repo(db)
@@ -119,7 +119,7 @@ def inspect(
 ) -> None:
     """Show networks in detail, as JSON or through a --format template."""
     from swarmctl.cli.goformat import render_documents
-    from swarmctl.repo import Repo
+    from swarmctl.state.repo import Repo
 
     with env(ctx).store.read() as db:
         repo = Repo(db)
@@ -173,7 +173,7 @@ def rm(
     dry_run: DryRunOpt = False,
 ) -> None:
     """Remove networks from every node (refused while a service uses them)."""
-    from swarmctl import networking
+    from swarmctl.network import networking
 
     e = env(ctx)
     if dry_run:

@@ -16,7 +16,7 @@ NodeArg = Annotated[str, typer.Argument(help="Node name, ID or unique ID prefix.
 
 
 def _read(ctx: typer.Context):
-    from swarmctl.repo import Repo
+    from swarmctl.state.repo import Repo
 
     e = env(ctx)
     with e.store.read() as db:
@@ -81,7 +81,7 @@ def inspect(
 ) -> None:
     """Show nodes in detail (JSON, a --format template, or --pretty)."""
     from swarmctl.cli.goformat import render_documents
-    from swarmctl.repo import Repo
+    from swarmctl.state.repo import Repo
 
     e = env(ctx)
     with e.store.read() as db:
@@ -194,7 +194,7 @@ def update(
     interrupted drain); active lets global services start their task on it again."""
     from swarmctl.models import Availability, Role
     from swarmctl.naming import parse_key_values
-    from swarmctl.repo import Repo
+    from swarmctl.state.repo import Repo
 
     if availability is not None and availability not in {a.value for a in Availability}:
         raise SwarmctlError(f"--availability {availability!r}: use active, pause or drain")
@@ -302,14 +302,14 @@ def _pinned(hostname: str, moving: list) -> dict[tuple[str, str], str]:
 def _move_away(e, node, service_ids: set[str], excused: set[str]) -> None:
     """Move the tasks of the services the drain ends off the node; non-zero if one of a
     service not `excused` is still on it (its move failed) or a service falls short."""
-    from swarmctl import services
+    from swarmctl import convergence, rolling
     from swarmctl.models import TaskState
-    from swarmctl.repo import Repo
+    from swarmctl.state.repo import Repo
 
     if not service_ids:
         return
     with e.pool() as pool:
-        failures, warnings = services.drain(e.store, pool, service_ids, service_ids - excused)
+        failures, warnings = rolling.drain(e.store, pool, service_ids, service_ids - excused)
     warn(warnings)
     why = {(f.task.service_id, f.task.slot_key): f"its move failed: {f.reason}" for f in failures}
     with e.store.read() as db:
@@ -330,7 +330,9 @@ def _move_away(e, node, service_ids: set[str], excused: set[str]) -> None:
             and t.desired_state == TaskState.RUNNING
             and t.service_id in service_ids - excused
         ]
-    short = [r for r in services.status(e.store, sorted(service_ids - excused)) if not r.converged]
+    short = [
+        r for r in convergence.status(e.store, sorted(service_ids - excused)) if not r.converged
+    ]
     if left or short:
         raise SwarmctlError(
             "; ".join(
@@ -347,15 +349,15 @@ def _move_away(e, node, service_ids: set[str], excused: set[str]) -> None:
 
 def _start_global(e) -> None:
     """Start the global services' tasks on a node that takes tasks again."""
-    from swarmctl import services
+    from swarmctl import convergence
     from swarmctl.models import Mode
-    from swarmctl.repo import Repo
+    from swarmctl.state.repo import Repo
 
     with e.store.read() as db:
         wanted = {s.id for s in Repo(db).services.all() if s.spec.mode == Mode.GLOBAL}
     if wanted:
         with e.pool() as pool:
-            warn(services.converge(e.store, pool, wanted))
+            warn(convergence.converge(e.store, pool, wanted))
 
 
 @app.command()
@@ -370,7 +372,7 @@ def rm(
     """Remove nodes that are down (or any node, with --force)."""
     from swarmctl.membership import leave
     from swarmctl.models import NodeState
-    from swarmctl.repo import Repo
+    from swarmctl.state.repo import Repo
 
     e = env(ctx)
     with e.store.read() as db:
@@ -406,7 +408,7 @@ def trust(
     --accept-new-host-keys (or `node trust` itself) trust its new key.
     """
     from swarmctl import clock
-    from swarmctl.repo import Repo
+    from swarmctl.state.repo import Repo
     from swarmctl.transport.ssh import Trust, fingerprint
 
     e = env(ctx)
@@ -443,7 +445,7 @@ def ps(
 ) -> None:
     """List the tasks of one node."""
     from swarmctl.cli.taskview import print_tasks
-    from swarmctl.repo import Repo
+    from swarmctl.state.repo import Repo
 
     with env(ctx).store.read() as db:
         repo = Repo(db)

@@ -59,7 +59,7 @@ def dry_run(store, change: Callable[..., object]) -> NoReturn:
     """Record `change(repo)` on a snapshot, print what it would do, and exit 2 (or 0 when
     it would change nothing). Bad input raises from `change` as it would for real; a
     `change` that returns no Change converges the services whose records it changed."""
-    from swarmctl.repo import Repo
+    from swarmctl.state.repo import Repo
 
     with store.read() as db:
         repo = Repo(db)
@@ -145,7 +145,7 @@ def _service_lines(before: _View, after: _View) -> list[str]:
 def _renew(view: _View, only: set[str], now: datetime) -> dict:
     """The slots an update, a rollback or a drain renews in its first batch, as the
     command's first round would name them."""
-    from swarmctl.services import decide, decide_drain
+    from swarmctl.rolling import decide, decide_drain
 
     renew = {}
     for service in view.services:
@@ -267,7 +267,7 @@ def _overlay_lines(before: _View, after: _View) -> list[str]:
 
 def _mesh_lines(before: _View, after: _View) -> list[str]:
     """Each node's routing-mesh ports, virtual IPs and VIP helpers that change."""
-    from swarmctl.mesh import node_services
+    from swarmctl.network.mesh import node_services
 
     def per_node(view: _View) -> dict[str, set[tuple[int, str]]]:
         found = {}

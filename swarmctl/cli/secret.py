@@ -37,8 +37,8 @@ def make_app(kind: str) -> typer.Typer:
     ) -> None:
         from swarmctl import secrets
         from swarmctl.naming import parse_key_values
-        from swarmctl.repo import Repo
         from swarmctl.spec import check_file_name
+        from swarmctl.state.repo import Repo
 
         check_file_name(kind, name)
         labels = parse_key_values(label, "--label")
@@ -104,7 +104,7 @@ def make_app(kind: str) -> typer.Typer:
     ) -> None:
         """Show them in detail (never a secret's value)."""
         from swarmctl.cli.goformat import render_documents
-        from swarmctl.repo import Repo
+        from swarmctl.state.repo import Repo
 
         if pretty and fmt:
             raise SwarmctlError("--format and --pretty cannot be given together")
@@ -125,7 +125,7 @@ def make_app(kind: str) -> typer.Typer:
     ) -> None:
         """Remove them (refused while a service uses one)."""
         from swarmctl import secrets
-        from swarmctl.repo import Repo
+        from swarmctl.state.repo import Repo
 
         if dry_run:
             from swarmctl.cli.plan import dry_run as preview
@@ -149,7 +149,7 @@ def make_app(kind: str) -> typer.Typer:
         """Give it a new value (a new version) and roll every service using it, each with
         its update policy (exits non-zero when one did not complete)."""
         from swarmctl import secrets, services
-        from swarmctl.repo import Repo
+        from swarmctl.state.repo import Repo
 
         data = secrets.read_source(kind, file, _stdin(file))
         e = env(ctx)
@@ -190,7 +190,7 @@ def _stdin(file: str) -> bytes | None:
 
 
 def _read(ctx: typer.Context, kind: str):
-    from swarmctl.repo import Repo
+    from swarmctl.state.repo import Repo
 
     with env(ctx).store.read() as db:
         repo = Repo(db)
@@ -217,7 +217,7 @@ def _pretty(kind: str, record) -> None:
 
 def _roll_all(e, renewed, quiet: bool) -> None:
     """Carry each service's update through; fail naming those that did not complete."""
-    from swarmctl import services
+    from swarmctl import rolling
 
     def progress(task) -> None:
         error = f": {task.error}" if task.error else ""
@@ -228,7 +228,7 @@ def _roll_all(e, renewed, quiet: bool) -> None:
         for service in renewed:
             if not quiet:
                 typer.echo(f"{service.spec.name}: rolling")
-            status, warnings = services.roll(e.store, pool, service.id, None if quiet else progress)
+            status, warnings = rolling.roll(e.store, pool, service.id, None if quiet else progress)
             warn(warnings)
             state = status.state.value if status else "gone"
             if state != "completed":

@@ -429,9 +429,9 @@ def _rollback(
 def _roll(e, pool, found, quiet: bool, want: str) -> None:
     """Carry the update on with per-slot progress; exit non-zero unless it ended `want`
     (an update rolled back after a failure ends rollback_completed: it failed)."""
-    from swarmctl import services
+    from swarmctl import convergence, rolling
 
-    status, warnings = services.roll(e.store, pool, found.id, None if quiet else _progress_line)
+    status, warnings = rolling.roll(e.store, pool, found.id, None if quiet else _progress_line)
     warn(warnings)
     state = status.state.value if status else "gone"
     message = status.message if status else "the service was removed"
@@ -439,7 +439,7 @@ def _roll(e, pool, found, quiet: bool, want: str) -> None:
         raise SwarmctlError(f"service {found.spec.name}: {state.replace('_', ' ')}: {message}")
     # With --update-failure-action continue an update completes over failed tasks: it is
     # done, but the service is not serving as asked, and a script must hear of it.
-    (report,) = services.status(e.store, [found.id]) or [None]
+    (report,) = convergence.status(e.store, [found.id]) or [None]
     if report is not None and not report.converged:
         details = "; ".join(report.problems) or "tasks are not running"
         raise SwarmctlError(
@@ -460,10 +460,10 @@ def _converge(
     always_mesh: bool = False,
 ) -> None:
     """Converge the services; report per slot; exit non-zero when they did not converge."""
-    from swarmctl import services
+    from swarmctl import convergence
 
     show = None if quiet or detach else _progress_line
-    warnings += services.converge(
+    warnings += convergence.converge(
         e.store,
         pool,
         set(service_ids),
@@ -472,7 +472,7 @@ def _converge(
         wait_health=not detach,
     )
     warn(warnings)
-    report = services.status(e.store, service_ids)
+    report = convergence.status(e.store, service_ids)
     if not quiet and not detach:
         for item in report:
             typer.echo(f"overall progress: {item.running} out of {item.desired} tasks")
@@ -509,7 +509,7 @@ def ls(
     quiet: QuietOpt = False,
 ) -> None:
     """List services."""
-    from swarmctl.repo import Repo
+    from swarmctl.state.repo import Repo
 
     with env(ctx).store.read() as db:
         repo = Repo(db)
@@ -574,8 +574,8 @@ def history(
     from swarmctl.cli.goformat import render_rows
     from swarmctl.cli.output import table
     from swarmctl.models import SpecVersion
-    from swarmctl.repo import Repo
     from swarmctl.stack.plan import diff
+    from swarmctl.state.repo import Repo
 
     with env(ctx).store.read() as db:
         found = Repo(db).services.get(service)
@@ -612,7 +612,7 @@ def ps(
 ) -> None:
     """List the tasks of services (alias: tasks)."""
     from swarmctl.cli.taskview import print_tasks
-    from swarmctl.repo import Repo
+    from swarmctl.state.repo import Repo
 
     with env(ctx).store.read() as db:
         repo = Repo(db)
@@ -671,7 +671,7 @@ def logs(
 ) -> None:
     """Show the logs of a service's tasks, on every node, or of one task."""
     from swarmctl import logs as service_logs
-    from swarmctl.repo import Repo
+    from swarmctl.state.repo import Repo
 
     options = service_logs.Options(
         follow=follow,
@@ -723,7 +723,7 @@ def inspect(
 ) -> None:
     """Show services in detail (JSON shaped like swarm's, a --format template, or --pretty)."""
     from swarmctl.cli.goformat import render_documents
-    from swarmctl.repo import Repo
+    from swarmctl.state.repo import Repo
 
     with env(ctx).store.read() as db:
         repo = Repo(db)
@@ -1011,8 +1011,8 @@ def rm(
     dry_run: DryRunOpt = False,
 ) -> None:
     """Remove services and every one of their containers (asks first on a terminal)."""
-    from swarmctl import services
-    from swarmctl.repo import Repo
+    from swarmctl import convergence, services
+    from swarmctl.state.repo import Repo
 
     e = env(ctx)
     if dry_run:  # asks nothing: it removes nothing
@@ -1032,6 +1032,6 @@ def rm(
             raise SwarmctlError("nothing removed")
     removed = services.remove(e.store, [s.id for s in found])
     with e.pool() as pool:
-        warn(services.converge(e.store, pool, {s.id for s in removed}, always_mesh=True))
+        warn(convergence.converge(e.store, pool, {s.id for s in removed}, always_mesh=True))
     for service in removed:
         typer.echo(service.spec.name)

@@ -119,8 +119,8 @@ def ls(ctx: typer.Context, fmt: FormatOpt = "table") -> None:
 
     from swarmctl.cli.goformat import render_rows
     from swarmctl.cli.output import table
-    from swarmctl.repo import Repo
     from swarmctl.stack.model import NAMESPACE_LABEL
+    from swarmctl.state.repo import Repo
 
     with env(ctx).store.read() as db:
         repo = Repo(db)
@@ -149,7 +149,7 @@ def services(
 ) -> None:
     """List the services of a stack, as `service ls` does."""
     from swarmctl.cli.service import print_services
-    from swarmctl.repo import Repo
+    from swarmctl.state.repo import Repo
 
     with env(ctx).store.read() as db:
         repo = Repo(db)
@@ -169,7 +169,7 @@ def ps(
 ) -> None:
     """List the tasks of a stack, as `service ps` does."""
     from swarmctl.cli.taskview import print_tasks
-    from swarmctl.repo import Repo
+    from swarmctl.state.repo import Repo
 
     with env(ctx).store.read() as db:
         repo = Repo(db)
@@ -190,10 +190,11 @@ def rm(
 ) -> None:
     """Remove stacks: their services and every container of them, then their networks,
     secrets and configs (asks first on a terminal)."""
-    from swarmctl import networking
+    from swarmctl import convergence
     from swarmctl import services as engine
-    from swarmctl.repo import Repo
+    from swarmctl.network import networking
     from swarmctl.stack.plan import stack_networks, stack_services
+    from swarmctl.state.repo import Repo
 
     e = env(ctx)
     with e.store.read() as db:
@@ -219,7 +220,7 @@ def rm(
                 typer.echo(f"Removing service {service.spec.name}")
             if found[name]:
                 removed = engine.remove(e.store, [s.id for s in found[name]])
-                warn(engine.converge(e.store, pool, {s.id for s in removed}, always_mesh=True))
+                warn(convergence.converge(e.store, pool, {s.id for s in removed}, always_mesh=True))
             for network in networks[name]:
                 typer.echo(f"Removing network {network.name}")
                 warn(networking.remove(e.store, pool, network.id)[1])
@@ -230,8 +231,8 @@ def rm(
 def _forget(store, name: str) -> list[str]:
     """Remove the stack's secrets and configs (its services are gone) and its deploys."""
     from swarmctl import secrets
-    from swarmctl.repo import Repo
     from swarmctl.stack.model import NAMESPACE_LABEL
+    from swarmctl.state.repo import Repo
 
     removed, kept = [], []
     with store.transaction() as db:
@@ -261,8 +262,8 @@ def history(ctx: typer.Context, name: Name, fmt: FormatOpt = "table") -> None:
     from swarmctl import clock
     from swarmctl.cli.goformat import render_rows
     from swarmctl.cli.output import table
-    from swarmctl.repo import Repo
     from swarmctl.stack.deploy import deploys
+    from swarmctl.state.repo import Repo
 
     with env(ctx).store.read() as db:
         repo = Repo(db)

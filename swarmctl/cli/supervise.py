@@ -112,8 +112,8 @@ def events(
     from dataclasses import asdict
     from datetime import UTC, datetime, timedelta
 
-    from swarmctl import events as log
     from swarmctl.spec import parse_duration
+    from swarmctl.state import events as log
 
     if fmt not in ("plain", "json"):
         raise SwarmctlError(f"--format {fmt!r}: use plain or json")

@@ -18,7 +18,7 @@ NodeOpt = Annotated[list[str] | None, typer.Option("--node", help="Only this nod
 
 def _state(ctx: typer.Context, node: list[str] | None):
     """The cluster, the nodes asked for (all by default), services and tasks."""
-    from swarmctl.repo import Repo
+    from swarmctl.state.repo import Repo
 
     with env(ctx).store.read() as db:
         repo = Repo(db)

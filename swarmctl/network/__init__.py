@@ -1,1 +1,2 @@
-"""Overlay networking as data: address management and per-node VXLAN state (pure)."""
+"""Networking: address management, per-node VXLAN state and the routing mesh as data
+(ipam, overlay, mesh, endpoints: pure), and bringing nodes to it (networking)."""

@@ -10,14 +10,16 @@ update up where it stopped. Unchanged services are looked at, never touched.
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from swarmctl import clock, networking, pinning, secrets, services
+from swarmctl import clock, convergence, pinning, rolling, secrets, services
 from swarmctl.errors import SwarmctlError
 from swarmctl.models import Network, NodeState, Service, UpdateState
 from swarmctl.naming import new_id, valid_name
-from swarmctl.repo import Repo
+from swarmctl.network import networking
+from swarmctl.runtime import engine
 from swarmctl.stack.model import DEPLOYS_KEPT, NAMESPACE_LABEL, Stack, StackDeploy
 from swarmctl.stack.plan import StackPlan, ownership, plan, stack_networks, stack_services
 from swarmctl.state import StateStore
+from swarmctl.state.repo import Repo
 from swarmctl.transport.group import Pool
 
 PAUSED = (UpdateState.PAUSED, UpdateState.ROLLBACK_PAUSED)
@@ -231,7 +233,7 @@ def _pinned(
 
     def inspect(hostname: str, reference: str, timeout: float) -> dict:
         try:
-            return services.distribution(pool)(hostname, reference, timeout)
+            return engine.distribution(pool)(hostname, reference, timeout)
         except pinning.UnknownImage as error:
             unknown.append(str(error))
             raise
@@ -257,7 +259,7 @@ def converge(
     store: StateStore,
     pool: Pool,
     done: Recorded,
-    progress: services.Progress | None = None,
+    progress: convergence.Progress | None = None,
     detach: bool = False,
     want: UpdateState = UpdateState.COMPLETED,
 ) -> tuple[list[str], list[str]]:
@@ -271,10 +273,12 @@ def converge(
     if done.networks or done.new_ingress or pending:
         warnings += networking.converge(store, pool, nodes)
     if done.removed:
-        warnings += services.converge(store, pool, {s.id for s in done.removed}, always_mesh=True)
+        warnings += convergence.converge(
+            store, pool, {s.id for s in done.removed}, always_mesh=True
+        )
     ids = {s.id for s in (*done.created, *done.others)}
     if ids:
-        warnings += services.converge(
+        warnings += convergence.converge(
             store,
             pool,
             ids,
@@ -286,13 +290,13 @@ def converge(
         return warnings, []
     failures = []
     for service in done.rolling:
-        status, more = services.roll(store, pool, service.id, progress)
+        status, more = rolling.roll(store, pool, service.id, progress)
         warnings += more
         if status is None or status.state != want:
             state = status.state.value.replace("_", " ") if status else "gone"
             failures.append(f"service {service.spec.name}: {state}: {status and status.message}")
     rolled = {s.id for s in done.rolling}
-    for report in services.status(store, ids | rolled):
+    for report in convergence.status(store, ids | rolled):
         status = report.service.update_status
         if report.service.id in ids and status and status.state in PAUSED:
             # Its spec is the file's, but an earlier deploy's update of it stopped short.

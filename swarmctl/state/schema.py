@@ -12,9 +12,9 @@ from typing import Any
 import msgspec
 
 from swarmctl.errors import SwarmctlError, cut
-from swarmctl.leases import Lease
 from swarmctl.models import Cluster, Network, Node, SecretsKey, Service, StoredFile, Task
 from swarmctl.stack.model import StackDeploy
+from swarmctl.state.leases import Lease
 
 MODELS: dict[str, type] = {
     "cluster": Cluster,

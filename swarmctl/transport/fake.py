@@ -21,7 +21,7 @@ from typing import TypeVar
 from swarmctl import clock
 from swarmctl.errors import SwarmctlError
 from swarmctl.naming import LABEL_CLUSTER, LABEL_TASK_ID
-from swarmctl.observe import Container
+from swarmctl.runtime.containers import Container
 from swarmctl.transport.ssh import CommandFailed, HostUnreachable, Result
 
 T = TypeVar("T")

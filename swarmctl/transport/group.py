@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from swarmctl.errors import SwarmctlError
 from swarmctl.inventory import InventoryHost
-from swarmctl.transport.engine import DockerHost
+from swarmctl.runtime.engine import DockerHost
 from swarmctl.transport.ssh import Trust, load_libraries
 
 T = TypeVar("T")

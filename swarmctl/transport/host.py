@@ -4,7 +4,7 @@ The executor, the converges and the supervisor reach nodes only through these tw
 protocols: `Hosts.each` runs an action on many hosts in parallel, an action gets a
 `Host` to run commands (built in commands/ or templates) and list the cluster's
 containers. Production passes transport/group.Pool, whose hosts are SSH connections
-with their Docker engine's API (transport/engine.DockerHost); unit tests pass the
+with their Docker engine's API (runtime/engine.DockerHost); unit tests pass the
 in-memory transport/fake.FakeHosts. Errors are SwarmctlErrors: SSHError when the host
 cannot be reached, CommandFailed when a command it ran failed.
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
 from swarmctl.errors import SwarmctlError
-from swarmctl.observe import Container
+from swarmctl.runtime.containers import Container
 from swarmctl.transport.ssh import Result
 
 T = TypeVar("T")

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from swarmctl.models import Node
-from swarmctl.repo import Repo
 from swarmctl.state import StateStore
+from swarmctl.state.repo import Repo
 from tests.integration.conftest import RunningLab, interruptible, swarmctl
 
 pytestmark = pytest.mark.lab

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from swarmctl import clock, events, executor, leases, networking, services, sightings
+from swarmctl import clock, convergence, executor, rolling, sightings
 from swarmctl.commands import docker
 from swarmctl.commands.render import render
 from swarmctl.errors import SwarmctlError
@@ -30,9 +30,10 @@ from swarmctl.models import (
     UpdateState,
     UpdateStatus,
 )
+from swarmctl.network import networking
 from swarmctl.network.overlay import node_overlays
-from swarmctl.repo import Repo
-from swarmctl.state import StateStore
+from swarmctl.state import StateStore, events, leases
+from swarmctl.state.repo import Repo
 from swarmctl.supervisor import Settings, Supervisor
 from swarmctl.transport.fake import FakeHosts
 
@@ -89,7 +90,7 @@ def nodes_of(store: StateStore) -> dict[str, Node]:
 
 def plan_now(store: StateStore):
     with store.read() as db:
-        return services.reconcile_now(Repo(db), datetime.now(UTC))
+        return convergence.reconcile_now(Repo(db), datetime.now(UTC))
 
 
 def forget_commands(hosts: FakeHosts) -> None:
@@ -518,7 +519,7 @@ def test_a_command_on_another_service_completes_while_a_tick_hangs_on_a_host(
         with store.read() as db:  # held, it would be free only once its holder's expired
             assert leases.get(db, leases.service_lease("svc-api")) is None
         scale(store, "svc-api", 2)
-        assert services.converge(store, hosts, {"svc-api"}) == []
+        assert convergence.converge(store, hosts, {"svc-api"}) == []
         assert tick.is_alive()  # the command did not wait for the tick
     finally:
         hosts["worker2"].released.set()
@@ -552,7 +553,7 @@ def test_a_finished_drain_leaves_its_service_unleased_while_a_tick_hangs_elsewhe
     assert hosts["worker1"].task_ids() == []
     with store.read() as db:
         repo = Repo(db)
-        step = services.decide_drain(
+        step = rolling.decide_drain(
             repo.services.get("api"), repo.tasks.all(), repo.nodes.all(), clock.parse(clock.now())
         )
     assert step is not None and step.outcome is not None  # what made it look busy

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from swarmctl import networking, secrets, services
+from swarmctl import convergence, secrets, services
 from swarmctl.models import FileRef, PortSpec, ServiceSpec, TaskState
-from swarmctl.repo import Repo
+from swarmctl.network import networking
 from swarmctl.stack.model import NAMESPACE_LABEL, StackDeploy
 from swarmctl.state import StateStore
+from swarmctl.state.repo import Repo
 from tests.unit.test_membership_cli import make_state, one_error, swarmctl
 
 WEB = ServiceSpec("web", "nginx", replicas=2, networks=("front",), ports=(PortSpec(80, 8080),))
@@ -32,7 +33,7 @@ def cluster(tmp_path: Path) -> Path:
         repo = Repo(db)
         networking.record_new(repo, networking.NetworkOptions("front"))
         services.record_create(repo, WEB, ())
-        plan = services.reconcile_now(repo, datetime.now(UTC))
+        plan = convergence.reconcile_now(repo, datetime.now(UTC))
         repo.tasks.put_many(
             replace(t, state=TaskState.RUNNING, container_id=f"c{t.slot}") for t in plan.create
         )

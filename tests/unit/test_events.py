@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from swarmctl import clock, events
-from swarmctl.events import Event
+from swarmctl import clock
 from swarmctl.models import Node, NodeState, Role, Task, TaskState
+from swarmctl.state import events
+from swarmctl.state.events import Event
 
 STAMP = "2024-05-01T12:00:00.000+00:00"  # what the frozen clock says
 SERVICES = {"svc-id": "nginx"}

@@ -6,8 +6,8 @@ import pytest
 
 from swarmctl.codec import to_json
 from swarmctl.models import Cluster
-from swarmctl.repo import Repo
 from swarmctl.state import StateStore
+from swarmctl.state.repo import Repo
 
 
 def stored(tmp_path: Path, helper_image: str | None) -> Cluster:

@@ -12,9 +12,9 @@ import pytest
 from swarmctl.errors import SwarmctlError
 from swarmctl.inventory import load_inventory
 from swarmctl.models import Service
-from swarmctl.repo import Repo
 from swarmctl.spec import MAX_REPLICAS, build_spec
 from swarmctl.state import StateStore
+from swarmctl.state.repo import Repo
 from tests.unit.test_membership_cli import NOW, make_state, one_error, swarmctl
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from swarmctl.models import Cluster, Node, NodeFacts, Role
-from swarmctl.repo import Repo
 from swarmctl.state import StateStore
+from swarmctl.state.repo import Repo
 from tests.unit.test_image_load import docker_save
 
 

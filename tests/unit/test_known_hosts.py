@@ -57,8 +57,8 @@ def test_a_missing_key_file_is_named_in_a_one_line_error_before_connecting(tmp_p
 def test_node_trust_forget_drops_the_recorded_key_so_a_new_one_can_be_trusted(tmp_path):
     from dataclasses import replace
 
-    from swarmctl.repo import Repo
     from swarmctl.state import StateStore
+    from swarmctl.state.repo import Repo
     from tests.unit.test_membership_cli import NODES, make_state, ok
 
     worker = NODES[-1]

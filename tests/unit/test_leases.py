@@ -13,9 +13,8 @@ import pytest
 from tinydb import TinyDB
 from tinydb.storages import MemoryStorage
 
-from swarmctl import leases
-from swarmctl.leases import Lease
-from swarmctl.state import StateStore
+from swarmctl.state import StateStore, leases
+from swarmctl.state.leases import Lease
 
 # fork keeps each child's start-up to milliseconds; every test here runs on Linux.
 FORK = multiprocessing.get_context("fork")

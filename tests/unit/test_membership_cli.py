@@ -21,8 +21,8 @@ from swarmctl.inventory import load_inventory
 from swarmctl.models import Availability, Cluster, Network, Node, NodeFacts, NodeState, Role
 from swarmctl.network.overlay import assign_ranges
 from swarmctl.provision import Provisioned
-from swarmctl.repo import Repo
 from swarmctl.state import StateStore, storage
+from swarmctl.state.repo import Repo
 from swarmctl.transport.fake import FakeHosts
 from swarmctl.transport.ssh import Trust
 

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from swarmctl import mesh, pause
-from swarmctl.mesh import Destination, Helper, IngressPort, NodeServices, VirtualIP
-from swarmctl.services import mesh_script
+from swarmctl import pause
+from swarmctl.network import mesh
+from swarmctl.network.mesh import Destination, Helper, IngressPort, NodeServices, VirtualIP
+from swarmctl.network.networking import mesh_script
 
 CLUSTER_ID = "clusterid0000000000000001"
 SERVICE_ID = "websvc000000000000000000w"

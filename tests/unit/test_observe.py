@@ -12,16 +12,8 @@ from hypothesis import strategies as st
 
 from swarmctl import clock
 from swarmctl.models import Task, TaskState
-from swarmctl.observe import (
-    START_GRACE,
-    Container,
-    from_api,
-    merge,
-    observed,
-    parse_inspect,
-    running_endpoints,
-    unsettled,
-)
+from swarmctl.observe import START_GRACE, merge, observed, running_endpoints, unsettled
+from swarmctl.runtime.containers import Container, from_api, parse_inspect
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 STAMP = "2024-05-01T12:00:00.000+00:00"  # what the frozen clock says

@@ -21,6 +21,7 @@ import pytest
 from swarmctl.commands.render import render
 from swarmctl.errors import SwarmctlError
 from swarmctl.models import Cluster, Network, Node, NodeFacts, Role
+from swarmctl.network.networking import NetworkOptions, _new_network, _record_pending, parse_opts
 from swarmctl.network.overlay import (
     NetworkOnNode,
     NodeOverlays,
@@ -28,9 +29,8 @@ from swarmctl.network.overlay import (
     forget_node,
     node_overlays,
 )
-from swarmctl.networking import NetworkOptions, _new_network, _record_pending, parse_opts
-from swarmctl.repo import Repo
 from swarmctl.state import StateStore
+from swarmctl.state.repo import Repo
 
 GOLDEN = Path(__file__).parent / "data" / "overlay"
 NOW = "2024-05-01T12:00:00.000+00:00"

@@ -26,8 +26,8 @@ from swarmctl.models import (
     Task,
     TaskState,
 )
-from swarmctl.repo import Repo
 from swarmctl.state import StateStore
+from swarmctl.state.repo import Repo
 
 NOW = "2026-01-02T03:04:05.000+00:00"
 NODES = [

@@ -1,5 +1,6 @@
 """What `service ls` and a command's convergence report count as running (pure)."""
 
+from swarmctl.convergence import problems, unreachable_warning
 from swarmctl.models import (
     Node,
     NodeState,
@@ -12,7 +13,6 @@ from swarmctl.models import (
     replicas,
 )
 from swarmctl.reconciler import Plan
-from swarmctl.services import problems, unreachable_warning
 
 WEB = Service("svc", ServiceSpec("web", "nginx", replicas=3), "", "")
 

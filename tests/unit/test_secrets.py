@@ -16,9 +16,9 @@ import pytest
 from swarmctl import executor, secrets, services
 from swarmctl.errors import SwarmctlError
 from swarmctl.models import FileRef, Service, ServiceSpec, UpdateState
-from swarmctl.repo import Repo
 from swarmctl.spec import Changes, build_spec, parse_file_ref, updated_spec
 from swarmctl.state import StateStore
+from swarmctl.state.repo import Repo
 from tests.unit.test_control_loop import CLUSTER, nodes, plan_now
 from tests.unit.test_membership_cli import make_state, one_error
 

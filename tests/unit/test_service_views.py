@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from swarmctl import mesh, observe
+from swarmctl import observe
 from swarmctl.cli.service import _filter, inspect_json, ports_text
 from swarmctl.cli.taskview import current_state, ordered, print_tasks, task_name
 from swarmctl.errors import SwarmctlError
@@ -32,7 +32,9 @@ from swarmctl.models import (
     Task,
     TaskState,
 )
-from swarmctl.services import _publish, _vips
+from swarmctl.network import mesh
+from swarmctl.network.endpoints import publish, vips
+from swarmctl.runtime.containers import parse_inspect
 
 STAMP = "2024-05-01T12:00:00.000+00:00"
 CLUSTER_ID = "clusterid0000000000000001"
@@ -458,7 +460,7 @@ def test_an_unknown_filter_is_refused_naming_the_known_ones(item: str) -> None:
 
 def observed(task: Task, info: dict[str, Any]) -> Task:
     """What the supervisor makes of a task given one line of `docker inspect`."""
-    (container,) = observe.parse_inspect(json.dumps(info))
+    (container,) = parse_inspect(json.dumps(info))
     return observe.observed(task, container)
 
 
@@ -659,7 +661,7 @@ def test_mesh_odds_give_each_of_n_targets_one_nth() -> None:
     assert mesh.probability(0, 2) == "0.50000"
 
 
-# ------------------------------------------------------------------- _publish and _vips
+# ------------------------------------------------------------------- publish and vips
 
 
 def spec(*ports: PortSpec, name: str = "api", networks: tuple[str, ...] = ()) -> ServiceSpec:
@@ -667,71 +669,71 @@ def spec(*ports: PortSpec, name: str = "api", networks: tuple[str, ...] = ()) ->
 
 
 def test_an_ingress_port_without_a_published_port_gets_one_from_30000() -> None:
-    assert _publish(spec(PortSpec(80)), [], {22}) == {"80/tcp": 30000}
+    assert publish(spec(PortSpec(80)), [], {22}) == {"80/tcp": 30000}
 
 
 def test_dynamic_ports_skip_those_other_services_publish() -> None:
-    assert _publish(spec(PortSpec(8080)), [FULL], {22}) == {"8080/tcp": 30001}
+    assert publish(spec(PortSpec(8080)), [FULL], {22}) == {"8080/tcp": 30001}
 
 
 def test_dynamic_ports_are_per_protocol() -> None:
-    assert _publish(spec(PortSpec(53, protocol="udp")), [FULL], {22}) == {"53/udp": 30000}
+    assert publish(spec(PortSpec(53, protocol="udp")), [FULL], {22}) == {"53/udp": 30000}
 
 
 def test_two_ports_of_one_spec_get_different_dynamic_ports() -> None:
-    assert _publish(spec(PortSpec(80), PortSpec(81)), [], {22}) == {
+    assert publish(spec(PortSpec(80), PortSpec(81)), [], {22}) == {
         "80/tcp": 30000,
         "81/tcp": 30001,
     }
 
 
 def test_an_explicit_published_port_is_kept() -> None:
-    assert _publish(spec(PortSpec(80, 8080)), [FULL], {22}) == {"80/tcp": 8080}
+    assert publish(spec(PortSpec(80, 8080)), [FULL], {22}) == {"80/tcp": 8080}
 
 
 def test_a_host_mode_port_without_a_published_port_is_left_to_the_engine() -> None:
-    assert _publish(spec(PortSpec(80, mode=PublishMode.HOST)), [], {22}) == {}
+    assert publish(spec(PortSpec(80, mode=PublishMode.HOST)), [], {22}) == {}
 
 
 def test_a_port_another_service_publishes_is_refused_naming_that_service() -> None:
-    message = error_of(lambda: _publish(spec(PortSpec(80, 30000)), [FULL], {22}))
+    message = error_of(lambda: publish(spec(PortSpec(80, 30000)), [FULL], {22}))
     assert message == "port 30000/tcp is already published by service web"
 
 
 def test_a_mesh_port_on_another_services_host_port_is_refused() -> None:
-    message = error_of(lambda: _publish(spec(PortSpec(443, 8443, "udp")), [FULL], {22}))
+    message = error_of(lambda: publish(spec(PortSpec(443, 8443, "udp")), [FULL], {22}))
     assert "already published by service web" in message
 
 
 def test_the_same_number_over_another_protocol_is_free() -> None:
-    assert _publish(spec(PortSpec(80, 30000, "udp")), [FULL], {22}) == {"80/udp": 30000}
+    assert publish(spec(PortSpec(80, 30000, "udp")), [FULL], {22}) == {"80/udp": 30000}
 
 
 def test_the_ssh_port_is_refused_for_the_mesh() -> None:
-    message = error_of(lambda: _publish(spec(PortSpec(22, 2222)), [], {22, 2222}))
+    message = error_of(lambda: publish(spec(PortSpec(22, 2222)), [], {22, 2222}))
     assert "2222/tcp is the SSH port" in message
 
 
 def test_the_ssh_port_number_over_udp_is_allowed() -> None:
-    assert _publish(spec(PortSpec(22, 22, "udp")), [], {22}) == {"22/udp": 22}
+    assert publish(spec(PortSpec(22, 22, "udp")), [], {22}) == {"22/udp": 22}
 
 
 def test_dynamic_ports_skip_an_ssh_port_in_their_range() -> None:
-    assert _publish(spec(PortSpec(80)), [], {30000}) == {"80/tcp": 30001}
+    assert publish(spec(PortSpec(80)), [], {30000}) == {"80/tcp": 30001}
 
 
 def test_two_services_may_publish_the_same_host_mode_port() -> None:
     host_8443 = spec(PortSpec(443, 8443, "udp", PublishMode.HOST))
-    assert _publish(host_8443, [FULL], {22}) == {"443/udp": 8443}
+    assert publish(host_8443, [FULL], {22}) == {"443/udp": 8443}
 
 
 def test_a_service_gets_the_first_free_virtual_ip_of_each_network() -> None:
-    assert _vips(spec(networks=("front",)), {"front": FRONT}, []) == {FRONT.id: "10.0.1.2"}
+    assert vips(spec(networks=("front",)), {"front": FRONT}, []) == {FRONT.id: "10.0.1.2"}
 
 
 def test_virtual_ips_other_services_hold_are_skipped() -> None:
-    assert _vips(spec(networks=("front",)), {"front": FRONT}, [FULL]) == {FRONT.id: "10.0.1.3"}
+    assert vips(spec(networks=("front",)), {"front": FRONT}, [FULL]) == {FRONT.id: "10.0.1.3"}
 
 
 def test_a_service_on_no_network_has_no_virtual_ip() -> None:
-    assert _vips(spec(), {"front": FRONT}, [FULL]) == {}
+    assert vips(spec(), {"front": FRONT}, [FULL]) == {}

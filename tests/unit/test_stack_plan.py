@@ -19,11 +19,11 @@ from swarmctl.models import (
     UpdatePolicy,
 )
 from swarmctl.pinning import ResolveImage
-from swarmctl.repo import Repo
 from swarmctl.stack import deploy
 from swarmctl.stack.model import NAMESPACE_LABEL, Stack, StackFileObject, StackNetwork
 from swarmctl.stack.plan import diff, plan
 from swarmctl.state import StateStore
+from swarmctl.state.repo import Repo
 
 PINNED = "nginx:latest@sha256:" + "a" * 64
 

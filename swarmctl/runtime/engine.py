@@ -14,17 +14,21 @@ import http.client
 import json
 import threading
 import urllib.parse
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from swarmctl import observe
+from swarmctl import pinning
 from swarmctl.errors import SwarmctlError
 from swarmctl.naming import LABEL_CLUSTER, LABEL_TASK_ID
+from swarmctl.runtime.containers import Container, from_api
 from swarmctl.transport.ssh import SSHConnection
 
 # paramiko is imported where a channel is used (see transport/ssh.py): commands that reach
 # no host never pay for it.
 if TYPE_CHECKING:
     import paramiko
+
+    from swarmctl.transport.group import Pool
 
 API = "/v1.41"  # docker 20.10's; newer engines answer it too
 
@@ -128,11 +132,11 @@ class DockerHost(SSHConnection):
     def engine_sessions(self) -> int:
         return self._engine.reconnects if self._engine else 0
 
-    def containers(self, cluster_id: str) -> list[observe.Container]:
+    def containers(self, cluster_id: str) -> list[Container]:
         return list_containers(self.engine(), cluster_id)
 
 
-def list_containers(engine: Engine, cluster_id: str) -> list[observe.Container]:
+def list_containers(engine: Engine, cluster_id: str) -> list[Container]:
     """Every task container of the cluster on the engine's node, in one request."""
     listed = engine.get(
         "/containers/json",
@@ -151,5 +155,24 @@ def list_containers(engine: Engine, cluster_id: str) -> list[observe.Container]:
             )
         except NotFound:
             continue
-        containers.append(observe.from_api(summary, detail))
+        containers.append(from_api(summary, detail))
     return containers
+
+
+def distribution(pool: Pool) -> Callable[[str, str, float], dict]:
+    """Ask a node's engine what its registry says a reference is (its digest)."""
+
+    def inspect(hostname: str, reference: str, timeout: float) -> dict:
+        if hostname not in pool.connections:
+            raise SwarmctlError(f"{hostname}: not in the inventory")
+        engine = Engine(pool[hostname], timeout)
+        try:
+            return engine.get(f"/distribution/{reference}/json")
+        except NotFound as error:
+            raise pinning.UnknownImage(str(error)) from None
+        except Refused as error:
+            raise pinning.RegistryUnreachable(str(error)) from None
+        finally:
+            engine.close()
+
+    return inspect

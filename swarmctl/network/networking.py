@@ -4,21 +4,30 @@ The state is written first (the network, each node's block, "pending" for every 
 then every node converges over SSH in parallel; a node that cannot be reached stays
 pending with the reason and catches up at the next converge (the next `network`
 command, join, or supervisor tick), since converging is level-triggered.
+The routing mesh and virtual IPs of every node are converged the same way
+(`converge_mesh`), from network/mesh's per-node data.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from swarmctl import clock
+from swarmctl import clock, executor, pause
 from swarmctl.commands.render import render
 from swarmctl.errors import SwarmctlError
-from swarmctl.mesh import INGRESS, task_networks
-from swarmctl.models import Cluster, Network, Node
+from swarmctl.models import Cluster, Network, Node, NodeState
 from swarmctl.naming import new_id, valid_name
 from swarmctl.network import ipam
+from swarmctl.network.mesh import (
+    INGRESS,
+    MESH_MARK,
+    NodeServices,
+    node_services,
+    probability,
+    task_networks,
+)
 from swarmctl.network.overlay import assign_ranges, node_overlays
-from swarmctl.repo import Repo
 from swarmctl.state import StateStore
+from swarmctl.state.repo import Repo
 from swarmctl.transport.group import Pool
 
 DOCKER_BRIDGE = "172.17.0.0/16"  # each node's docker0
@@ -181,3 +190,47 @@ def _record_pending(store: StateStore, converged: set[str], errors: dict[str, st
             pending.update({k: v for k, v in errors.items() if k in network.node_ranges})
             if pending != network.pending:
                 repo.networks.put(replace(network, pending=pending))
+
+
+# The helpers' built-in image, carried by every converge script that may need it.
+PAUSE_ARCHIVES = {arch: pause.archive_base64(arch) for arch in ("amd64", "arm64")}
+
+
+def converge_mesh(store: StateStore, pool: Pool, skip: Collection[str] = ()) -> list[str]:
+    """Every reachable node but those in `skip` (ids of nodes known not to answer now,
+    brought up to date when they are back): virtual-IP helpers, ingress and VIP rules
+    as they should be."""
+    with store.read() as db:
+        repo = Repo(db)
+        cluster, nodes = repo.cluster(), repo.nodes.all()
+        services, tasks, networks = repo.services.all(), repo.tasks.all(), repo.networks.all()
+    targets = [n for n in nodes if n.state != NodeState.DOWN and n.id not in skip]
+    scripts = {
+        n.hostname: mesh_script(
+            node_services(cluster.id, n, services, tasks, networks, cluster.helper_image)
+        )
+        for n in targets
+    }
+    results = pool.each(
+        lambda conn: conn.run(scripts[conn.name], timeout=120, check=False), list(scripts)
+    )
+    warnings = []
+    for name, result in results.items():
+        if isinstance(result, SwarmctlError):
+            warnings.append(f"{result}: its routing mesh will be updated at the next change")
+        elif result.exit_code != 0:  # one line per failed step; the other steps were done
+            lines = [line for line in result.stderr.splitlines() if line.strip()]
+            warnings += [f"{name}: {line}" for line in lines or [f"exit {result.exit_code}"]]
+    return warnings
+
+
+def mesh_script(wanted: NodeServices) -> str:
+    return render(
+        "services/converge.sh.j2",
+        s=wanted,
+        mark=MESH_MARK,
+        probability=probability,
+        pause_image=pause.IMAGE,
+        pause=PAUSE_ARCHIVES,
+        at_once=executor.PER_NODE,
+    )

@@ -1,0 +1,1 @@
+"""The Docker engine of one host: its Engine API over SSH and what it reports about containers."""
