@@ -3,7 +3,7 @@
 the cost of one supervisor tick as the cluster grows.
 
 Run as root: sudo .venv/bin/python bench/recovery.py [--trials 10] [--no-swarm]
-[--labs online,offline]
+[--labs online,offline] [--against DIR]
 Brings up labs of its own, each taken down at the end: "br" (8 hosts) for swarmctl,
 "bro" (3 hosts) in the hostile mode (`lab up --offline`: no registry, and the CLI and the
 supervisor run from a control side whose resolver drops every query), then "brs" (3
@@ -21,7 +21,9 @@ hosts) for Docker swarm mode (the anchor). Figures:
 Times run from the moment the kill returned. "seen" is when polling (`swarmctl inspect
 --type task`, or the swarm manager's API) first showed the recovery; "recorded" is the
 replacement's own running timestamp. swarm runs with its defaults (restart delay 5 s,
-image resolved to a digest so nodes do not pull). Prints figures only.
+image resolved to a digest so nodes do not pull). With --against DIR, the kills run
+again with another swarmctl source tree (say, an export of main before a change) on a
+3-host lab of its own, "bra": before and after in one run. Prints figures only.
 """
 
 import argparse
@@ -107,7 +109,13 @@ class Cluster:
     """A swarmctl cluster on the first hosts of the lab, driven through the real CLI."""
 
     def __init__(
-        self, lab: Lab, hosts: int, folder: Path, name: str, dead_dns: bool = False
+        self,
+        lab: Lab,
+        hosts: int,
+        folder: Path,
+        name: str,
+        dead_dns: bool = False,
+        tree: Path | None = None,
     ) -> None:
         self.lab = lab
         self.dead_dns = dead_dns
@@ -119,6 +127,8 @@ class Cluster:
             "SWARMCTL_STATE": str(self.state),
         }
         self.env.pop("SWARMCTL_LAB", None)
+        if tree is not None:  # another source tree's swarmctl, before the installed one
+            self.env["PYTHONPATH"] = str(tree.resolve())
         self("init", "manager1")
         if hosts > 1:
             self("join", "--all")
@@ -486,6 +496,7 @@ def main() -> None:
     parser.add_argument(
         "--labs", default="online,offline", help="lab modes to time: online, offline or both"
     )
+    parser.add_argument("--against", type=Path, help="another swarmctl source tree to time")
     args = parser.parse_args()
     modes = set(args.labs.split(","))
     labs: list[Lab] = []
@@ -519,6 +530,18 @@ def main() -> None:
                 )
                 hostile.down()
                 labs.remove(hostile)
+            old_containers = old_hosts = None
+            if args.against:
+                old = up("bra", 3)
+                labs.append(old)
+                old_containers, old_hosts = swarmctl_kills(
+                    Cluster(old, 3, folder, "against", tree=args.against),
+                    args.trials,
+                    folder,
+                    "the tree --against",
+                )
+                old.down()
+                labs.remove(old)
             their_containers = their_hosts = None
             if not args.no_swarm:
                 anchor = up("brs", 3)
@@ -537,6 +560,10 @@ def main() -> None:
             print("\nhostile lab (no registry, the control side's resolver drops every query):")
             report("container", "container killed -> replacement running", hostile_containers, None)
             report("host", "host killed -> its replicas running elsewhere", hostile_hosts, None)
+        if old_containers is not None:
+            print(f"\nthe tree --against ({args.against}), on a lab of its own:")
+            report("container", "container killed -> replacement running", old_containers, None)
+            report("host", "host killed -> its replicas running elsewhere", old_hosts, None)
         print(
             f"\ntick({max(SIZES)})/tick(1) = {ratio:.2f} (medians); target < {TARGETS['tick']:g}:"
             f" {verdict(ratio, TARGETS['tick'])}"
@@ -546,7 +573,7 @@ def main() -> None:
             swarm.close()
         for lab in labs:
             lab.down()
-        print("labs br, bro, brs: down")
+        print("labs br, bro, bra, brs: down")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 """Time 5 replicas of nginx on 3 hosts: a bare ssh loop, swarmctl and real swarm mode.
 
 Run as root: sudo .venv/bin/python bench/services.py [--runs 5] [--scale-runs 3]
-[--labs online,offline] [--lab NAME] [--no-swarm]
+[--labs online,offline] [--lab NAME] [--no-swarm] [--against DIR]
 Brings up 3-host labs of its own, "bs" for swarmctl and "bss" for Docker swarm mode
 (the anchor, left out with --no-swarm), and "bso" in the hostile mode (--lab NAME:
 NAME, NAMEs and NAMEx instead) (`lab up --offline`: no registry, nginx
@@ -22,7 +22,9 @@ noise hits all alike:
       container events it caused on the hosts (should be none);
   (d) `service scale web=30` from 5.
 Everything is removed between runs. swarmctl's figures include starting the CLI (see
-`service ls`). The scheduler alone: bench/scheduler.py. Prints figures only.
+`service ls`). With --against DIR, another swarmctl source tree (say, an export of main
+before a change) takes its turn too, on a 3-host lab of its own (NAMEa), for before and
+after under the same noise. The scheduler alone: bench/scheduler.py. Prints figures only.
 """
 
 import argparse
@@ -110,7 +112,7 @@ class Hosts:
 
 
 class Swarmctl:
-    def __init__(self, hosts: Hosts, folder: Path) -> None:
+    def __init__(self, hosts: Hosts, folder: Path, tree: Path | None = None) -> None:
         self.hosts = hosts
         self.env = {
             **os.environ,
@@ -118,6 +120,8 @@ class Swarmctl:
             "SWARMCTL_STATE": str(folder / "state.json"),
         }
         self.env.pop("SWARMCTL_LAB", None)
+        if tree is not None:  # another source tree's swarmctl, before the installed one
+            self.env["PYTHONPATH"] = str(tree.resolve())
         self("init", "manager1")
         self("join", "--all")
 
@@ -234,6 +238,7 @@ def main() -> None:
     )
     parser.add_argument("--lab", default="bs", help="name of swarmctl's lab (the others: +s, +x)")
     parser.add_argument("--no-swarm", action="store_true", help="leave out the swarm anchor")
+    parser.add_argument("--against", type=Path, help="another swarmctl source tree to time")
     args = parser.parse_args()
     modes = set(args.labs.split(","))
     figures: dict[str, list] = {}
@@ -254,8 +259,12 @@ def main() -> None:
         if "offline" in modes:
             hostile = up(f"{args.lab}x" if args.lab != "bs" else "bso", offline=True)
             labs.append(hostile)
+        before = None
+        if args.against:
+            before = up(f"{args.lab}a")
+            labs.append(before)
         with tempfile.TemporaryDirectory() as tmp:
-            for mode in ("online", "offline"):
+            for mode in ("online", "offline", "against"):
                 (Path(tmp) / mode).mkdir()
             ctl = Swarmctl(mine, Path(tmp) / "online")
             systems: list[tuple[str, Swarmctl | Swarm, Hosts]] = [("ctl", ctl, mine)]
@@ -265,11 +274,16 @@ def main() -> None:
                 systems += [("swarm", swarm, anchor), ("tag", Swarm(anchor, resolve=False), anchor)]
             if hostile is not None:
                 systems.append(("off", Swarmctl(hostile, Path(tmp) / "offline"), hostile))
+            if before is not None:
+                old = Swarmctl(before, Path(tmp) / "against", args.against)
+                systems.append(("old", old, before))
             for _ in range(args.runs):
                 note("ls", timed(lambda: ctl("service", "ls")))
                 note("loop", ssh_loop(mine))
                 if hostile is not None:
                     note("off loop", ssh_loop(hostile))
+                if before is not None:
+                    note("old loop", ssh_loop(before))
                 for label, system, hosts in systems:
                     note(f"{label} create", timed(system.create))
                     seconds, events = scale_again(system, hosts)
@@ -335,6 +349,15 @@ def report(f: dict[str, list]) -> None:
             (f"(d)   swarmctl service scale web={SCALED} (from {REPLICAS})", "off scale"),
         ):
             print(f"{label:<48}{ms(f[key])}")
+    if "old create" in f:
+        print("the tree --against, on a lab of its own:")
+        for label, key in (
+            ("(a)   ssh loop: 5 x docker run -d, in parallel", "old loop"),
+            (f"(b)   swarmctl service create --replicas {REPLICAS}", "old create"),
+            (f"(c)   swarmctl service scale web={REPLICAS} (is {REPLICAS})", "old again"),
+            (f"(d)   swarmctl service scale web={SCALED} (from {REPLICAS})", "old scale"),
+        ):
+            print(f"{label:<48}{ms(f[key])}")
     print("(e) the scheduler alone: python bench/scheduler.py")
 
     def ratio(a: str, b: str) -> str:
@@ -344,6 +367,13 @@ def report(f: dict[str, list]) -> None:
     print(f"  swarmctl create / ssh loop: {ratio('ctl create', 'loop')}")
     if "off create" in f:
         print(f"  hostile lab: swarmctl create / ssh loop: {ratio('off create', 'off loop')}")
+    if "old create" in f:
+        print(
+            f"  the tree --against: create / its ssh loop: {ratio('old create', 'old loop')};"
+            f" this tree / it: create {ratio('ctl create', 'old create')},"
+            f" scale again {ratio('ctl again', 'old again')},"
+            f" scale to {SCALED} {ratio('ctl scale', 'old scale')}"
+        )
     for other, name in (("swarm", "swarm"), ("tag", "swarm --no-resolve-image")):
         if f"{other} create" not in f:
             continue
