@@ -956,6 +956,20 @@ def _pretty(service, networks) -> None:
         lines.append(f" Args:\t\t{' '.join(spec.args)}")
     if spec.env:
         lines.append(f" Env:\t\t{' '.join(spec.env)}")
+    for title, refs in ((" Secrets:", spec.secrets), (" Configs:", spec.configs)):
+        if refs:
+            lines.append(title)
+            for ref in refs:
+                lines += [f"  Target:\t{ref.target}", f"   Source:\t{ref.source}"]
+    if spec.mounts:
+        lines.append("Mounts:")
+        for mount in spec.mounts:
+            lines += [
+                f" Target:\t{mount.target}",
+                f"  Source:\t{mount.source}",
+                f"  ReadOnly:\t{str(mount.readonly).lower()}",
+                f"  Type:\t\t{mount.type}",
+            ]
     if spec.networks:
         lines.append(f"Networks:\t{' '.join(spec.networks)}")
     if service.vips:

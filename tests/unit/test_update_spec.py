@@ -11,6 +11,7 @@ from swarmctl.codec import from_json, to_json
 from swarmctl.errors import SwarmctlError
 from swarmctl.models import (
     FailureAction,
+    FileRef,
     HealthCheck,
     MountSpec,
     PortSpec,
@@ -181,6 +182,25 @@ def test_inspect_pretty_shows_the_update_status_and_policies(capsys) -> None:
     assert " Message:       update paused due to failure of task web.1" in out
     assert "UpdateConfig:\n Parallelism:   1\n On failure:    pause\n" in out
     assert "RollbackConfig:" in out
+
+
+def test_inspect_pretty_lists_secrets_configs_and_mounts_as_docker_does(capsys) -> None:
+    from swarmctl.cli.service import _pretty
+
+    spec = replace(
+        SPEC,
+        secrets=(FileRef("db_password", "db_pw", uid="999", mode=0o400),),
+        configs=(FileRef("nginx_conf", "/etc/nginx/nginx.conf"),),
+        mounts=(MountSpec("volume", "data", "/data", readonly=True),),
+    )
+    _pretty(Service("svc", spec, "t", "t"), [])
+    out = capsys.readouterr().out
+    assert " Secrets:\n  Target:       db_pw\n   Source:      db_password\n" in out
+    assert " Configs:\n  Target:       /etc/nginx/nginx.conf\n   Source:      nginx_conf\n" in out
+    assert (
+        "Mounts:\n Target:        /data\n  Source:       data\n  ReadOnly:     true\n"
+        "  Type:         volume\n"
+    ) in out
 
 
 def test_mounts_and_networks_are_added_and_removed() -> None:
