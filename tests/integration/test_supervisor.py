@@ -377,10 +377,15 @@ def test_a_command_on_the_service_a_supervisor_is_stuck_on_gets_it_and_nothing_d
         )
         cluster.lab.lab.unplug("worker2")
         try:
+            free = wait_for("slow's lease let go", lambda: "slow" not in leased_services(cluster))
             started = time.monotonic()
             scaled = cluster("service", "scale", "slow=4", check=False)
             took = time.monotonic() - started
-            print(f"service scale slow=4 took {took:.2f} s, the supervisor stuck on worker2")
+            print(
+                f"slow's lease let go {free:.2f} s after worker2 was cut off, under the "
+                f"supervisor's stop there; then service scale slow=4 took {took:.2f} s"
+            )
+            print(scaled.stdout, scaled.stderr)
             assert scaled.returncode == 0, scaled.stderr
         finally:
             cluster.lab.lab.plug("worker2")
