@@ -326,7 +326,8 @@ def test_a_command_on_another_service_does_not_wait_for_a_supervisor_stuck_on_a_
         )
         cluster.lab.lab.unplug("worker2")
         try:
-            assert leased_services(cluster) == {"slow"}  # api's is free: nothing to do there
+            # api's is free: nothing to do there (slow's goes too once its stop is late).
+            assert "api" not in leased_services(cluster)
             started = time.monotonic()
             scaled = cluster("service", "scale", "api=2", check=False)
             took = time.monotonic() - started
