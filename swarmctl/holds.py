@@ -41,6 +41,7 @@ class Holding:
         self.ttl = ttl
         self.patience = patience
         self.warn = warn
+        self.guarded = frozenset(service_ids)  # the others' tasks (removed services') need none
         self.held = set(service_ids)  # taken by the caller, in the step's transaction
         self.lost: set[str] = set()
         # What the last renewal vouches for: the supervisor's lease, renewed by the tick
@@ -66,12 +67,12 @@ class Holding:
         with self.lock:
             if service_id in self.lost or time.monotonic() > self.valid_until:
                 return False
-            if service_id not in self.held:
+            if service_id in self.guarded and service_id not in self.held:
                 try:
                     self._take([service_id])
                 except SwarmctlError as exc:  # the state busy: not ours for now
                     self.warn(f"taking the lease of service {service_id} failed: {exc}")
-            return service_id in self.held
+            return service_id in self.held or service_id not in self.guarded
 
     @contextmanager
     def waiting(self, service_ids: Collection[str]) -> Iterator[None]:

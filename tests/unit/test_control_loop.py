@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tinydb import Query
 
-from swarmctl import clock, convergence, executor, rolling, sightings
+from swarmctl import clock, convergence, executor, rolling, services, sightings
 from swarmctl.commands import docker
 from swarmctl.commands.render import render
 from swarmctl.errors import SwarmctlError
@@ -728,3 +728,16 @@ def test_work_that_would_reach_a_node_that_did_not_answer_waits_unleased(tmp_pat
     current = [t for t in tasks_of(store) if t.desired_state == TaskState.RUNNING]
     assert [(t.service_id, t.image) for t in current] == [("svc-web", "busybox")]
     assert hosts["worker2"].task_ids() == [current[0].id]
+
+
+def test_a_tick_stopping_a_removed_services_tasks_leaves_no_lease_behind(tmp_path) -> None:
+    store = make_store(tmp_path / "state.json", nodes(2), [service("web", 2)])
+    hosts = FakeHosts(NAMES[:2])
+    sup = supervisor(store, hosts)
+    sup.tick()
+    with store.transaction() as db:  # `service rm`, its command cut short before its stops
+        services.record_remove(Repo(db), ["web"])
+    sup.tick()
+    assert hosts["manager1"].task_ids() == hosts["worker1"].task_ids() == []
+    with store.read() as db:
+        assert [lease["name"] for lease in db.table("leases").all()] == ["supervisor"]
