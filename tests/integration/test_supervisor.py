@@ -387,7 +387,10 @@ def test_a_command_on_the_service_a_supervisor_is_stuck_on_gets_it_and_nothing_d
                 f"supervisor's stop there; then service scale slow=4 took {took:.2f} s"
             )
             print(scaled.stdout, scaled.stderr)
-            assert scaled.returncode == 0, scaled.stderr
+            assert "is being changed by" not in scaled.stderr  # it got the service
+            # Converged, or honest about the task the supervisor's roll assigned to worker2,
+            # which the supervisor moves once worker2 is down.
+            assert scaled.returncode == 0 or "on worker2: assigned" in scaled.stderr, scaled.stderr
         finally:
             cluster.lab.lab.plug("worker2")
         wait_for("worker2 ready", lambda: node_state(cluster, "worker2") == "ready", timeout=120)
