@@ -7,10 +7,12 @@ task's outcome (observed state, container, addresses, error) is written back.
 """
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Protocol
 
 from swarmctl import health, secrets
 from swarmctl.commands import docker
@@ -29,6 +31,23 @@ PER_NODE = 4  # containers started at once on one node
 START_TIMEOUT = 300.0  # a pull can be slow
 
 Progress = Callable[[Task], None]
+
+
+class Guard(Protocol):
+    """Who may still act on a service while a plan is carried out (the supervisor's
+    leases, holds.Holding); a command holds its leases throughout and needs none."""
+
+    def may_act(self, service_id: str) -> bool: ...
+
+    def waiting(self, service_ids: Collection[str]) -> AbstractContextManager[object]: ...
+
+
+class Unguarded:
+    def may_act(self, service_id: str) -> bool:
+        return True
+
+    def waiting(self, service_ids: Collection[str]) -> AbstractContextManager[object]:
+        return nullcontext()
 
 
 @dataclass(frozen=True)
@@ -97,8 +116,16 @@ def _observed_over(record: Task, seen: Task) -> Task:
     )
 
 
-def apply(store: StateStore, pool: Hosts, plan: Plan, progress: Progress | None = None) -> Outcome:
-    """Write the plan, carry it out on the nodes, record the outcome."""
+def apply(
+    store: StateStore,
+    pool: Hosts,
+    plan: Plan,
+    progress: Progress | None = None,
+    guard: Guard | None = None,
+) -> Outcome:
+    """Write the plan, carry it out on the nodes, record the outcome. Work for a service
+    the `guard` no longer lets act on is left as recorded, for whoever holds it now."""
+    guard = guard or Unguarded()
     save(store, [*plan.create, *plan.update, *plan.shutdown], plan.forget)
     with store.read() as db:
         repo = Repo(db)
@@ -126,7 +153,7 @@ def apply(store: StateStore, pool: Hosts, plan: Plan, progress: Progress | None 
 
     def on_node(conn: Host) -> list[Task]:
         node_id = by_host[conn.name]
-        stopping, starting = work[node_id]
+        stopping = [t for t in work[node_id][0] if guard.may_act(t.service_id)]
         # A service removed meanwhile: its containers' own grace, docker's default here.
         grace = max(
             (
@@ -136,25 +163,33 @@ def apply(store: StateStore, pool: Hosts, plan: Plan, progress: Progress | None 
             ),
             default=10.0,
         )
-        done = _stop(conn, stopping, grace) if stopping else []
-        with ThreadPoolExecutor(max_workers=PER_NODE) as threads:
-            done += list(
-                threads.map(
-                    lambda t: _start(
-                        conn,
-                        cluster.id,
-                        services[t.service_id],
-                        t,
-                        networks,
-                        pool,
-                        nodes,
-                        notify,
-                        files.get(t.service_id, b""),
-                    ),
-                    starting,
+        done = []
+        if stopping:
+            with guard.waiting({t.service_id for t in stopping}):
+                done = _stop(conn, stopping, grace)
+
+        def start(task: Task) -> Task | None:
+            if not guard.may_act(task.service_id):
+                return None
+            with guard.waiting({task.service_id}):
+                return _start(
+                    conn,
+                    cluster.id,
+                    services[task.service_id],
+                    task,
+                    networks,
+                    pool,
+                    nodes,
+                    notify,
+                    files.get(task.service_id, b""),
                 )
-            )
+
+        with ThreadPoolExecutor(max_workers=PER_NODE) as threads:
+            done += [t for t in threads.map(start, work[node_id][1]) if t is not None]
         return done
+
+    def ours(node_id: str) -> list[Task]:
+        return [t for t in work[node_id][1] if guard.may_act(t.service_id)]
 
     results = pool.each(on_node, list(by_host))
     changed: list[Task] = []
@@ -163,9 +198,9 @@ def apply(store: StateStore, pool: Hosts, plan: Plan, progress: Progress | None 
         node_id = by_host[host]
         if isinstance(result, SSHError):  # the node itself is out of reach: down
             unreachable[node_id] = str(result)
-            changed += [_rejected(t, f"node unreachable: {result}") for t in work[node_id][1]]
+            changed += [_rejected(t, f"node unreachable: {result}") for t in ours(node_id)]
         elif isinstance(result, SwarmctlError):  # its engine failed us: try elsewhere
-            changed += [_rejected(t, str(result)) for t in work[node_id][1]]
+            changed += [_rejected(t, str(result)) for t in ours(node_id)]
         else:
             changed += result
     for task in changed:

@@ -20,17 +20,14 @@ An unreachable node is unknown, never "has no containers": its tasks stay as the
 until it is declared down.
 """
 
-import contextlib
-import threading
 import time
 import traceback
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from swarmctl import clock, convergence, executor, health, observe, rolling, sightings
+from swarmctl import clock, convergence, executor, health, holds, observe, rolling, sightings
 from swarmctl.errors import SwarmctlError
 from swarmctl.inventory import Inventory
 from swarmctl.membership import recorded_trust
@@ -304,13 +301,22 @@ class Supervisor:
                     db, leases.service_lease(service_id), self.holder, self.settings.lease_ttl, now
                 )
             decided_on = {s.id: s.update_status for s in repo.services.all() if s.id in steps}
+        hold = holds.Holding(
+            self.store,
+            self.holder,
+            mine,
+            self.settings.lease_ttl,
+            self.settings.connect_timeout,  # a host that has not answered by then may not
+            lambda line: self._warn([line]),
+        )
         try:
-            with self._renewing([leases.service_lease(i) for i in mine]):
+            with hold:
                 if restart:
                     plan = replace(plan, update=plan.update + restart)
-                self._warn(rolling.leave_mesh_first(self.store, self.pool, plan, skip=away))
+                with hold.waiting(mine):
+                    self._warn(rolling.leave_mesh_first(self.store, self.pool, plan, skip=away))
                 if not plan.empty:
-                    outcome = executor.apply(self.store, self.pool, plan)
+                    outcome = executor.apply(self.store, self.pool, plan, guard=hold)
                     self._warn(
                         [
                             convergence.unreachable_warning(plan, node, e)
@@ -318,7 +324,7 @@ class Supervisor:
                         ]
                     )
                 for service_id, step in steps.items():
-                    if step.outcome is not None:
+                    if step.outcome is not None and hold.may_act(service_id):
                         rolling.finish(self.store, service_id, step, decided_on[service_id])
             later = (*steps.values(), *drains.values())
             wakes = [w for w in (wake_at, *(s.wake_at for s in later)) if w]
@@ -328,33 +334,6 @@ class Supervisor:
                 with self.store.transaction() as db:
                     for service_id in mine:
                         leases.release(db, leases.service_lease(service_id), self.holder)
-
-    @contextmanager
-    def _renewing(self, names: list[str]) -> Iterator[None]:
-        """Keep these leases and the supervisor's own while the block runs: a step that
-        waits on a host past the leases' TTL must not let a command (or a second
-        supervisor) take over a service whose plan is still being applied."""
-        done = threading.Event()
-
-        def renew() -> None:
-            while not done.wait(self.settings.lease_ttl / 3):
-                now = datetime.now(UTC)
-                # A busy state file: the next try may find it free, within the TTL.
-                with contextlib.suppress(SwarmctlError), self.store.transaction() as db:
-                    own = leases.get(db, leases.SUPERVISOR)
-                    for name in (leases.SUPERVISOR, *names):
-                        # The supervisor lease keeps its note, the last tick's time, so
-                        # that `info` tells how long this step has lasted.
-                        note = own.note if own and name == leases.SUPERVISOR else ""
-                        leases.take(db, name, self.holder, self.settings.lease_ttl, now, note)
-
-        renewer = threading.Thread(target=renew, name="swarmctl-lease", daemon=True)
-        renewer.start()
-        try:
-            yield
-        finally:
-            done.set()
-            renewer.join()
 
     def _mesh(self, force: bool) -> None:
         with self.store.read() as db:

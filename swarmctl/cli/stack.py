@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from swarmctl.cli.common import FormatOpt, QuietOpt, new_app
+from swarmctl.cli.common import DryRunOpt, FormatOpt, QuietOpt, new_app
 from swarmctl.cli.context import env
 from swarmctl.cli.output import warn
 from swarmctl.errors import SwarmctlError
@@ -187,6 +187,7 @@ def rm(
     yes: Annotated[
         bool, typer.Option("--force", "-f", "--yes", help="Do not ask for confirmation.")
     ] = False,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Remove stacks: their services and every container of them, then their networks,
     secrets and configs (asks first on a terminal)."""
@@ -206,6 +207,10 @@ def rm(
     for name in names:
         if not found[name] and not networks[name] and name not in recorded:
             raise SwarmctlError(f"nothing found in stack: {name}")
+    if dry_run:  # asks nothing: it removes nothing
+        from swarmctl.cli.plan import dry_run as preview
+
+        preview(e.store, lambda repo: _removing(repo, names))
     if not yes:
         if not sys.stdin.isatty():
             raise SwarmctlError(
@@ -228,31 +233,58 @@ def rm(
                 typer.echo(line)
 
 
+def _removing(repo, names: list[str]):
+    """`stack rm` recorded on a snapshot (`--dry-run`), step by step as it removes."""
+    from swarmctl import services as engine
+    from swarmctl.cli.plan import Change
+    from swarmctl.network import networking
+    from swarmctl.stack.plan import stack_networks, stack_services
+
+    notes = []
+    for name in names:
+        engine.record_remove(repo, [s.id for s in stack_services(repo.services.all(), name)])
+        for network in stack_networks(repo.networks.all(), name):
+            networking.record_remove(repo, network.id)
+        deploys = sum(1 for d in repo.deploys.all() if d.stack == name)
+        _, kept = _forget_in(repo, name)
+        notes += [f"  {line}" for line in kept]
+        if deploys:
+            notes.append(f"- deploy history of stack {name} ({deploys} deploy(s))")
+    return Change(notes=notes)
+
+
 def _forget(store, name: str) -> list[str]:
     """Remove the stack's secrets and configs (its services are gone) and its deploys."""
-    from swarmctl import secrets
-    from swarmctl.stack.model import NAMESPACE_LABEL
     from swarmctl.state.repo import Repo
 
-    removed, kept = [], []
     with store.transaction() as db:
-        repo = Repo(db)
-        services = repo.services.all()
-        for kind in secrets.KINDS:
-            free = []
-            for record in repo.files(kind).all():
-                if record.labels.get(NAMESPACE_LABEL) != name:
-                    continue
-                # One a service outside the stack uses stays, said so.
-                if using := secrets.users(services, kind, record.name):
-                    users = ", ".join(sorted(s.spec.name for s in using))
-                    kept.append(f"{kind} {record.name} is kept: service {users} uses it")
-                else:
-                    free.append(record.id)
-            removed += [f"Removing {kind} {r.name}" for r in secrets.remove(repo, kind, free)]
-        repo.deploys.delete([d.id for d in repo.deploys.all() if d.stack == name])
+        removed, kept = _forget_in(Repo(db), name)
     warn(kept)
     return removed
+
+
+def _forget_in(repo, name: str) -> tuple[list[str], list[str]]:
+    """What _forget does, in the caller's transaction or snapshot: what it removed, and
+    what it keeps because a service outside the stack uses it."""
+    from swarmctl import secrets
+    from swarmctl.stack.model import NAMESPACE_LABEL
+
+    removed, kept = [], []
+    services = repo.services.all()
+    for kind in secrets.KINDS:
+        free = []
+        for record in repo.files(kind).all():
+            if record.labels.get(NAMESPACE_LABEL) != name:
+                continue
+            # One a service outside the stack uses stays, said so.
+            if using := secrets.users(services, kind, record.name):
+                users = ", ".join(sorted(s.spec.name for s in using))
+                kept.append(f"{kind} {record.name} is kept: service {users} uses it")
+            else:
+                free.append(record.id)
+        removed += [f"Removing {kind} {r.name}" for r in secrets.remove(repo, kind, free)]
+    repo.deploys.delete([d.id for d in repo.deploys.all() if d.stack == name])
+    return removed, kept
 
 
 @app.command()
@@ -295,6 +327,7 @@ def rollback(
     ] = None,
     detach: Detach = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Return the stack's services to the versions of an earlier deploy (by default the
     latest that differs from now), each with its rollback policy."""
@@ -302,6 +335,13 @@ def rollback(
     from swarmctl.stack import deploy as engine
 
     e = env(ctx)
+    if dry_run:
+        from swarmctl.cli.plan import dry_run as preview
+
+        def rolling(repo) -> None:
+            warn(engine.record_rollback(repo, name, to)[1])
+
+        preview(e.store, rolling)
     done, warnings = engine.rollback(e.store, name, to)
     warn(warnings)
     for service in done.rolling:

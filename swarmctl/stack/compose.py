@@ -115,7 +115,7 @@ def load(paths: Sequence[Path], stack: str, environ: Mapping[str, str]) -> Stack
         source = str(path)
         document = _interpolate(_read(Path(path)), variables, source)
         _validate(document, source)
-        documents.append((source, document))
+        documents.append((source, _extended(document, Path(path), variables)))
     # Each file valid, the merge is too: it only adds, replaces or appends valid values.
     merged = functools.reduce(lambda a, b: _merge(a, b, ()), (d for _, d in documents), {})
     return _Translator(stack, base, merged, documents, variables).stack(
@@ -132,8 +132,8 @@ def load(paths: Sequence[Path], stack: str, environ: Mapping[str, str]) -> Stack
 def _read(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ComposeError(f"{path}: no such file") from None
+    except (FileNotFoundError, IsADirectoryError):
+        raise ComposeError(f"{path}: {_not_a_file(path)}") from None
     except (OSError, UnicodeDecodeError) as exc:
         why = getattr(exc, "strerror", None) or exc
         raise ComposeError(f"{path}: cannot be read ({why})") from None
@@ -187,6 +187,10 @@ def _check_keys(value: Any, source: str, path: tuple) -> None:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _check_keys(item, source, (*path, index))
+
+
+def _not_a_file(path: Path | str) -> str:
+    return "is a directory, not a file" if Path(path).is_dir() else "no such file"
 
 
 def _dotenv(path: Path) -> dict[str, str]:
@@ -374,6 +378,69 @@ def _merge(base: Any, override: Any, path: tuple) -> Any:
     return override
 
 
+def _extended(document: dict[str, Any], path: Path, variables: Mapping[str, str]) -> dict:
+    """The document with each service's `extends` resolved as docker compose resolves it:
+    the base service (`service: NAME`, or a bare NAME, of this file, or of `file:`, a
+    path from this file's directory) with its own `extends` resolved first, the
+    extending service merged over it by the rules of a later file. Relative paths in a
+    service taken from another directory's file are made absolute (they are its file's)."""
+    services = document.get("services") or {}
+    if not any(isinstance(body, dict) and "extends" in body for body in services.values()):
+        return document
+    path = Path(os.path.normpath(path.absolute()))
+    files = {path: document}
+
+    def resolve(file: Path, name: str, chain: tuple[tuple[Path, str], ...]) -> dict[str, Any]:
+        if (file, name) in chain:
+            cycle = " -> ".join(n for _, n in (*chain, (file, name)))
+            raise ComposeError(f"{chain[0][0]}: services.{chain[0][1]}.extends: a loop ({cycle})")
+        if file not in files:
+            source = str(file)
+            files[file] = _interpolate(_read(file), variables, source)
+            _validate(files[file], source)
+        bodies = files[file].get("services") or {}
+        if name not in bodies:
+            at = f"{chain[-1][0]}: services.{chain[-1][1]}.extends"
+            raise ComposeError(f"{at}: no service {_show(name)} in {file}")
+        body = dict(bodies[name] or {})
+        if file.parent != path.parent:
+            body = _rebased(body, file.parent)
+        if "extends" not in body:
+            return body
+        extends = body.pop("extends")
+        ref = {"service": extends} if isinstance(extends, str) else extends
+        base_file = Path(os.path.normpath(file.parent / ref["file"])) if "file" in ref else file
+        base = resolve(base_file, ref["service"], (*chain, (file, name)))
+        return _merge(base, body, ("services", name))
+
+    resolved = {name: resolve(path, name, ()) for name in services}
+    return {**document, "services": resolved}
+
+
+def _rebased(body: dict[str, Any], directory: Path) -> dict[str, Any]:
+    """A service's env_file paths and bind mount sources, made absolute from `directory`."""
+
+    def absolute(text: str) -> str:
+        return text if text.startswith(("/", "~")) else os.path.normpath(directory / text)
+
+    body = dict(body)
+    env_files = body.get("env_file")
+    if env_files:
+        listed = [env_files] if isinstance(env_files, str) else env_files
+        body["env_file"] = [absolute(f) for f in listed]
+    volumes = []
+    for volume in body.get("volumes") or []:
+        if isinstance(volume, str) and volume.startswith("."):
+            source, sep, rest = volume.partition(":")
+            volume = f"{absolute(source)}{sep}{rest}"
+        elif isinstance(volume, dict) and volume.get("type") == "bind" and volume.get("source"):
+            volume = {**volume, "source": absolute(volume["source"])}
+        volumes.append(volume)
+    if volumes:
+        body["volumes"] = volumes
+    return body
+
+
 def _as_mapping(value: Any) -> dict[str, Any]:
     """A list-or-dict (`["K=V", "K"]` or `{K: V}`) as a mapping; a bare `K` maps to None."""
     if isinstance(value, dict):
@@ -530,7 +597,7 @@ class _Translator:
                 raise self._fail((kind, key), "needs file: (or external: true)")
             path = self._host_path(body["file"])
             if not Path(path).is_file():
-                raise self._fail((kind, key, "file"), f"{path}: no such file")
+                raise self._fail((kind, key, "file"), f"{path}: {_not_a_file(path)}")
             labels = self._stack_labels(body.get("labels"), kind, key, "labels")
             objects.append(StackFileObject(name=name, file=path, labels=labels))
         return tuple(objects)
@@ -752,7 +819,9 @@ class _Translator:
         for index, file in enumerate([env_files] if isinstance(env_files, str) else env_files):
             host_path = self._host_path(file)
             if not Path(host_path).is_file():
-                raise self._fail((*path, "env_file", index), f"{host_path}: no such file")
+                raise self._fail(
+                    (*path, "env_file", index), f"{host_path}: {_not_a_file(host_path)}"
+                )
             variables.update(dotenv_values(host_path))
         variables.update(_as_mapping(body.get("environment")))
         env = []

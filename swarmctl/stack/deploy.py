@@ -315,44 +315,48 @@ def rollback(store: StateStore, name: str, to: int | None = None) -> tuple[Recor
     """Record the stack's return to an earlier deploy (`to`, by number; by default the
     latest one whose services' versions differ from now): each of its services rolls
     back to the version that deploy left it on, with its rollback policy."""
-    warnings = []
     with store.transaction() as db:
-        repo = Repo(db)
-        repo.cluster()
-        history = deploys(repo, name)
-        if not history:
-            raise SwarmctlError(f"stack {name}: no deploy recorded")
-        current = {s.spec.name: s for s in stack_services(repo.services.all(), name)}
-        now = {n: s.version for n, s in current.items()}
-        if to is None:
-            target = next((d for d in reversed(history) if d.services != now), None)
-            if target is None:
-                raise SwarmctlError(f"stack {name}: no earlier deploy to roll back to")
+        return record_rollback(Repo(db), name, to)
+
+
+def record_rollback(repo: Repo, name: str, to: int | None) -> tuple[Recorded, list[str]]:
+    """The rollback in the caller's transaction (or snapshot: `--dry-run`)."""
+    warnings = []
+    repo.cluster()
+    history = deploys(repo, name)
+    if not history:
+        raise SwarmctlError(f"stack {name}: no deploy recorded")
+    current = {s.spec.name: s for s in stack_services(repo.services.all(), name)}
+    now = {n: s.version for n, s in current.items()}
+    if to is None:
+        target = next((d for d in reversed(history) if d.services != now), None)
+        if target is None:
+            raise SwarmctlError(f"stack {name}: no earlier deploy to roll back to")
+    else:
+        target = next((d for d in history if d.number == to), None)
+        if target is None:
+            kept = ", ".join(str(d.number) for d in history)
+            raise SwarmctlError(f"stack {name}: no deploy {to} kept (kept: {kept})")
+    done = Recorded(StackPlan(name))
+    for service_name, version in sorted(target.services.items()):
+        service = current.get(service_name)
+        if service is None:
+            warnings.append(
+                f"service {service_name} was removed after deploy {target.number}: "
+                "deploy its file again to bring it back"
+            )
+        elif service.version == version:
+            done.others.append(service)
         else:
-            target = next((d for d in history if d.number == to), None)
-            if target is None:
-                kept = ", ".join(str(d.number) for d in history)
-                raise SwarmctlError(f"stack {name}: no deploy {to} kept (kept: {kept})")
-        done = Recorded(StackPlan(name))
-        for service_name, version in sorted(target.services.items()):
-            service = current.get(service_name)
-            if service is None:
-                warnings.append(
-                    f"service {service_name} was removed after deploy {target.number}: "
-                    "deploy its file again to bring it back"
-                )
-            elif service.version == version:
-                done.others.append(service)
-            else:
-                try:
-                    changed = services.record_rollback(repo, service, version)
-                except SwarmctlError as error:
-                    raise SwarmctlError(f"stack {name}: {error}") from None
-                done.rolling.append(changed)
-        warnings += [
-            f"service {n} is not in deploy {target.number}: left as it is"
-            for n in sorted(set(current) - set(target.services))
-        ]
-        again = Stack(name, (), files=target.files, digest=target.digest)
-        done.record = _note(repo, again, f"rollback to deploy {target.number}")
+            try:
+                changed = services.record_rollback(repo, service, version)
+            except SwarmctlError as error:
+                raise SwarmctlError(f"stack {name}: {error}") from None
+            done.rolling.append(changed)
+    warnings += [
+        f"service {n} is not in deploy {target.number}: left as it is"
+        for n in sorted(set(current) - set(target.services))
+    ]
+    again = Stack(name, (), files=target.files, digest=target.digest)
+    done.record = _note(repo, again, f"rollback to deploy {target.number}")
     return done, warnings

@@ -660,3 +660,101 @@ def test_two_files_at_one_path_are_refused(tmp_path):
         f"{tmp_path}/stack.yml: services.app: config conf: /run/secrets/pw is already the "
         "file of secret pw"
     )
+
+
+# ---------------------------------------------------------------------------- extends
+
+
+def test_extends_of_a_service_in_the_same_file_merges_as_a_later_file_would(tmp_path):
+    stack = load_text(
+        tmp_path,
+        "services:\n"
+        "  base:\n    image: app:1\n    command: [serve]\n    environment: {A: '1', B: '2'}\n"
+        "    ports: ['8080:80']\n    deploy: {replicas: 2, labels: {tier: web}}\n"
+        "  web:\n    extends: {service: base}\n    command: [serve, --fast]\n"
+        "    environment: [B=3]\n    ports: ['8080:80', '9090:90']\n"
+        "    deploy: {labels: {team: a}}\n"
+        "  worker:\n    extends: web\n    image: app:2\n",
+    )
+    web, worker = service(stack, "web"), service(stack, "worker")
+    assert (web.image, web.args, web.replicas) == ("app:1", ("serve", "--fast"), 2)
+    assert sorted(web.env) == ["A=1", "B=3"]
+    assert [(p.published, p.target) for p in web.ports] == [(8080, 80), (9090, 90)]
+    assert {k: v for k, v in web.labels.items() if k not in (NAMESPACE_LABEL, IMAGE_LABEL)} == {
+        "tier": "web",
+        "team": "a",
+    }
+    assert (worker.image, worker.args, sorted(worker.env)) == ("app:2", web.args, sorted(web.env))
+    assert "services.web.extends" not in stack.ignored and stack.ignored == ()
+
+
+def test_extends_from_another_file_takes_its_paths_from_that_files_directory(tmp_path):
+    common = tmp_path / "common"
+    common.mkdir()
+    write(common, "FROM_COMMON=yes\n", "app.env")
+    write(
+        common,
+        "services:\n  app:\n    extends: {file: ../more/base.yml, service: root}\n"
+        "    env_file: app.env\n    volumes: ['./data:/data:ro']\n",
+        "app.yml",
+    )
+    (tmp_path / "more").mkdir()
+    write(tmp_path / "more", "services:\n  root:\n    image: app:${TAG}\n", "base.yml")
+    stack = load_text(
+        tmp_path,
+        "services:\n  api:\n    extends: {file: common/app.yml, service: app}\n"
+        "    environment: {OWN: '1'}\n",
+        {"TAG": "7"},
+    )
+    api = service(stack, "api")
+    assert api.image == "app:7"
+    assert sorted(api.env) == ["FROM_COMMON=yes", "OWN=1"]
+    (mount,) = api.mounts
+    assert (mount.source, mount.target, mount.readonly) == (str(common / "data"), "/data", True)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "services:\n  web:\n    extends: nosuch\n",
+            "{file}: services.web.extends: no service 'nosuch' in {file}",
+        ),
+        (
+            "services:\n  a:\n    extends: b\n    image: x\n  b:\n    extends: a\n",
+            "{file}: services.a.extends: a loop (a -> b -> a)",
+        ),
+        (
+            "services:\n  web:\n    extends: {file: gone.yml, service: x}\n",
+            "{tmp}/gone.yml: no such file",
+        ),
+        (
+            "services:\n  web:\n    extends: {file: sub, service: x}\n",
+            "{tmp}/sub: is a directory, not a file",
+        ),
+        ("services:\n  web:\n    extends: {file: x.yml}\n", "{file}: services.web.extends: "),
+    ],
+)
+def test_a_bad_extends_is_one_line_naming_the_file_and_the_service(tmp_path, text, expected):
+    (tmp_path / "sub").mkdir()
+    message = error(tmp_path, text)
+    file = tmp_path / "stack.yml"
+    assert message.startswith(expected.format(file=file, tmp=tmp_path))
+
+
+def test_a_directory_given_as_a_file_is_called_a_directory(tmp_path):
+    with pytest.raises(ComposeError, match=f"^{tmp_path}: is a directory, not a file$"):
+        load([tmp_path], "st", {})
+    (tmp_path / "pw").mkdir()
+    assert (
+        error(
+            tmp_path,
+            "services:\n  web:\n    image: nginx\n    secrets: [pw]\n    env_file: [pw]\n"
+            "secrets:\n  pw: {file: pw}\n",
+        )
+        == f"{tmp_path}/stack.yml: secrets.pw.file: {tmp_path}/pw: is a directory, not a file"
+    )
+    message = error(tmp_path, "services:\n  web:\n    image: nginx\n    env_file: [pw]\n")
+    assert message == (
+        f"{tmp_path}/stack.yml: services.web.env_file[0]: {tmp_path}/pw: is a directory, not a file"
+    )

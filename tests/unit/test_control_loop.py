@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tinydb import Query
 
-from swarmctl import clock, convergence, executor, rolling, sightings
+from swarmctl import clock, convergence, executor, rolling, services, sightings
 from swarmctl.commands import docker
 from swarmctl.commands.render import render
 from swarmctl.errors import SwarmctlError
@@ -571,7 +572,9 @@ def test_a_finished_drain_leaves_its_service_unleased_while_a_tick_hangs_elsewhe
         tick.join()
 
 
-def test_a_tick_waiting_on_a_host_past_its_leases_ttl_keeps_them(tmp_path) -> None:
+def test_a_tick_waiting_on_a_host_keeps_its_own_lease_and_lets_the_services_go(
+    tmp_path,
+) -> None:
     store = make_store(
         tmp_path / "state.json", nodes(3), [pinned("web", 1, "node.hostname==worker2")]
     )
@@ -584,25 +587,113 @@ def test_a_tick_waiting_on_a_host_past_its_leases_ttl_keeps_them(tmp_path) -> No
     tick = threading.Thread(target=sup.tick)
     tick.start()
 
-    def expiry(name: str) -> str:
+    def lease(name: str) -> leases.Lease | None:
         with store.read() as db:
-            lease = leases.get(db, name)
-        assert lease is not None and lease.holder == sup.holder
-        return lease.expires_at
+            return leases.get(db, name)
 
     try:
         assert hosts["worker2"].hanging.wait(10)
-        first = {n: expiry(n) for n in (leases.SUPERVISOR, leases.service_lease("svc-web"))}
+        first = lease(leases.SUPERVISOR)
+        assert first is not None and first.holder == sup.holder
         for _ in range(200):  # renewed a third of the way into its TTL
-            if all(expiry(n) > at for n, at in first.items()):
+            if (now := lease(leases.SUPERVISOR)) and now.expires_at > first.expires_at:
                 break
             time.sleep(0.1)
-        assert all(expiry(n) > at for n, at in first.items())
+        assert now is not None and now.expires_at > first.expires_at
+        # The start has not answered for longer than a connect may take: a command on web
+        # gets its lease, without waiting for the host to answer.
+        with convergence.leased(store, {"svc-web"}, wait=10):
+            assert lease(leases.service_lease("svc-web")).holder != sup.holder
     finally:
         hosts["worker2"].released.set()
         tick.join()
+    assert lease(leases.service_lease("svc-web")) is None
+
+
+def two_on_workers_whose_replacements_hang_on_worker1(
+    store: StateStore, hosts: FakeHosts, sup: Supervisor
+) -> threading.Thread:
+    """web's two replicas (one on each worker) die; the tick replacing them hangs at
+    worker1's start, before it reaches worker2 (FakeHosts.each goes in order)."""
+    sup.tick()
+    for task in tasks_of(store):
+        hosts[NAMES[int(task.node_id[-1])]].stop(task.id)
+    forget_commands(hosts)
+    hosts["worker1"].hang_on = "docker inspect --format"
+    tick = threading.Thread(target=sup.tick)
+    tick.start()
+    assert hosts["worker1"].hanging.wait(10)
+    return tick
+
+
+def started_on_worker2(hosts: FakeHosts) -> list[str]:
+    return [c for c in hosts["worker2"].commands if "docker inspect --format" in c]
+
+
+def test_a_step_leaves_a_service_whose_lease_another_holder_took_to_it(tmp_path) -> None:
+    store = make_store(
+        tmp_path / "state.json", nodes(3), [pinned("web", 2, "node.hostname!=manager1")]
+    )
+    hosts = FakeHosts(NAMES[:3])
+    said: list[str] = []
+    sup = Supervisor(store, None, Settings(), say=said.append, hosts=hosts)  # type: ignore[arg-type]
+    tick = two_on_workers_whose_replacements_hang_on_worker1(store, hosts, sup)
+    try:
+        # Its lease lapsed (a state file too busy to renew it, say) and a command took it.
+        with store.transaction() as db:
+            db.table("leases").upsert(
+                {"name": "service:svc-web", "holder": "elsewhere:1:abcdef",
+                 "expires_at": "2999-01-01T00:00:00.000+00:00", "note": ""},
+                Query().name == "service:svc-web",
+            )  # fmt: skip
+        for _ in range(100):
+            if any("taken by elsewhere:1:abcdef" in line for line in said):
+                break
+            time.sleep(0.1)
+    finally:
+        hosts["worker1"].released.set()
+        tick.join()
+    assert any(
+        "service:svc-web was taken by elsewhere:1:abcdef: this step leaves service svc-web to it"
+        in line
+        for line in said
+    )
+    # worker2's replacement is left as recorded, for the command to start.
+    assert started_on_worker2(hosts) == []
     with store.read() as db:
-        assert leases.get(db, leases.service_lease("svc-web")) is None  # let go after
+        assert leases.get(db, "service:svc-web").holder == "elsewhere:1:abcdef"
+
+
+def test_a_renewal_that_fails_with_any_error_is_said_and_the_step_stops_once_unvouched(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = make_store(
+        tmp_path / "state.json", nodes(3), [pinned("web", 2, "node.hostname!=manager1")]
+    )
+    hosts = FakeHosts(NAMES[:3])
+    said: list[str] = []
+    sup = Supervisor(store, None, Settings(), say=said.append, hosts=hosts)  # type: ignore[arg-type]
+    take = leases.take
+
+    def busy_for_the_renewer(*args, **kwargs):
+        if threading.current_thread().name == "swarmctl-lease":
+            raise RuntimeError("state busy")
+        return take(*args, **kwargs)
+
+    monkeypatch.setattr(leases, "take", busy_for_the_renewer)
+    tick = two_on_workers_whose_replacements_hang_on_worker1(store, hosts, sup)
+    try:
+        failed = "renewing the supervisor's leases failed: RuntimeError('state busy')"
+        for _ in range(100):  # said each time, so the thread lives on
+            if sum(failed in line for line in said) >= 2:
+                break
+            time.sleep(0.1)
+        time.sleep(Settings().lease_ttl / 2)  # the leases may have lapsed by now
+    finally:
+        hosts["worker1"].released.set()
+        tick.join()
+    assert sum(failed in line for line in said) >= 2
+    assert started_on_worker2(hosts) == []
 
 
 def test_work_that_would_reach_a_node_that_did_not_answer_waits_unleased(tmp_path) -> None:
@@ -637,3 +728,16 @@ def test_work_that_would_reach_a_node_that_did_not_answer_waits_unleased(tmp_pat
     current = [t for t in tasks_of(store) if t.desired_state == TaskState.RUNNING]
     assert [(t.service_id, t.image) for t in current] == [("svc-web", "busybox")]
     assert hosts["worker2"].task_ids() == [current[0].id]
+
+
+def test_a_tick_stopping_a_removed_services_tasks_leaves_no_lease_behind(tmp_path) -> None:
+    store = make_store(tmp_path / "state.json", nodes(2), [service("web", 2)])
+    hosts = FakeHosts(NAMES[:2])
+    sup = supervisor(store, hosts)
+    sup.tick()
+    with store.transaction() as db:  # `service rm`, its command cut short before its stops
+        services.record_remove(Repo(db), ["web"])
+    sup.tick()
+    assert hosts["manager1"].task_ids() == hosts["worker1"].task_ids() == []
+    with store.read() as db:
+        assert [lease["name"] for lease in db.table("leases").all()] == ["supervisor"]

@@ -269,3 +269,68 @@ def test_stack_rm_keeps_a_stack_secret_another_service_uses_and_says_so(
         repo = Repo(db)
         assert [r.name for r in repo.files("secret").all()] == ["st_pw"]
         assert repo.files("config").all() == [] and repo.deploys.all() == []
+
+
+def stack_of_web(cluster: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """web and front as stack st's, with a secret of st's and two recorded deploys: web
+    at version 1, then (a `service update` later) at version 2."""
+    monkeypatch.setenv("SWARMCTL_SECRETS_PASSPHRASE", "a passphrase")
+    with StateStore(cluster).transaction() as db:
+        repo = Repo(db)
+        stack = {NAMESPACE_LABEL: "st"}
+        secrets.put(repo, "secret", "st_pw", b"hunter2", stack)
+        (web,) = repo.services.all()
+        repo.services.put(replace(web, spec=replace(web.spec, labels=stack)))
+        front = repo.networks.get("front")
+        repo.networks.put(replace(front, labels=stack))
+        repo.deploys.put(StackDeploy("d1", "st", 1, web.created_at, "digest", services={"web": 1}))
+    result = swarmctl(
+        "-i", str(cluster.with_name("hosts.yml")), "--state", str(cluster), "service",
+        "update", "--detach", "--image", "nginx:2", "web",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with StateStore(cluster).transaction() as db:
+        Repo(db).deploys.put(
+            StackDeploy("d2", "st", 2, web.created_at, "digest", services={"web": 2})
+        )
+
+
+def test_stack_rm_plans_its_services_networks_secrets_and_history_gone(
+    cluster, monkeypatch
+) -> None:
+    stack_of_web(cluster, monkeypatch)
+    code, out = dry_run(cluster, "stack rm", "st")
+    assert code == 2
+    every = "on manager1, manager2, worker1, worker2"
+    assert out.splitlines() == [
+        "- secret st_pw",
+        "- service web",
+        "- network front",
+        f"- overlay front {every}",
+        f"- ingress port 8080/tcp {every}",
+        f"- virtual IP 10.0.1.2 {every}",
+        f"- VIP helper swarmctl-vip.web.front (10.0.1.2) {every}",
+        "- task web.1 on manager1 (service removed)",
+        "- task web.2 on manager2 (service removed)",
+        "- deploy history of stack st (2 deploy(s))",
+    ]
+    code, _ = dry_run(cluster, "stack rm", "nosuch")
+    assert code == 1
+
+
+def test_stack_rollback_plans_the_services_rolled_back_and_their_first_batch(
+    cluster, monkeypatch
+) -> None:
+    stack_of_web(cluster, monkeypatch)
+    code, out = dry_run(cluster, "stack rollback", "st")
+    assert code == 2
+    assert out.splitlines() == [
+        "~ service web",
+        "    image: nginx:2 -> nginx",
+        "~ tasks of web: 2 to replace, 1 at a time (stop-first); the first batch:",
+        "- task web.1 on manager1 (updated)",
+        "+ task web.1 on manager1",
+    ]
+    assert dry_run(cluster, "stack rollback", "st", "--to", "2") == (0, "Nothing would change.\n")
+    code, _ = dry_run(cluster, "stack rollback", "st", "--to", "7")
+    assert code == 1
