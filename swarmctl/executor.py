@@ -1,4 +1,5 @@
-"""The one place that applies a reconciler Plan to the hosts, and records what happened.
+"""The one place that changes hosts: it applies a reconciler Plan and records what
+happened, and carries out the other host steps (hoststep.HostStep) commands decide.
 
 The plan is written to the state first (desired states, new tasks), so that a crash
 mid-way leaves a state that the next reconcile finishes; then, per node in parallel,
@@ -17,6 +18,7 @@ from typing import Protocol
 from swarmctl import health, secrets
 from swarmctl.commands import docker
 from swarmctl.errors import SwarmctlError
+from swarmctl.hoststep import HostStep, Kind
 from swarmctl.models import Node, NodeState, Service, Task, TaskState
 from swarmctl.network.mesh import task_networks
 from swarmctl.observe import STARTABLE, observed, stamp
@@ -25,7 +27,7 @@ from swarmctl.runtime.containers import parse_inspect
 from swarmctl.state import StateStore, events
 from swarmctl.state.repo import Repo
 from swarmctl.transport.host import Host, Hosts
-from swarmctl.transport.ssh import CommandFailed, SSHError
+from swarmctl.transport.ssh import CommandFailed, Result, SSHError
 
 PER_NODE = 4  # containers started at once on one node
 START_TIMEOUT = 300.0  # a pull can be slow
@@ -228,24 +230,39 @@ def _rejected(task: Task, error: str) -> Task:
 
 
 def _stop(conn: Host, tasks: list[Task], grace: float) -> list[Task]:
-    remove_containers(conn, [t.id for t in tasks], timeout=60 + grace, graceful=True)
+    _remove(conn, docker.stop_tasks([t.id for t in tasks]), timeout=60 + grace)
     return [
         t if t.state.terminal and t.state != TaskState.ORPHANED else stamp(t, TaskState.SHUTDOWN)
         for t in tasks
     ]
 
 
-def remove_containers(
-    host: Host, task_ids: Sequence[str], timeout: float, graceful: bool = False
-) -> None:
-    """Remove the tasks' containers; `graceful`: stop them first, each with its stop
-    signal and grace period. One already gone, or going (the supervisor or another
-    command removing it right now: docker answers "removal … is already in progress"),
-    is as good as removed, not a failure of the work that follows."""
-    command = (docker.stop_tasks if graceful else docker.remove_tasks)(task_ids)
+def run_steps(pool: Hosts, steps: Sequence[HostStep]) -> dict[str, Result | SwarmctlError]:
+    """Carry out host steps: each host's in order, the hosts in parallel. Per host, the
+    result of its last step, or the error that ended its steps (SSHError: it cannot be
+    reached; CommandFailed: a step with `check` failed)."""
+    by_host: dict[str, list[HostStep]] = defaultdict(list)
+    for step in steps:
+        by_host[step.host].append(step)
+
+    def on_host(host: Host) -> Result:
+        for step in by_host[host.name]:
+            if step.kind == Kind.REMOVE_CONTAINERS:
+                result = _remove(host, step.command, step.timeout)
+            else:
+                result = host.run(step.command, timeout=step.timeout, check=step.check)
+        return result
+
+    return pool.each(on_host, list(by_host))
+
+
+def _remove(host: Host, command: str | Sequence[str], timeout: float) -> Result:
+    """Remove containers. One already gone, or going (the supervisor or another command
+    removing it right now: docker answers "removal … is already in progress"), is as good
+    as removed, not a failure of the work that follows."""
     result = host.run(command, timeout=timeout, check=False)
     if result.exit_code == 0:
-        return
+        return result
     benign = ("already in progress", "No such container")
     errors = [
         line
@@ -255,6 +272,7 @@ def remove_containers(
     if errors or not result.stderr.strip():
         why = errors[-1] if errors else f"exit {result.exit_code}"
         raise SwarmctlError(f"{host.name}: removing containers failed: {why}")
+    return result
 
 
 def _start(

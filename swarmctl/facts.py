@@ -1,10 +1,12 @@
 """What a host is, read from the output of templates/host/facts.sh.j2, and what joining
-it takes (pure: parsing and decisions only; provision.py does the I/O)."""
+it takes (parsing and decisions only: the commands are built in commands/steps.py,
+provision.py reads the host and the executor runs them)."""
 
 import ipaddress
 import shlex
 from dataclasses import dataclass, field
 
+from swarmctl.commands import steps
 from swarmctl.errors import SwarmctlError
 from swarmctl.models import NodeFacts
 
@@ -144,7 +146,7 @@ def plan_join(facts: HostFacts, host: str) -> JoinPlan:
             problems.append(f"{host}: {tool} does not work (is the package installed?)")
     install = None
     if not (facts.docker_cli and facts.dockerd):
-        install = _install_command(facts)
+        install = steps.install_docker(facts.tools, {facts.os_id, *facts.os_like.split()})
         if install is None:
             problems.append(
                 f"{host}: Docker is not installed and swarmctl cannot install it "
@@ -152,33 +154,10 @@ def plan_join(facts: HostFacts, host: str) -> JoinPlan:
             )
     start = None
     if not facts.engine:
-        start = _start_command(facts)
+        start = steps.start_docker(facts.tools)
         if start is None and install is None and not problems:
             problems.append(
                 f"{host}: the Docker daemon is not running and there is no "
                 "systemctl or service command to start it"
             )
     return JoinPlan(install, start, tuple(problems))
-
-
-def _install_command(facts: HostFacts) -> list[str] | None:
-    family = {facts.os_id, *facts.os_like.split()}
-    if "apt-get" in facts.tools and family & {"debian", "ubuntu"}:
-        return [
-            "sh",
-            "-c",
-            "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io",
-        ]
-    if "dnf" in facts.tools:
-        return ["dnf", "install", "-y", "moby-engine"]
-    if "apk" in facts.tools:
-        return ["apk", "add", "docker"]
-    return None
-
-
-def _start_command(facts: HostFacts) -> list[str] | None:
-    if "systemctl" in facts.tools:
-        return ["systemctl", "enable", "--now", "docker"]
-    if "service" in facts.tools:
-        return ["service", "docker", "start"]
-    return None

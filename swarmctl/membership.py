@@ -8,20 +8,19 @@ exactly as after. Hosts are handled in parallel; one failing host fails only its
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from swarmctl import clock
-from swarmctl.commands import docker
-from swarmctl.commands.render import render
+from swarmctl import clock, executor
+from swarmctl.commands import steps
 from swarmctl.errors import SwarmctlError
 from swarmctl.inventory import Inventory
 from swarmctl.models import Cluster, Node, Role
 from swarmctl.naming import new_id
 from swarmctl.network import networking
-from swarmctl.network.overlay import NodeOverlays, assign_ranges, forget_node
+from swarmctl.network.overlay import assign_ranges, forget_node
 from swarmctl.provision import Provisioned, provision
 from swarmctl.state import StateStore
 from swarmctl.state.repo import Repo
 from swarmctl.transport.group import Pool
-from swarmctl.transport.ssh import SSHConnection, Trust
+from swarmctl.transport.ssh import Trust
 
 Say = Callable[[str], None]
 
@@ -63,7 +62,9 @@ def init(
                 "`swarmctl join` to add hosts, or --state for another cluster"
             )
     target = inventory.get(host or _first_manager(inventory))
-    done = provision(pool[target.name], listen_addr=listen_addr)
+    done = provision(pool, [target.name], listen_addr=listen_addr)[target.name]
+    if isinstance(done, SwarmctlError):
+        raise done
     now = clock.now()
     node = _new_node(target.name, Role.MANAGER, done, pool.trust, target.labels, now, leader=True)
     cluster = Cluster(
@@ -150,7 +151,7 @@ def join(
             )
         else:
             targets.append(target)
-    results = pool.each(lambda conn: provision(conn, dry_run=dry_run), [t.name for t in targets])
+    results = provision(pool, [t.name for t in targets], dry_run=dry_run)
     roles = {t.name: role or Role(t.role) for t in targets}
     ready = {}
     for name, result in results.items():
@@ -227,8 +228,7 @@ def leave(
         cluster = repo.cluster()
         node = check_leave(repo, inventory, ref, force)
     if node.hostname in inventory.hosts:
-        outcome = pool.each(lambda conn: clean_host(conn, cluster.id), [node.hostname])
-        outcome = outcome[node.hostname]
+        outcome = executor.run_steps(pool, steps.clean(cluster.id, node.hostname))[node.hostname]
         if isinstance(outcome, SwarmctlError):
             if not force:
                 raise SwarmctlError(
@@ -272,12 +272,3 @@ def record_leave(repo: Repo, node: Node) -> None:
 
 def _with_leader(node: Node) -> Node:
     return replace(node, leader=True, updated_at=clock.now(), version=node.version + 1)
-
-
-def clean_host(conn: SSHConnection, cluster_id: str) -> None:
-    """Remove what this cluster put on a host: its containers, then its overlays."""
-    conn.run(docker.remove_cluster_containers(cluster_id), timeout=120)
-    conn.run(
-        render("overlay/converge.sh.j2", o=NodeOverlays(cluster_id, conn.name, (), (), ())),
-        timeout=120,
-    )

@@ -1,13 +1,17 @@
-"""Getting one host ready to be a node, over its SSH connection, idempotently.
+"""Getting hosts ready to be a node, over their SSH connections, idempotently.
 
-Checks login and root (or sudo), reads facts, installs Docker from the distribution's
-packages only when it is absent (never upgrades an engine that is there), starts the
-daemon when it is down, and checks the kernel features the overlay needs. It does not
-touch the cluster state: membership.py records what this returns.
+Checks login and root (or sudo), reads facts, checks the kernel features the overlay
+needs, and plans (facts.plan_join) installing Docker from the distribution's packages only
+when it is absent (never upgrading an engine that is there) and starting the daemon when
+it is down; the executor carries the steps out. It does not touch the cluster state:
+membership.py records what this returns.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from swarmctl import executor
+from swarmctl.commands import steps
 from swarmctl.commands.render import render
 from swarmctl.errors import SwarmctlError
 from swarmctl.facts import (
@@ -19,9 +23,8 @@ from swarmctl.facts import (
     underlay,
 )
 from swarmctl.models import NodeFacts
+from swarmctl.transport.group import Pool
 from swarmctl.transport.ssh import SSHConnection
-
-INSTALL_TIMEOUT = 900.0
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class Provisioned:
 
 def check_login(conn: SSHConnection) -> None:
     """Root, or a user with passwordless sudo; sets conn.sudo accordingly."""
-    result = conn.run("id -u; sudo -n true 2>/dev/null && echo sudo", check=False)
+    result = conn.run(steps.CHECK_LOGIN, check=False)
     lines = result.stdout.split()
     if not lines:
         raise SwarmctlError(f"{conn.name}: `id -u` gave no answer ({result.stderr.strip()})")
@@ -50,30 +53,64 @@ def read_facts(conn: SSHConnection) -> HostFacts:
 
 
 def provision(
-    conn: SSHConnection, *, dry_run: bool = False, listen_addr: str | None = None
-) -> Provisioned:
+    pool: Pool, names: Sequence[str], *, dry_run: bool = False, listen_addr: str | None = None
+) -> dict[str, Provisioned | SwarmctlError]:
+    """Each host (in parallel) looked at and planned, the plans' steps carried out by the
+    executor, then each host looked at again; per host, what it is or why it failed."""
+    looked: dict[str, tuple[HostFacts, JoinPlan] | SwarmctlError] = pool.each(_look, names)
+    ready = {name: found for name, found in looked.items() if not isinstance(found, SwarmctlError)}
+    if not dry_run:
+        done = executor.run_steps(
+            pool,
+            [
+                step
+                for name, (_, plan) in ready.items()
+                for step in steps.provision(name, plan.install_docker, plan.start_docker)
+            ],
+        )
+        failed = {name: error for name, error in done.items() if isinstance(error, SwarmctlError)}
+        again = pool.each(_read_started, [name for name in done if name not in failed])
+        for name, facts in {**again, **failed}.items():
+            looked[name] = facts if isinstance(facts, SwarmctlError) else (facts, ready[name][1])
+    return {name: _provisioned(pool, name, found, listen_addr) for name, found in looked.items()}
+
+
+def _look(conn: SSHConnection) -> tuple[HostFacts, JoinPlan]:
     check_login(conn)
     facts = read_facts(conn)
     plan = plan_join(facts, conn.name)
     if plan.problems:
         raise SwarmctlError(plan.problems[0])
-    if not dry_run:
-        if plan.install_docker:
-            conn.run(plan.install_docker, timeout=INSTALL_TIMEOUT)
-        if plan.start_docker:
-            conn.run(plan.start_docker, timeout=60)
-        if plan.install_docker or plan.start_docker:
-            facts = read_facts(conn)
-            if not facts.engine:
-                raise SwarmctlError(
-                    f"{conn.name}: the Docker daemon still does not answer "
-                    "after installing/starting it"
-                )
-    iface, address = underlay(facts, conn.name, conn.host.address, conn.host.iface)
+    return facts, plan
+
+
+def _read_started(conn: SSHConnection) -> HostFacts:
+    facts = read_facts(conn)
+    if not facts.engine:
+        raise SwarmctlError(
+            f"{conn.name}: the Docker daemon still does not answer after installing/starting it"
+        )
+    return facts
+
+
+def _provisioned(
+    pool: Pool,
+    name: str,
+    found: tuple[HostFacts, JoinPlan] | SwarmctlError,
+    listen_addr: str | None,
+) -> Provisioned | SwarmctlError:
+    if isinstance(found, SwarmctlError):
+        return found
+    facts, plan = found
+    conn = pool[name]
+    try:
+        iface, address = underlay(facts, conn.name, conn.host.address, conn.host.iface)
+    except SwarmctlError as error:
+        return error
     if listen_addr and listen_addr != address:
         by_address = {cidr.split("/")[0]: name for name, cidr in facts.addresses}
         if listen_addr not in by_address:
-            raise SwarmctlError(
+            return SwarmctlError(
                 f"{conn.name}: --listen-addr {listen_addr} is not an address of this host"
             )
         iface, address = by_address[listen_addr], listen_addr

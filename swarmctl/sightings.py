@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from swarmctl import executor, observe
+from swarmctl.commands import steps
 from swarmctl.errors import SwarmctlError
 from swarmctl.models import HealthCheck, Node, NodeState, Task, TaskState
 from swarmctl.runtime.containers import Container
@@ -58,10 +59,7 @@ def remove_strays(
         for node_id, ids in remove.items()
         if node_id in names
     }
-    results = pool.each(
-        lambda host: executor.remove_containers(host, by_host[host.name], timeout=30),
-        list(by_host),
-    )
+    results = executor.run_steps(pool, [steps.remove_strays(h, ids) for h, ids in by_host.items()])
     gone = {
         task_id
         for host, ids in by_host.items()

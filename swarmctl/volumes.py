@@ -12,8 +12,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from swarmctl import executor
 from swarmctl.commands import volume as commands
 from swarmctl.errors import SwarmctlError
+from swarmctl.hoststep import HostStep, Kind
 from swarmctl.models import Node, Service, Task
 from swarmctl.naming import LABEL_CLUSTER
 
@@ -68,11 +70,16 @@ def create(
     pool, nodes: Sequence[Node], name: str, cluster_id: str, driver: str, options: Mapping[str, str]
 ) -> dict[str, SwarmctlError]:
     argv = commands.create(name, cluster_id, driver, options)
-    results = pool.each(lambda host: host.run(argv), [n.hostname for n in nodes])
+    made = [HostStep(n.hostname, Kind.CREATE_VOLUME, tuple(argv), None) for n in nodes]
+    results = executor.run_steps(pool, made)
     return {h: r for h, r in results.items() if isinstance(r, SwarmctlError)}
 
 
 def remove(pool, volumes: Sequence[Volume]) -> dict[str, SwarmctlError]:
     by_node = {v.node: v.name for v in volumes}
-    results = pool.each(lambda host: host.run(commands.remove(by_node[host.name])), list(by_node))
+    gone = [
+        HostStep(node, Kind.REMOVE_VOLUME, tuple(commands.remove(name)), None)
+        for node, name in by_node.items()
+    ]
+    results = executor.run_steps(pool, gone)
     return {h: r for h, r in results.items() if isinstance(r, SwarmctlError)}

@@ -12,9 +12,11 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from swarmctl import clock, executor, pause
+from swarmctl.commands import steps
 from swarmctl.commands.render import render
 from swarmctl.errors import SwarmctlError
-from swarmctl.models import Cluster, Network, Node, NodeState
+from swarmctl.hoststep import HostStep
+from swarmctl.models import Cluster, Network, Node, NodeState, Service, Task
 from swarmctl.naming import new_id, valid_name
 from swarmctl.network import ipam
 from swarmctl.network.mesh import (
@@ -156,12 +158,8 @@ def converge(store: StateStore, pool: Pool, targets: Iterable[Node]) -> list[str
         cluster, networks, nodes = repo.cluster(), repo.networks.all(), repo.nodes.all()
     members = {n.id for n in nodes}
     targets = [t for t in targets if t.id in members]
-    scripts = {
-        t.hostname: render("overlay/converge.sh.j2", o=node_overlays(cluster, networks, nodes, t))
-        for t in targets
-    }
-    results = pool.each(
-        lambda conn: conn.run(scripts[conn.name], timeout=120), [t.hostname for t in targets]
+    results = executor.run_steps(
+        pool, [steps.overlay(node_overlays(cluster, networks, nodes, t)) for t in targets]
     )
     errors = {
         t.id: str(results[t.hostname])
@@ -204,16 +202,7 @@ def converge_mesh(store: StateStore, pool: Pool, skip: Collection[str] = ()) -> 
         repo = Repo(db)
         cluster, nodes = repo.cluster(), repo.nodes.all()
         services, tasks, networks = repo.services.all(), repo.tasks.all(), repo.networks.all()
-    targets = [n for n in nodes if n.state != NodeState.DOWN and n.id not in skip]
-    scripts = {
-        n.hostname: mesh_script(
-            node_services(cluster.id, n, services, tasks, networks, cluster.helper_image)
-        )
-        for n in targets
-    }
-    results = pool.each(
-        lambda conn: conn.run(scripts[conn.name], timeout=120, check=False), list(scripts)
-    )
+    results = executor.run_steps(pool, mesh_steps(cluster, nodes, services, tasks, networks, skip))
     warnings = []
     for name, result in results.items():
         if isinstance(result, SwarmctlError):
@@ -222,6 +211,27 @@ def converge_mesh(store: StateStore, pool: Pool, skip: Collection[str] = ()) -> 
             lines = [line for line in result.stderr.splitlines() if line.strip()]
             warnings += [f"{name}: {line}" for line in lines or [f"exit {result.exit_code}"]]
     return warnings
+
+
+def mesh_steps(
+    cluster: Cluster,
+    nodes: Sequence[Node],
+    services: Sequence[Service],
+    tasks: Sequence[Task],
+    networks: Sequence[Network],
+    skip: Collection[str] = (),
+) -> list[HostStep]:
+    """The mesh script of every node not down and not in `skip`."""
+    return [
+        steps.mesh(
+            n.hostname,
+            mesh_script(
+                node_services(cluster.id, n, services, tasks, networks, cluster.helper_image)
+            ),
+        )
+        for n in nodes
+        if n.state != NodeState.DOWN and n.id not in skip
+    ]
 
 
 def mesh_script(wanted: NodeServices) -> str:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from tinydb import Query
 
 from swarmctl import clock, convergence, executor, rolling, services, sightings
-from swarmctl.commands import docker
+from swarmctl.commands import docker, steps
 from swarmctl.commands.render import render
 from swarmctl.errors import SwarmctlError
 from swarmctl.models import (
@@ -172,15 +172,16 @@ def test_a_container_another_actor_is_removing_is_as_good_as_removed(stderr: str
     # rejected the new task started after the stop, and paused the rollback.
     hosts = FakeHosts(NAMES[:1])
     hosts["manager1"].fail_on("docker rm -f", stderr=stderr, times=1)
-    executor.remove_containers(hosts["manager1"], ["t" * 25], timeout=5)
+    (result,) = executor.run_steps(hosts, [steps.remove_strays("manager1", ["t" * 25])]).values()
+    assert result.exit_code == 1
 
 
 def test_a_removal_that_really_failed_says_where_and_why() -> None:
     hosts = FakeHosts(NAMES[:1])
     hosts["manager1"].fail_on("docker rm -f", stderr="Error response from daemon: device busy")
-    with pytest.raises(SwarmctlError) as error:
-        executor.remove_containers(hosts["manager1"], ["t" * 25], timeout=5)
-    assert str(error.value) == (
+    (error,) = executor.run_steps(hosts, [steps.remove_strays("manager1", ["t" * 25])]).values()
+    assert isinstance(error, SwarmctlError)
+    assert str(error) == (
         "manager1: removing containers failed: Error response from daemon: device busy"
     )
 

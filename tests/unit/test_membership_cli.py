@@ -523,9 +523,11 @@ class FakePool(FakeHosts):
         self.trust = Trust()
 
 
-def provisioned(conn, dry_run: bool = False, listen_addr: str | None = None) -> Provisioned:
-    address = {"worker1": "192.0.2.12"}[conn.name]
-    return Provisioned(replace(FACTS, address=address), JoinPlan())
+def provisioned(
+    pool, names, dry_run: bool = False, listen_addr: str | None = None
+) -> dict[str, Provisioned]:
+    addresses = {"worker1": "192.0.2.12"}
+    return {n: Provisioned(replace(FACTS, address=addresses[n]), JoinPlan()) for n in names}
 
 
 def cluster_with_one_network(inventory: Path) -> StateStore:
