@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from swarmctl import membership
+from swarmctl.commands import steps
+from swarmctl.errors import SwarmctlError
 from swarmctl.facts import JoinPlan
 from swarmctl.inventory import load_inventory
 from swarmctl.models import Availability, Cluster, Network, Node, NodeFacts, NodeState, Role
@@ -625,6 +627,41 @@ def test_a_join_killed_during_its_write_leaves_the_state_as_before_or_after(
         join_worker1(store, inventory, monkeypatch)  # … the rerun joins, and sweeps it away
         assert worker1_and_its_block(store) == (True, True)
     assert not list(inventory.parent.glob(".lab.state.json.tmp-*"))
+
+
+def test_leave_cleans_the_host_with_the_executor_then_converges_the_others(
+    inventory: Path,
+) -> None:
+    store = cluster_with_one_network(inventory)
+    with store.transaction() as db:
+        Repo(db).nodes.put(WORKER1)
+    pool = FakePool()
+    membership.leave(
+        store, load_inventory(inventory), pool, "worker1", force=False, say=lambda _: None
+    )
+    assert pool["worker1"].commands == [s.command for s in steps.clean(CLUSTER.id, "worker1")]
+    assert len(pool["manager1"].commands) == 1  # its overlays, worker1 no longer a peer
+    with store.read() as db:
+        assert Repo(db).nodes.find("worker1") is None
+
+
+def test_leave_refuses_a_host_it_cannot_clean_without_force(inventory: Path) -> None:
+    store = cluster_with_one_network(inventory)
+    with store.transaction() as db:
+        Repo(db).nodes.put(WORKER1)
+    pool = FakePool()
+    pool["worker1"].reachable = False
+    with pytest.raises(SwarmctlError) as error:
+        membership.leave(
+            store, load_inventory(inventory), pool, "worker1", force=False, say=lambda _: None
+        )
+    assert str(error.value) == (
+        "worker1: connection refused: use --force to remove worker1 from the cluster anyway"
+    )
+    _, warnings = membership.leave(
+        store, load_inventory(inventory), pool, "worker1", force=True, say=lambda _: None
+    )
+    assert warnings[0] == "worker1: connection refused (its containers were left as they are)"
 
 
 @pytest.mark.parametrize("pair", ["web=²", "web=1.5", "web=", "web"])
