@@ -256,7 +256,7 @@ def run_steps(pool: Hosts, steps: Sequence[HostStep]) -> dict[str, Result | Swar
     return pool.each(on_host, list(by_host))
 
 
-def _remove(host: Host, command: str | Sequence[str], timeout: float) -> Result:
+def _remove(host: Host, command: str | Sequence[str], timeout: float | None) -> Result:
     """Remove containers. One already gone, or going (the supervisor or another command
     removing it right now: docker answers "removal … is already in progress"), is as good
     as removed, not a failure of the work that follows."""
