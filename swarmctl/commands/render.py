@@ -29,6 +29,7 @@ def environment(loader: object) -> "jinja2.Environment":
     env.filters["q"] = lambda value: shlex.quote(str(value))
     # For places no quoting can protect (iptables-restore input): an address or an error.
     env.filters["ipv4"] = lambda value: str(ipaddress.IPv4Address(value))
+    env.filters["ipv4net"] = lambda value: str(ipaddress.IPv4Network(value))
     env.filters["iface"] = lambda value: _matching(value, r"[A-Za-z0-9_.-]{1,15}", "interface")
     env.filters["proto"] = lambda value: _matching(value, r"tcp|udp|sctp", "protocol")
     return env
