@@ -103,12 +103,12 @@ def test_a_rebooted_host_loses_its_vxlan_device_and_the_next_apply_restores_it(
     cluster("network", "create", "ngx_net")
     cluster.lab.lab.kill("worker1")
     cluster.lab.lab.start("worker1")
-    devices = cluster.lab.ssh("worker1", "ip -o link show type vxlan; ip -o link show type bridge")
-    assert "swv" not in devices.stdout  # dockerd brought its bridge back, not our VXLAN port
-    assert "swb" in devices.stdout
+    devices = cluster.lab.ssh("worker1", "ip -o link show type vxlan; ip -o link show type macvlan")
+    assert "swv" not in devices.stdout and "swb" not in devices.stdout
+    assert "ngx_net" in cluster.lab.ssh("worker1", "docker network ls").stdout  # Docker's record
     cluster("network", "create", "other")  # any overlay apply converges every node
-    vxlan = cluster.lab.ssh("worker1", "ip -o link show type vxlan").stdout
-    assert vxlan.count("master swb") == 2
+    hosts_ports = cluster.lab.ssh("worker1", "ip -o link show type macvlan").stdout
+    assert hosts_ports.count("swb") == 2 and hosts_ports.count("@swv") == 2
     target = _web(cluster, "worker1", "after-reboot")
     assert _from(cluster, "worker2", f"wget -qO- http://{target}/").strip() == "after-reboot"
 
@@ -122,7 +122,7 @@ def test_the_overlay_survives_a_dockerd_restart(cluster: Cluster) -> None:
     assert _from(cluster, "worker2", f"wget -qO- http://{target}/").strip() == "after-restart"
 
 
-def test_frames_within_an_overlay_are_accepted_before_dockers_forward_chains(
+def test_frames_between_containers_never_meet_the_hosts_bridge_or_firewall(
     cluster: Cluster,
 ) -> None:
     cluster("init", "worker1")
@@ -130,12 +130,32 @@ def test_frames_within_an_overlay_are_accepted_before_dockers_forward_chains(
     cluster("network", "create", "ngx_net")
     target = _web(cluster, "worker1", "fast-w1")
     assert _from(cluster, "worker2", f"wget -qO- http://{target}/").strip() == "fast-w1"
-    hooks = cluster.lab.ssh("worker1", "iptables -S DOCKER-USER").stdout.splitlines()
-    assert hooks[1] == "-A DOCKER-USER -j SWARMCTL-BRIDGED"
-    # iptables -L -v -x: two header lines, then the rule with its packet count first.
-    accepted = cluster.lab.ssh("worker1", "iptables -L SWARMCTL-BRIDGED -v -x -n").stdout
-    (rule,) = accepted.splitlines()[2:]
-    assert rule.split()[2] == "ACCEPT" and int(rule.split()[0]) > 0
+    for host in ("worker1", "worker2"):
+        assert "swb" not in cluster.lab.ssh(host, "ip -o link show type bridge").stdout
+        # iptables -L -v -x: two header lines, then each rule with its packet count first.
+        routed = cluster.lab.ssh(host, "iptables -L SWARMCTL-OVERLAY -v -x -n").stdout
+        assert {int(rule.split()[0]) for rule in routed.splitlines()[2:]} == {0}, host
+
+
+def test_overlays_are_isolated_from_each_other_and_from_dockers_bridge(cluster: Cluster) -> None:
+    cluster("init", "worker1")
+    cluster("join", "worker2")
+    cluster("network", "create", "ngx_net")
+    cluster("network", "create", "other")
+    on_ngx = _web(cluster, "worker1", "iso-ngx")
+    probe = f"timeout 3 wget -qO- http://{on_ngx}/ || echo unreachable"
+    assert _from(cluster, "worker1", probe).strip() == "iso-ngx"
+    assert _from(cluster, "worker1", probe, network="other").strip() == "unreachable"
+    assert _from(cluster, "worker1", probe, network="bridge").strip() == "unreachable"
+
+
+def test_a_container_on_an_overlay_reaches_the_underlay_masqueraded(cluster: Cluster) -> None:
+    cluster("init", "worker1")
+    cluster("join", "worker2")
+    cluster("network", "create", "ngx_net")
+    cluster.lab.ssh("worker2", "docker run -d --name under --network host nginx >/dev/null")
+    worker2 = cluster.lab.host("worker2").address
+    assert _from(cluster, "worker1", f"wget -qO- http://{worker2}/").strip() == "worker2"
 
 
 def test_an_unreachable_node_is_pending_and_set_up_once_it_is_back(cluster: Cluster) -> None:
@@ -169,7 +189,8 @@ def test_network_rm_leaves_nothing_on_any_host(cluster: Cluster) -> None:
             "ip -o link show type vxlan; bridge fdb show | grep swv;"
             " docker network ls --format '{{.Name}}';"
             " iptables -S | grep SWARMCTL; iptables -t raw -S | grep SWARMCTL;"
-            " ebtables -L | grep SWARMCTL;"
+            " ip -o link show type macvlan; iptables -t nat -S | grep SWARMCTL-MASQ;"
+            " arptables -S | grep SWARMCTL;"
             " true",
         ).stdout
         assert state.split() == ["bridge", "host", "none"], host.name
