@@ -5,12 +5,13 @@ This kernel has no IPVS, which swarm's mesh needs, so the mesh is built like
 kube-proxy's iptables mode (docs/design/services.md):
 - Ingress: a published port answers on every node. nat PREROUTING/OUTPUT DNATs it to a
   running task's address on the `ingress` overlay, chosen at random with equal odds
-  (the statistic match), and SNATs it to the node's own ingress address so replies
+  (the statistic match), and masquerades it to the node's own address there so replies
   come back through the node that DNATed them.
 - Service names: on every node, a helper container on each of the service's networks
   holds the service's virtual IP and the service name as a network alias, so Docker's
-  embedded DNS answers the name with the VIP; nat PREROUTING (bridged traffic, through
-  br_netfilter) DNATs the VIP to a running task of the service on that network.
+  embedded DNS answers the name with the VIP; the node itself answers for the VIP (the
+  helper ignores ARP), and nat PREROUTING DNATs it to a running task of the service on
+  that network and masquerades it, as the ingress.
 templates/services/converge.sh.j2 turns a NodeServices into commands.
 """
 
@@ -21,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from swarmctl.models import Network, Node, PublishMode, Service, ServiceSpec, Task, TaskState
-from swarmctl.network.overlay import device_names, node_address
+from swarmctl.network.overlay import device_names
 
 INGRESS = "ingress"
 MESH_MARK = "0x100000"
@@ -69,17 +70,14 @@ class Helper:
 class NodeServices:
     cluster_id: str
     node: str
-    ingress_bridge: str  # empty when the node has no ingress network
-    ingress_address: str
     ports: tuple[IngressPort, ...]
     vips: tuple[VirtualIP, ...]
     helpers: tuple[Helper, ...]
     helper_image: str
-    # (bridge, IP, MAC) of every running task on the node's overlay networks: the host
-    # knows where each task is and never ARPs across the overlay for one (its ARP would
-    # carry the gateway address every node shares, which the overlay drops).
+    # (host's port, IP, MAC) of every running task on the node's overlay networks: the
+    # host knows where each task is and does not flood the overlay with ARP for one.
     neighbours: tuple[tuple[str, str, str], ...] = ()
-    bridges: tuple[str, ...] = ()  # the node's overlay bridges, whose neighbours it owns
+    bridges: tuple[str, ...] = ()  # the host's ports on its overlays, whose neighbours it owns
 
 
 def chain(kind: str, *parts: str) -> str:
@@ -155,15 +153,9 @@ def node_services(
             if name in mine and name in task.macs
         }
     )
-    bridge = address = ""
-    if ingress is not None and node.id in ingress.node_ranges:
-        bridge = device_names(ingress.id)[1]
-        address = node_address(ingress.node_ranges[node.id])
     return NodeServices(
         cluster_id,
         node.hostname,
-        bridge,
-        address,
         tuple(ports),
         tuple(vips),
         tuple(helpers),

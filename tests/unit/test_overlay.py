@@ -243,7 +243,7 @@ case "${0##*/} $1 $2" in
             *swarmctl.network.id*swarmctl.cluster.id*) answer=owner ;;
             *swarmctl.network.id*) answer=network-id ;;
             *swarmctl.cluster.id*) answer=cluster-id ;;
-            *bridge.name*) answer=bridge-name ;;
+            *parent*) answer=parent ;;
             *) answer=inspect ;;
         esac
         [ -f DOCKER/$answer ] || exit 1
@@ -254,7 +254,7 @@ case "${0##*/} $1 $2" in
 esac
 exit 0
 """
-STUBBED = ["docker", "ip", "bridge", "ebtables", "iptables", "iptables-restore", "rm", "sysctl"]
+STUBBED = ["arptables", "docker", "ip", "bridge", "iptables", "iptables-restore", "rm", "sysctl"]
 
 
 @dataclass(frozen=True)
@@ -313,12 +313,56 @@ def test_a_stale_network_of_this_cluster_with_the_same_name_is_replaced(tmp_path
     overlays = node_overlays(CLUSTER, [FRONT], NODES, N1)
     stale = {
         "owner": f"oldfront00000000000000000/{CLUSTER.id}\n",
-        "bridge-name": "swboldfront000\n",
+        "parent": "swvoldfront000\n",
         "ls": "oldfront00000000000000000/front\n",
     }
     run = run_with_stubs(tmp_path, render("overlay/converge.sh.j2", o=overlays), stale)
     assert run.returncode == 0, run.stderr
     assert run.index_of("docker", "network", "rm") < run.index_of("docker", "network", "create")
+    assert ["ip", "link", "del", "swvoldfront000"] in run.calls
+
+
+def test_a_network_whose_vxlan_device_was_lost_is_made_again_by_docker(tmp_path: Path) -> None:
+    # After a reboot dockerd keeps the record of a macvlan network whose parent it could
+    # not find, but not the network: its containers could not even be connected.
+    overlays = node_overlays(CLUSTER, [FRONT], NODES, N1)
+    ours = {"owner": f"{FRONT.id}/{CLUSTER.id}\n", "ls": f"{FRONT.id}/front\n"}
+    run = run_with_stubs(tmp_path, render("overlay/converge.sh.j2", o=overlays), ours)
+    assert run.returncode == 0, run.stderr
+    vxlan = run.index_of("ip", "link", "add", "swvfrontnet000")
+    assert vxlan < run.index_of("docker", "network", "rm", "front")
+    assert run.index_of("docker", "network", "rm") < run.index_of("docker", "network", "create")
+
+
+def test_each_network_is_a_docker_macvlan_network_on_its_vxlan_device(tmp_path: Path) -> None:
+    run = run_with_stubs(tmp_path, render("overlay/converge.sh.j2", o=overlays_of(N1)))
+    (create, _) = run.calls_of("docker", "network", "create")
+    assert create[:5] == ["docker", "network", "create", "--driver", "macvlan"]
+    assert ["--opt", "parent=swvbacknet0000"] in pairs(create)
+    assert ["--opt", "macvlan_mode=bridge"] in pairs(create)
+    # The VXLAN device is made first (Docker needs the parent) and answers no ARP itself.
+    assert run.index_of("ip", "link", "add", "swvbacknet0000") < run.index_of(
+        "docker", "network", "create"
+    )
+    assert ["ip", "link", "set", "swvbacknet0000", "mtu", "1450", "arp", "off", "up"] in run.calls
+
+
+def test_the_hosts_port_is_a_macvlan_with_the_node_address_and_block_0_as_local(
+    tmp_path: Path,
+) -> None:
+    overlays = overlays_of(N1)
+    run = run_with_stubs(tmp_path, render("overlay/converge.sh.j2", o=overlays))
+    front = next(n for n in overlays.networks if n.name == "front")
+    port, vxlan = front.bridge, front.vxlan
+    assert ["ip", "link", "add", port, "link", vxlan, "type", "macvlan", "mode", "bridge"] in (
+        run.calls
+    )
+    assert ["ip", "addr", "replace", f"{front.address}/24", "dev", port] in run.calls
+    local = ["ip", "route", "replace", "table", "local", "local", front.reserved, "dev", port]
+    assert [*local, "src", front.address] in run.calls
+    # No gateway address on it: ARP for the gateway and the VIPs is answered from the route,
+    # and the host's own requests carry the node's address (arp_announce), never block 0's.
+    assert ["sysctl", "-qw", f"net.ipv4.conf.{port}.arp_announce=2"] in run.calls
 
 
 # ------------------------------------------------------------------- hostile values
@@ -384,8 +428,8 @@ def test_hostile_values_reach_docker_and_ip_intact_as_single_arguments(
     assert run.calls_of("docker", "network", "inspect")[0][-1] == h.name
     assert ["--label", f"swarmctl.cluster.id={h.cluster_id}"] in pairs(create)
     assert ["--label", f"{h.label_key}={h.label_value}"] in pairs(create)
-    (add,) = run.calls_of("ip", "link", "add")
-    assert ["dev", h.iface] in pairs(add)
+    (vxlan,) = [c for c in run.calls_of("ip", "link", "add") if "vxlan" in c]
+    assert ["dev", h.iface] in pairs(vxlan)
 
 
 def test_a_hostile_peer_cannot_end_the_iptables_rules(tmp_path: Path) -> None:
@@ -546,42 +590,59 @@ def test_a_node_without_networks_removes_the_vxlan_guard() -> None:
     assert "iptables -t raw -A" not in script
 
 
-def test_frames_bridged_within_an_overlay_are_accepted_before_dockers_chains(
+def restored(script: str) -> list[str]:
+    """The lines the script feeds iptables-restore."""
+    return script.split("iptables-restore --noflush <<'RULES'\n")[1].split("\nRULES\n")[0].split("\n")
+
+
+def test_routed_traffic_leaves_overlays_masqueraded_and_never_crosses_between_them(
     tmp_path: Path,
 ) -> None:
     overlays = overlays_of(N1)
     script = render("overlay/converge.sh.j2", o=overlays)
-    rules = script.split("iptables-restore --noflush <<'RULES'\n")[1].split("\nRULES\n")[0]
-    accepted = [line.split() for line in rules.splitlines() if "SWARMCTL-BRIDGED -i" in line]
-    # Only frames that enter and leave the same overlay bridge: routing between bridges,
-    # to the outside or to Docker's other networks still meets Docker's isolation rules.
-    assert accepted == [
-        ["-A", "SWARMCTL-BRIDGED", "-i", n.bridge, "-o", n.bridge, "-j", "ACCEPT"]
-        for n in overlays.networks
+    rules = restored(script)
+    back, front = (n.bridge for n in overlays.networks)
+    assert [r for r in rules if r.startswith("-A SWARMCTL-OVERLAY")] == [
+        f"-A SWARMCTL-OVERLAY -i {back} -o {back} -j ACCEPT",
+        f"-A SWARMCTL-OVERLAY -i {front} -o {front} -j ACCEPT",
+        "-A SWARMCTL-OVERLAY -o swb+ -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        "-A SWARMCTL-OVERLAY -i swb+ -o swb+ -j DROP",
+        "-A SWARMCTL-OVERLAY -i swb+ -o docker0 -j DROP",
+        "-A SWARMCTL-OVERLAY -i swb+ -o br-+ -j DROP",
+        "-A SWARMCTL-OVERLAY -i docker0 -o swb+ -j DROP",
+        "-A SWARMCTL-OVERLAY -i br-+ -o swb+ -j DROP",
+        "-A SWARMCTL-OVERLAY -i swb+ -j ACCEPT",
+    ]
+    assert [r for r in rules if r.startswith("-A SWARMCTL-MASQ")] == [
+        f"-A SWARMCTL-MASQ -s 10.0.2.0/24 ! -o {back} -j MASQUERADE",
+        f"-A SWARMCTL-MASQ -s 10.0.1.0/24 ! -o {front} -j MASQUERADE",
     ]
     run = run_with_stubs(tmp_path, script)
     assert run.returncode == 0, run.stderr
     # The stub has DOCKER-USER, which Docker keeps first in FORWARD.
-    hooks = [c for c in run.calls_of("iptables") if "SWARMCTL-BRIDGED" in c]
-    assert hooks == [["iptables", "-C", "DOCKER-USER", "-j", "SWARMCTL-BRIDGED"]]
+    hooks = [c for c in run.calls_of("iptables") if "SWARMCTL-OVERLAY" in c or "SWARMCTL-MASQ" in c]
+    assert hooks == [
+        ["iptables", "-C", "DOCKER-USER", "-j", "SWARMCTL-OVERLAY"],
+        ["iptables", "-t", "nat", "-C", "POSTROUTING", "-j", "SWARMCTL-MASQ"],
+    ]
 
 
-def test_only_arp_frames_jump_to_the_arp_chain(tmp_path: Path) -> None:
-    run = run_with_stubs(tmp_path, render("overlay/converge.sh.j2", o=overlays_of(N1)))
+def test_arp_for_block_0_is_answered_only_to_the_nodes_own_containers(tmp_path: Path) -> None:
+    overlays = overlays_of(N1)
+    run = run_with_stubs(tmp_path, render("overlay/converge.sh.j2", o=overlays))
     assert run.returncode == 0, run.stderr
-    # The stub lists no rules, so the script inserts each jump, and drops an older script's
-    # unfiltered one first.
-    assert run.calls_of("ebtables", "-I") == [
-        ["ebtables", "-I", chain, "-p", "ARP", "-j", "SWARMCTL-ARP"]
-        for chain in ("INPUT", "FORWARD", "OUTPUT")
+    assert run.calls_of("arptables", "-A") == [
+        ["arptables", "-A", "SWARMCTL-ARP", "-i", n.bridge, "--opcode", "Request"]
+        + ["-d", n.reserved, "!", "-s", n.ip_range, "-j", "DROP"]
+        for n in overlays.networks
     ]
-    assert run.calls_of("ebtables", "-D") == [
-        ["ebtables", "-D", chain, "-j", "SWARMCTL-ARP"] for chain in ("INPUT", "FORWARD", "OUTPUT")
-    ]
+    assert run.calls_of("arptables", "-C") == [["arptables", "-C", "INPUT", "-j", "SWARMCTL-ARP"]]
 
 
-def test_a_node_without_networks_removes_the_bridged_accept() -> None:
+def test_a_node_without_networks_removes_its_routing_rules_and_arp_filter() -> None:
     script = render("overlay/converge.sh.j2", o=overlays_of(N4))
-    assert 'iptables -D "$hook" -j SWARMCTL-BRIDGED' in script
-    assert "for chain in SWARMCTL-VXLAN SWARMCTL-BRIDGED; do" in script  # flushed, deleted
-    assert "SWARMCTL-BRIDGED -i" not in script
+    assert 'iptables -D "$hook" -j SWARMCTL-OVERLAY' in script
+    assert "iptables -t nat -D POSTROUTING -j SWARMCTL-MASQ" in script
+    assert "for chain in SWARMCTL-VXLAN SWARMCTL-OVERLAY; do" in script  # flushed, deleted
+    assert "arptables -D INPUT -j SWARMCTL-ARP" in script
+    assert "SWARMCTL-OVERLAY -i" not in script and "arptables -A" not in script

@@ -629,12 +629,6 @@ def test_host_mode_ports_are_not_in_the_mesh() -> None:
     assert [p.published for p in services_on(N1).ports] == [30000]
 
 
-def test_the_ingress_bridge_and_address_are_set_only_on_nodes_in_ingress() -> None:
-    on_n2 = services_on(N2)
-    assert (on_n2.ingress_bridge, on_n2.ingress_address) == ("swbingressnet0", "10.255.0.32")
-    assert (services_on(N3).ingress_bridge, services_on(N3).ingress_address) == ("", "")
-
-
 def test_mesh_chains_are_stable_and_fit_iptables() -> None:
     first, again = services_on(N1), services_on(N2)
     assert first.ports[0].destination.chain == again.ports[0].destination.chain
@@ -653,7 +647,7 @@ def test_a_service_with_no_running_task_has_rules_without_targets() -> None:
 
 def test_without_an_ingress_network_there_are_no_mesh_ports() -> None:
     alone = mesh.node_services(CLUSTER_ID, N1, [FULL], MESH_TASKS, [FRONT], "busybox")
-    assert (alone.ports, alone.ingress_bridge) == ((), "")
+    assert alone.ports == ()
 
 
 def test_mesh_odds_give_each_of_n_targets_one_nth() -> None:

@@ -4,10 +4,10 @@ wanted_vxlans=''
 wanted_ports=''
 wanted_ids=''
 has() { case " $1 " in *" $2 "*) return 0 ;; esac; return 1; }
-remove_network() {
-    bridge=$(docker network inspect --format '{{index .Options "com.docker.network.bridge.name"}}' "$1")
+remove_network() {  # the VXLAN device takes the host's macvlan with it
+    parent=$(docker network inspect --format '{{index .Options "parent"}}' "$1")
     docker network rm "$1" >/dev/null
-    ip link del "swv${bridge#swb}" 2>/dev/null || true
+    case "$parent" in swv*) ip link del "$parent" 2>/dev/null || true ;; esac
 }
 
 # --- networks of this cluster that should no longer be here
@@ -33,9 +33,10 @@ for port in $wanted_ports; do
         || iptables -I INPUT -p udp --dport "$port" -j SWARMCTL-VXLAN
 done
 for hook in DOCKER-USER FORWARD; do
-    while iptables -D "$hook" -j SWARMCTL-BRIDGED 2>/dev/null; do :; done
+    while iptables -D "$hook" -j SWARMCTL-OVERLAY 2>/dev/null; do :; done
 done
-for chain in SWARMCTL-VXLAN SWARMCTL-BRIDGED; do
+while iptables -t nat -D POSTROUTING -j SWARMCTL-MASQ 2>/dev/null; do :; done
+for chain in SWARMCTL-VXLAN SWARMCTL-OVERLAY; do
     if iptables -S "$chain" >/dev/null 2>&1; then
         iptables -F "$chain" && iptables -X "$chain"
     fi
@@ -43,10 +44,10 @@ done
 if iptables -t raw -S SWARMCTL-VXLAN-GUARD >/dev/null 2>&1; then
     iptables -t raw -F SWARMCTL-VXLAN-GUARD && iptables -t raw -X SWARMCTL-VXLAN-GUARD
 fi
-for chain in INPUT FORWARD OUTPUT; do
-    while ebtables -D "$chain" -p ARP -j SWARMCTL-ARP 2>/dev/null; do :; done
-    while ebtables -D "$chain" -j SWARMCTL-ARP 2>/dev/null; do :; done
-done
-if ebtables -L SWARMCTL-ARP >/dev/null 2>&1; then
-    ebtables -F SWARMCTL-ARP && ebtables -X SWARMCTL-ARP
+if iptables -t nat -S SWARMCTL-MASQ >/dev/null 2>&1; then
+    iptables -t nat -F SWARMCTL-MASQ && iptables -t nat -X SWARMCTL-MASQ
+fi
+while arptables -D INPUT -j SWARMCTL-ARP 2>/dev/null; do :; done
+if arptables -L SWARMCTL-ARP >/dev/null 2>&1; then
+    arptables -F SWARMCTL-ARP && arptables -X SWARMCTL-ARP
 fi

@@ -4,10 +4,10 @@ wanted_vxlans='swvbacknet0000 swvfrontnet000'
 wanted_ports='4789 4790'
 wanted_ids='backnet00000000000000000b frontnet0000000000000000a'
 has() { case " $1 " in *" $2 "*) return 0 ;; esac; return 1; }
-remove_network() {
-    bridge=$(docker network inspect --format '{{index .Options "com.docker.network.bridge.name"}}' "$1")
+remove_network() {  # the VXLAN device takes the host's macvlan with it
+    parent=$(docker network inspect --format '{{index .Options "parent"}}' "$1")
     docker network rm "$1" >/dev/null
-    ip link del "swv${bridge#swb}" 2>/dev/null || true
+    case "$parent" in swv*) ip link del "$parent" 2>/dev/null || true ;; esac
 }
 
 # --- network backnet00000000000000000b: VNI 4096, 10.0.2.0/24, this node 10.0.2.16/28
@@ -18,35 +18,41 @@ if [ "$owner" != none ] && [ "$owner" != "$id/$cluster" ] && [ "${owner#*/}" = "
     remove_network "$net"  # an older network of this cluster by the same name, missed here
     owner=none
 fi
+# Docker's macvlan network needs its parent, the VXLAN device, before it is made. A
+# dockerd that started without it (a reboot) keeps the network's record but not the
+# network: it is made again, once its containers, which could not start, are gone.
+if ! ip link show "$vxlan" >/dev/null 2>&1; then
+    ip link add "$vxlan" type vxlan id 4096 dstport 4789 \
+        local 192.168.56.11 dev eth1 learning
+    if [ "$owner" = "$id/$cluster" ] && docker network rm "$net" >/dev/null 2>&1; then
+        owner=none
+    fi
+fi
+# The VXLAN device is the macvlans' lower device and no host port: without `arp off` it
+# would answer ARP for the host's addresses too, and replies would come in beside the
+# host's macvlan, where the firewall does not expect them.
+ip link set "$vxlan" mtu 1450 arp off up
 if [ "$owner" = none ]; then
-    docker network create --driver bridge --subnet 10.0.2.0/24 --gateway 10.0.2.1 \
+    docker network create --driver macvlan --subnet 10.0.2.0/24 --gateway 10.0.2.1 \
         --ip-range 10.0.2.16/28 --aux-address node=10.0.2.16 \
-        --opt "com.docker.network.bridge.name=$bridge" \
-        --opt com.docker.network.driver.mtu=1450 \
+        --opt "parent=$vxlan" --opt macvlan_mode=bridge \
         --label "swarmctl.network.id=$id" --label "swarmctl.cluster.id=$cluster" \
         "$net" >/dev/null
 elif [ "$owner" != "$id/$cluster" ]; then
     echo "a Docker network named $net exists and does not belong to this overlay" >&2
     exit 3
 fi
-if ! ip link show "$vxlan" >/dev/null 2>&1; then
-    ip link add "$vxlan" type vxlan id 4096 dstport 4789 \
-        local 192.168.56.11 dev eth1 learning
-fi
-# dockerd recreates its bridge after a restart without our port: put it back each time.
-ip link set "$vxlan" mtu 1450 master "$bridge" up
+# The host's own port on the segment, a macvlan beside the containers' (no bridge, so no
+# br_netfilter): the node's address is its only address, and the gateway and block 0 (the
+# virtual IPs) are answered as local through a route, so ARP never carries them.
+ip link show "$bridge" >/dev/null 2>&1 || ip link add "$bridge" link "$vxlan" type macvlan mode bridge
+sysctl -qw "net.ipv4.conf.$bridge.arp_announce=2"
 ip link set "$bridge" up
-# The node's own address rides beside the gateway's, which dockerd wants as the bridge's
-# primary one (or it cannot bring the network back after a restart). The host reaches the
-# tasks of other nodes through neighbour entries the services converge writes, so it
-# never has to ARP across the overlay with the gateway address that every node shares.
-sysctl -qw "net.ipv4.conf.$bridge.promote_secondaries=1"
-primary=$(ip -4 -o addr show dev "$bridge" | awk '{print $4; exit}')
-if [ "$primary" = 10.0.2.16/24 ]; then
-    ip addr del 10.0.2.16/24 dev "$bridge"  # the gateway moves up
-fi
+addresses=$(ip -4 -o addr show dev "$bridge" | awk '{print $4}' | tr '\n' ' ')
+[ "$addresses" = '10.0.2.16/24 ' ] || ip addr flush dev "$bridge"
 ip addr replace 10.0.2.16/24 dev "$bridge"
 ip route replace 10.0.2.0/24 dev "$bridge" src 10.0.2.16
+ip route replace table local local 10.0.2.0/28 dev "$bridge" src 10.0.2.16
 # Head-end replication: broadcast and unknown frames go to every peer.
 have=$(bridge fdb show dev "$vxlan" | awk '$1 == "00:00:00:00:00:00" {print $3}' | tr '\n' ' ')
 for peer in $peers; do
@@ -64,11 +70,24 @@ if [ "$owner" != none ] && [ "$owner" != "$id/$cluster" ] && [ "${owner#*/}" = "
     remove_network "$net"  # an older network of this cluster by the same name, missed here
     owner=none
 fi
+# Docker's macvlan network needs its parent, the VXLAN device, before it is made. A
+# dockerd that started without it (a reboot) keeps the network's record but not the
+# network: it is made again, once its containers, which could not start, are gone.
+if ! ip link show "$vxlan" >/dev/null 2>&1; then
+    ip link add "$vxlan" type vxlan id 4097 dstport 4790 \
+        local 192.168.56.11 dev eth1 learning
+    if [ "$owner" = "$id/$cluster" ] && docker network rm "$net" >/dev/null 2>&1; then
+        owner=none
+    fi
+fi
+# The VXLAN device is the macvlans' lower device and no host port: without `arp off` it
+# would answer ARP for the host's addresses too, and replies would come in beside the
+# host's macvlan, where the firewall does not expect them.
+ip link set "$vxlan" mtu 1400 arp off up
 if [ "$owner" = none ]; then
-    docker network create --driver bridge --subnet 10.0.1.0/24 --gateway 10.0.1.1 \
+    docker network create --driver macvlan --subnet 10.0.1.0/24 --gateway 10.0.1.1 \
         --ip-range 10.0.1.16/28 --aux-address node=10.0.1.16 \
-        --opt "com.docker.network.bridge.name=$bridge" \
-        --opt com.docker.network.driver.mtu=1400 \
+        --opt "parent=$vxlan" --opt macvlan_mode=bridge \
         --label "swarmctl.network.id=$id" --label "swarmctl.cluster.id=$cluster" \
         --label com.example.tier=edge \
         --label team=web \
@@ -77,24 +96,17 @@ elif [ "$owner" != "$id/$cluster" ]; then
     echo "a Docker network named $net exists and does not belong to this overlay" >&2
     exit 3
 fi
-if ! ip link show "$vxlan" >/dev/null 2>&1; then
-    ip link add "$vxlan" type vxlan id 4097 dstport 4790 \
-        local 192.168.56.11 dev eth1 learning
-fi
-# dockerd recreates its bridge after a restart without our port: put it back each time.
-ip link set "$vxlan" mtu 1400 master "$bridge" up
+# The host's own port on the segment, a macvlan beside the containers' (no bridge, so no
+# br_netfilter): the node's address is its only address, and the gateway and block 0 (the
+# virtual IPs) are answered as local through a route, so ARP never carries them.
+ip link show "$bridge" >/dev/null 2>&1 || ip link add "$bridge" link "$vxlan" type macvlan mode bridge
+sysctl -qw "net.ipv4.conf.$bridge.arp_announce=2"
 ip link set "$bridge" up
-# The node's own address rides beside the gateway's, which dockerd wants as the bridge's
-# primary one (or it cannot bring the network back after a restart). The host reaches the
-# tasks of other nodes through neighbour entries the services converge writes, so it
-# never has to ARP across the overlay with the gateway address that every node shares.
-sysctl -qw "net.ipv4.conf.$bridge.promote_secondaries=1"
-primary=$(ip -4 -o addr show dev "$bridge" | awk '{print $4; exit}')
-if [ "$primary" = 10.0.1.16/24 ]; then
-    ip addr del 10.0.1.16/24 dev "$bridge"  # the gateway moves up
-fi
+addresses=$(ip -4 -o addr show dev "$bridge" | awk '{print $4}' | tr '\n' ' ')
+[ "$addresses" = '10.0.1.16/24 ' ] || ip addr flush dev "$bridge"
 ip addr replace 10.0.1.16/24 dev "$bridge"
 ip route replace 10.0.1.0/24 dev "$bridge" src 10.0.1.16
+ip route replace table local local 10.0.1.0/28 dev "$bridge" src 10.0.1.16
 # Head-end replication: broadcast and unknown frames go to every peer.
 have=$(bridge fdb show dev "$vxlan" | awk '$1 == "00:00:00:00:00:00" {print $3}' | tr '\n' ' ')
 for peer in $peers; do
@@ -112,21 +124,18 @@ for vxlan in $(ip -o link show type vxlan | awk -F': ' '{sub(/@.*/, "", $2); pri
     case "$vxlan" in swv*) has "$wanted_vxlans" "$vxlan" || ip link del "$vxlan" ;; esac
 done
 
-# --- the gateway and virtual IPs exist on every node: keep their ARP off the overlay
-ebtables -N SWARMCTL-ARP -P RETURN 2>/dev/null || ebtables -F SWARMCTL-ARP
-ebtables -A SWARMCTL-ARP -p ARP -o swvbacknet0000 --arp-ip-dst 10.0.2.0/28 -j DROP
-ebtables -A SWARMCTL-ARP -p ARP -i swvbacknet0000 --arp-ip-dst 10.0.2.0/28 -j DROP
-ebtables -A SWARMCTL-ARP -p ARP -o swvbacknet0000 --arp-ip-src 10.0.2.0/28 -j DROP
-ebtables -A SWARMCTL-ARP -p ARP -o swvfrontnet000 --arp-ip-dst 10.0.1.0/28 -j DROP
-ebtables -A SWARMCTL-ARP -p ARP -i swvfrontnet000 --arp-ip-dst 10.0.1.0/28 -j DROP
-ebtables -A SWARMCTL-ARP -p ARP -o swvfrontnet000 --arp-ip-src 10.0.1.0/28 -j DROP
-# Only ARP frames jump: every data frame the bridges pass would otherwise walk the chain.
-for chain in INPUT FORWARD OUTPUT; do
-    ebtables -D "$chain" -j SWARMCTL-ARP 2>/dev/null || true  # an older script's jump for every frame
-    ebtables -L "$chain" | grep -q -- '-p ARP -j SWARMCTL-ARP' || ebtables -I "$chain" -p ARP -j SWARMCTL-ARP
-done
+# --- block 0 is answered by every node for its own containers: a request from another
+# node's container, flooded across the overlay, is left to that node
+arptables -N SWARMCTL-ARP 2>/dev/null || arptables -F SWARMCTL-ARP
+arptables -A SWARMCTL-ARP -i swbbacknet0000 --opcode Request -d 10.0.2.0/28 ! -s 10.0.2.16/28 -j DROP
+arptables -A SWARMCTL-ARP -i swbfrontnet000 --opcode Request -d 10.0.1.0/28 ! -s 10.0.1.16/28 -j DROP
+arptables -C INPUT -j SWARMCTL-ARP 2>/dev/null || arptables -I INPUT -j SWARMCTL-ARP
 
-# --- VXLAN is unauthenticated: accept it from the cluster's nodes only
+# --- VXLAN is unauthenticated: accept it from the cluster's nodes only. Frames between
+# containers never reach these tables; what the host routes for them does: out to the
+# world (masqueraded, as Docker's bridge networks are), and never between two overlays
+# or between an overlay and Docker's own networks. Within one, the virtual IPs' DNAT
+# sends packets back out the way they came.
 iptables-restore --noflush <<'RULES'
 *filter
 :SWARMCTL-VXLAN - [0:0]
@@ -134,18 +143,28 @@ iptables-restore --noflush <<'RULES'
 -A SWARMCTL-VXLAN -s 192.168.56.13/32 -j ACCEPT
 -A SWARMCTL-VXLAN -s 192.168.56.14/32 -j ACCEPT
 -A SWARMCTL-VXLAN -j DROP
-:SWARMCTL-BRIDGED - [0:0]
--A SWARMCTL-BRIDGED -i swbbacknet0000 -o swbbacknet0000 -j ACCEPT
--A SWARMCTL-BRIDGED -i swbfrontnet000 -o swbfrontnet000 -j ACCEPT
+:SWARMCTL-OVERLAY - [0:0]
+-A SWARMCTL-OVERLAY -i swbbacknet0000 -o swbbacknet0000 -j ACCEPT
+-A SWARMCTL-OVERLAY -i swbfrontnet000 -o swbfrontnet000 -j ACCEPT
+-A SWARMCTL-OVERLAY -o swb+ -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A SWARMCTL-OVERLAY -i swb+ -o swb+ -j DROP
+-A SWARMCTL-OVERLAY -i swb+ -o docker0 -j DROP
+-A SWARMCTL-OVERLAY -i swb+ -o br-+ -j DROP
+-A SWARMCTL-OVERLAY -i docker0 -o swb+ -j DROP
+-A SWARMCTL-OVERLAY -i br-+ -o swb+ -j DROP
+-A SWARMCTL-OVERLAY -i swb+ -j ACCEPT
+COMMIT
+*nat
+:SWARMCTL-MASQ - [0:0]
+-A SWARMCTL-MASQ -s 10.0.2.0/24 ! -o swbbacknet0000 -j MASQUERADE
+-A SWARMCTL-MASQ -s 10.0.1.0/24 ! -o swbfrontnet000 -j MASQUERADE
 COMMIT
 RULES
-# --- br_netfilter sends every frame a bridge passes through iptables, where Docker's chains
-# take a dozen rules to accept it (-i bridge -o bridge, its inter-container rule): accept
-# it first. Swarm's overlay bridge lives in a namespace with no rules, so it pays nothing.
 # DOCKER-USER is where FORWARD starts, whatever order a restarted dockerd leaves.
 hook=FORWARD
 iptables -S DOCKER-USER >/dev/null 2>&1 && hook=DOCKER-USER
-iptables -C "$hook" -j SWARMCTL-BRIDGED 2>/dev/null || iptables -I "$hook" -j SWARMCTL-BRIDGED
+iptables -C "$hook" -j SWARMCTL-OVERLAY 2>/dev/null || iptables -I "$hook" -j SWARMCTL-OVERLAY
+iptables -t nat -C POSTROUTING -j SWARMCTL-MASQ 2>/dev/null || iptables -t nat -I POSTROUTING -j SWARMCTL-MASQ
 
 # --- a container must not reach a peer's VXLAN port: masqueraded to this node's address it
 # would pass the peers' filter above and inject frames into the overlay. The raw table sees
