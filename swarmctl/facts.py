@@ -26,7 +26,7 @@ class HostFacts:
     tools: frozenset[str] = frozenset()
     addresses: tuple[tuple[str, str], ...] = ()  # (interface, CIDR)
     default_iface: str = ""
-    features: dict[str, bool] = field(default_factory=dict)  # vxlan, bridge, iptables
+    features: dict[str, bool] = field(default_factory=dict)  # vxlan, macvlan, iptables…
 
 
 def parse_facts(text: str) -> HostFacts:
@@ -45,7 +45,7 @@ def parse_facts(text: str) -> HostFacts:
             except ValueError:
                 continue  # never let a malformed line reach a command or a rule
             addresses.append((iface, cidr))
-        elif key in ("vxlan", "bridge", "iptables", "ebtables"):
+        elif key in ("vxlan", "macvlan", "iptables", "arptables"):
             features[key] = value == "yes"
         else:
             values[key] = value
@@ -138,10 +138,10 @@ def plan_join(facts: HostFacts, host: str) -> JoinPlan:
     """Decide what joining takes; problems that no step can fix are listed, not raised."""
     problems = [
         f"{host}: the kernel cannot create {feature} devices"
-        for feature in ("vxlan", "bridge")
+        for feature in ("vxlan", "macvlan")
         if not facts.features.get(feature)
     ]
-    for tool in ("iptables", "ebtables"):
+    for tool in ("iptables", "arptables"):
         if not facts.features.get(tool):
             problems.append(f"{host}: {tool} does not work (is the package installed?)")
     install = None

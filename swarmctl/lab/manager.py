@@ -41,7 +41,7 @@ BOOT_TIMEOUT = 60.0
 REQUIRED = {  # program -> Debian package
     "ip": "iproute2",
     "iptables": "iptables",
-    "ebtables": "iptables",
+    "arptables": "iptables",
     "nsenter": "util-linux",
     "unshare": "util-linux",
     "dockerd": "docker.io",

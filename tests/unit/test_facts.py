@@ -39,9 +39,9 @@ addr=eth0 10.99.245.12/24
 addr=docker0 172.17.0.1/16
 default_iface=eth0
 vxlan=yes
-bridge=yes
+macvlan=yes
 iptables=yes
-ebtables=yes
+arptables=yes
 """
 
 # The same host with Docker's programs hidden: `command -v` and `docker version` print nothing.
@@ -52,12 +52,12 @@ DEBIAN_NO_DOCKER = (
     .replace("addr=docker0 172.17.0.1/16\n", "")
 )
 
-# A container-like host: no vxlan or bridge module, iptables and ebtables missing.
+# A container-like host: no vxlan or macvlan module, iptables and arptables missing.
 NO_FEATURES = (
     DEBIAN_FULL.replace("vxlan=yes", "vxlan=no")
-    .replace("bridge=yes", "bridge=no")
+    .replace("macvlan=yes", "macvlan=no")
     .replace("iptables=yes", "iptables=no")
-    .replace("ebtables=yes", "ebtables=no")
+    .replace("arptables=yes", "arptables=no")
 )
 
 UBUNTU_NO_DOCKER = """\
@@ -79,9 +79,9 @@ addr=lo 127.0.0.1/8
 addr=enp1s0 192.168.1.20/24
 default_iface=enp1s0
 vxlan=yes
-bridge=yes
+macvlan=yes
 iptables=yes
-ebtables=yes
+arptables=yes
 """
 
 APT_INSTALL = [
@@ -127,7 +127,7 @@ def test_full_output_parses_into_every_fact() -> None:
             ("docker0", "172.17.0.1/16"),
         ),
         default_iface="eth0",
-        features={"vxlan": True, "bridge": True, "iptables": True, "ebtables": True},
+        features={"vxlan": True, "macvlan": True, "iptables": True, "arptables": True},
     )
 
 
@@ -140,9 +140,9 @@ def test_missing_docker_reads_as_no_cli_no_daemon_no_engine() -> None:
 def test_missing_kernel_features_read_as_false() -> None:
     assert parse_facts(NO_FEATURES).features == {
         "vxlan": False,
-        "bridge": False,
+        "macvlan": False,
         "iptables": False,
-        "ebtables": False,
+        "arptables": False,
     }
 
 
@@ -329,9 +329,9 @@ def test_a_stopped_daemon_with_nothing_to_start_it_is_a_problem() -> None:
 def test_missing_kernel_features_are_problems_in_a_fixed_order() -> None:
     assert plan_join(parse_facts(NO_FEATURES), "worker1").problems == (
         "worker1: the kernel cannot create vxlan devices",
-        "worker1: the kernel cannot create bridge devices",
+        "worker1: the kernel cannot create macvlan devices",
         "worker1: iptables does not work (is the package installed?)",
-        "worker1: ebtables does not work (is the package installed?)",
+        "worker1: arptables does not work (is the package installed?)",
     )
 
 
