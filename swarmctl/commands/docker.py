@@ -58,6 +58,10 @@ def run_task(cluster_id: str, service: Service, task: Task, networks: Sequence[s
     networks: Docker network names to attach, the first at creation.
     """
     spec = service.spec
+    if networks and any(p.mode == PublishMode.HOST for p in spec.ports):
+        # Docker publishes ports on bridge networks only, and an overlay is a macvlan one:
+        # the default bridge carries them, as swarm's docker_gwbridge does.
+        networks = ["bridge", *networks]
     create = [
         "docker",
         "create",

@@ -162,6 +162,8 @@ def test_host_mode_publishes_on_the_tasks_node_only(walkthrough: Cluster) -> Non
         "create",
         "--name",
         "edge",
+        "--network",
+        "ngx_net",  # a macvlan network, where Docker publishes nothing
         "--constraint",
         "node.hostname==worker1",
         "-p",

@@ -17,7 +17,15 @@ from hypothesis import strategies as st
 from swarmctl.commands import docker, render
 from swarmctl.executor import _reason
 from swarmctl.inventory import InventoryHost
-from swarmctl.models import HealthCheck, MountSpec, Service, ServiceSpec, Task
+from swarmctl.models import (
+    HealthCheck,
+    MountSpec,
+    PortSpec,
+    PublishMode,
+    Service,
+    ServiceSpec,
+    Task,
+)
 from swarmctl.spec import parse_mount
 from swarmctl.transport.ssh import CommandFailed, CommandTimeout, Result, SSHConnection
 
@@ -387,6 +395,22 @@ def test_a_second_network_is_joined_before_the_container_starts(tmp_path: Path) 
         ["inspect", "--format"],
     ]
     assert calls[2][2] == "ingress"
+
+
+def test_a_task_with_a_host_mode_port_on_an_overlay_is_made_on_the_default_bridge_first(
+    tmp_path: Path,
+) -> None:
+    ports = (PortSpec(80, 8081, "tcp", PublishMode.HOST),)
+    service = Service("svc", ServiceSpec("web", "nginx", ports=ports), "", "")
+    task = Task("t1", "svc", 1, "2026-11-25T12:00:00.000+00:00", node_id="n1")
+    script = docker.run_task("c1", service, task, ["ngx_net"])
+    status, calls, _ = run_script(tmp_path, script, **UP)
+
+    assert status == 0
+    create, connect = calls[1], calls[2]
+    assert create[create.index("--network") + 1] == "bridge"
+    assert create[create.index("--publish") + 1] == "8081:80/tcp"
+    assert connect[:3] == ["network", "connect", "ngx_net"]
 
 
 def test_mounts_reach_docker_as_its_mount_csv_with_the_cluster_label(tmp_path: Path) -> None:
