@@ -1,9 +1,10 @@
 """What each node should have for the cluster's overlay networks, as plain data (pure).
 
 For every network a node takes part in: a VXLAN device (head-end replication to every
-peer, MAC learning), the Linux bridge of a Docker bridge network bound to the node's own
-block of the subnet, and the node's own overlay address. templates/overlay/converge.sh.j2
-turns a NodeOverlays into commands; docs/design/overlay.md tells why it looks like this.
+peer, MAC learning), a Docker macvlan network on it bound to the node's own block of the
+subnet, and the host's own macvlan port on it (the shim) with the node's overlay address.
+templates/overlay/converge.sh.j2 turns a NodeOverlays into commands; docs/design/overlay.md
+tells why it looks like this.
 """
 
 import ipaddress
@@ -16,7 +17,7 @@ from swarmctl.network import ipam
 
 
 def device_names(network_id: str) -> tuple[str, str]:
-    """(vxlan, bridge) interface names: 14 characters, within Linux's 15."""
+    """(vxlan, shim) interface names: 14 characters, within Linux's 15."""
     return f"swv{network_id[:11]}", f"swb{network_id[:11]}"
 
 
@@ -42,7 +43,7 @@ class NetworkOnNode:
     mtu: int
     port: int
     vxlan: str
-    bridge: str
+    shim: str  # the host's macvlan on the VXLAN device
     local: str  # the node's underlay address: VXLAN's source
     iface: str  # the underlay interface
     peers: tuple[str, ...]  # the other nodes' underlay addresses
@@ -75,7 +76,7 @@ def node_overlays(
         ip_range = network.node_ranges.get(node.id)
         if not ip_range:
             continue
-        vxlan, bridge = device_names(network.id)
+        vxlan, shim = device_names(network.id)
         peers = tuple(
             sorted(
                 underlay_address(by_id[i])
@@ -95,7 +96,7 @@ def node_overlays(
                 mtu=network.mtu,
                 port=network.vxlan_port,
                 vxlan=vxlan,
-                bridge=bridge,
+                shim=shim,
                 local=underlay_address(node),
                 iface=node.facts.iface,
                 peers=peers,

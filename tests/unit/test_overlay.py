@@ -131,8 +131,8 @@ def test_each_vxlan_port_in_use_on_a_node_is_listed_once() -> None:
 
 def test_device_names_come_from_the_network_id_and_fit_in_15_characters() -> None:
     front = on(N1, "front")
-    assert (front.vxlan, front.bridge) == ("swvfrontnet000", "swbfrontnet000")
-    assert max(len(front.vxlan), len(front.bridge)) <= 15
+    assert (front.vxlan, front.shim) == ("swvfrontnet000", "swbfrontnet000")
+    assert max(len(front.vxlan), len(front.shim)) <= 15
 
 
 def test_the_node_address_is_the_first_address_of_its_block() -> None:
@@ -353,7 +353,7 @@ def test_the_hosts_port_is_a_macvlan_with_the_node_address_and_block_0_as_local(
     overlays = overlays_of(N1)
     run = run_with_stubs(tmp_path, render("overlay/converge.sh.j2", o=overlays))
     front = next(n for n in overlays.networks if n.name == "front")
-    port, vxlan = front.bridge, front.vxlan
+    port, vxlan = front.shim, front.vxlan
     assert ["ip", "link", "add", port, "link", vxlan, "type", "macvlan", "mode", "bridge"] in (
         run.calls
     )
@@ -602,7 +602,7 @@ def test_routed_traffic_leaves_overlays_masqueraded_and_never_crosses_between_th
     overlays = overlays_of(N1)
     script = render("overlay/converge.sh.j2", o=overlays)
     rules = restored(script)
-    back, front = (n.bridge for n in overlays.networks)
+    back, front = (n.shim for n in overlays.networks)
     assert [r for r in rules if r.startswith("-A SWARMCTL-OVERLAY")] == [
         f"-A SWARMCTL-OVERLAY -i {back} -o {back} -j ACCEPT",
         f"-A SWARMCTL-OVERLAY -i {front} -o {front} -j ACCEPT",
@@ -638,7 +638,7 @@ def test_arp_for_block_0_is_answered_only_to_the_nodes_own_containers(tmp_path: 
     run = run_with_stubs(tmp_path, render("overlay/converge.sh.j2", o=overlays))
     assert run.returncode == 0, run.stderr
     assert run.calls_of("arptables", "-A") == [
-        ["arptables", "-A", "SWARMCTL-ARP", "-i", n.bridge, "--opcode", "Request", *drop(n)]
+        ["arptables", "-A", "SWARMCTL-ARP", "-i", n.shim, "--opcode", "Request", *drop(n)]
         for n in overlays.networks
     ]
     assert run.calls_of("arptables", "-C") == [["arptables", "-C", "INPUT", "-j", "SWARMCTL-ARP"]]

@@ -11,7 +11,7 @@ remove_network() {  # the VXLAN device takes the host's macvlan with it
 }
 
 # --- network backnet00000000000000000b: VNI 4096, 10.0.2.0/24, this node 10.0.2.16/28
-net=back id=backnet00000000000000000b vxlan=swvbacknet0000 bridge=swbbacknet0000
+net=back id=backnet00000000000000000b vxlan=swvbacknet0000 shim=swbbacknet0000
 peers=192.168.56.12
 owner=$(docker network inspect --format '{{index .Labels "swarmctl.network.id"}}/{{index .Labels "swarmctl.cluster.id"}}' "$net" 2>/dev/null) || owner=none
 if [ "$owner" != none ] && [ "$owner" != "$id/$cluster" ] && [ "${owner#*/}" = "$cluster" ]; then
@@ -45,14 +45,14 @@ fi
 # The host's own port on the segment, a macvlan beside the containers' (no bridge, so no
 # br_netfilter): the node's address is its only address, and the gateway and block 0 (the
 # virtual IPs) are answered as local through a route, so ARP never carries them.
-ip link show "$bridge" >/dev/null 2>&1 || ip link add "$bridge" link "$vxlan" type macvlan mode bridge
-sysctl -qw "net.ipv4.conf.$bridge.arp_announce=2"
-ip link set "$bridge" up
-addresses=$(ip -4 -o addr show dev "$bridge" | awk '{print $4}' | tr '\n' ' ')
-[ "$addresses" = '10.0.2.16/24 ' ] || ip addr flush dev "$bridge"
-ip addr replace 10.0.2.16/24 dev "$bridge"
-ip route replace 10.0.2.0/24 dev "$bridge" src 10.0.2.16
-ip route replace table local local 10.0.2.0/28 dev "$bridge" src 10.0.2.16
+ip link show "$shim" >/dev/null 2>&1 || ip link add "$shim" link "$vxlan" type macvlan mode bridge
+sysctl -qw "net.ipv4.conf.$shim.arp_announce=2"
+ip link set "$shim" up
+addresses=$(ip -4 -o addr show dev "$shim" | awk '{print $4}' | tr '\n' ' ')
+[ "$addresses" = '10.0.2.16/24 ' ] || ip addr flush dev "$shim"
+ip addr replace 10.0.2.16/24 dev "$shim"
+ip route replace 10.0.2.0/24 dev "$shim" src 10.0.2.16
+ip route replace table local local 10.0.2.0/28 dev "$shim" src 10.0.2.16
 # Head-end replication: broadcast and unknown frames go to every peer.
 have=$(bridge fdb show dev "$vxlan" | awk '$1 == "00:00:00:00:00:00" {print $3}' | tr '\n' ' ')
 for peer in $peers; do
@@ -63,7 +63,7 @@ for peer in $have; do
 done
 
 # --- network frontnet0000000000000000a: VNI 4097, 10.0.1.0/24, this node 10.0.1.16/28
-net=front id=frontnet0000000000000000a vxlan=swvfrontnet000 bridge=swbfrontnet000
+net=front id=frontnet0000000000000000a vxlan=swvfrontnet000 shim=swbfrontnet000
 peers='192.168.56.12 192.168.56.13'
 owner=$(docker network inspect --format '{{index .Labels "swarmctl.network.id"}}/{{index .Labels "swarmctl.cluster.id"}}' "$net" 2>/dev/null) || owner=none
 if [ "$owner" != none ] && [ "$owner" != "$id/$cluster" ] && [ "${owner#*/}" = "$cluster" ]; then
@@ -99,14 +99,14 @@ fi
 # The host's own port on the segment, a macvlan beside the containers' (no bridge, so no
 # br_netfilter): the node's address is its only address, and the gateway and block 0 (the
 # virtual IPs) are answered as local through a route, so ARP never carries them.
-ip link show "$bridge" >/dev/null 2>&1 || ip link add "$bridge" link "$vxlan" type macvlan mode bridge
-sysctl -qw "net.ipv4.conf.$bridge.arp_announce=2"
-ip link set "$bridge" up
-addresses=$(ip -4 -o addr show dev "$bridge" | awk '{print $4}' | tr '\n' ' ')
-[ "$addresses" = '10.0.1.16/24 ' ] || ip addr flush dev "$bridge"
-ip addr replace 10.0.1.16/24 dev "$bridge"
-ip route replace 10.0.1.0/24 dev "$bridge" src 10.0.1.16
-ip route replace table local local 10.0.1.0/28 dev "$bridge" src 10.0.1.16
+ip link show "$shim" >/dev/null 2>&1 || ip link add "$shim" link "$vxlan" type macvlan mode bridge
+sysctl -qw "net.ipv4.conf.$shim.arp_announce=2"
+ip link set "$shim" up
+addresses=$(ip -4 -o addr show dev "$shim" | awk '{print $4}' | tr '\n' ' ')
+[ "$addresses" = '10.0.1.16/24 ' ] || ip addr flush dev "$shim"
+ip addr replace 10.0.1.16/24 dev "$shim"
+ip route replace 10.0.1.0/24 dev "$shim" src 10.0.1.16
+ip route replace table local local 10.0.1.0/28 dev "$shim" src 10.0.1.16
 # Head-end replication: broadcast and unknown frames go to every peer.
 have=$(bridge fdb show dev "$vxlan" | awk '$1 == "00:00:00:00:00:00" {print $3}' | tr '\n' ' ')
 for peer in $peers; do
