@@ -312,7 +312,7 @@ def test_the_stubbed_converge_script_creates_a_missing_network(tmp_path: Path) -
 def test_a_stale_network_of_this_cluster_with_the_same_name_is_replaced(tmp_path: Path) -> None:
     overlays = node_overlays(CLUSTER, [FRONT], NODES, N1)
     stale = {
-        "owner": f"oldfront00000000000000000/{CLUSTER.id}\n",
+        "owner": f"oldfront00000000000000000/{CLUSTER.id}/macvlan\n",
         "parent": "swvoldfront000\n",
         "ls": "oldfront00000000000000000/front\n",
     }
@@ -326,12 +326,24 @@ def test_a_network_whose_vxlan_device_was_lost_is_made_again_by_docker(tmp_path:
     # After a reboot dockerd keeps the record of a macvlan network whose parent it could
     # not find, but not the network: its containers could not even be connected.
     overlays = node_overlays(CLUSTER, [FRONT], NODES, N1)
-    ours = {"owner": f"{FRONT.id}/{CLUSTER.id}\n", "ls": f"{FRONT.id}/front\n"}
+    ours = {"owner": f"{FRONT.id}/{CLUSTER.id}/macvlan\n", "ls": f"{FRONT.id}/front\n"}
     run = run_with_stubs(tmp_path, render("overlay/converge.sh.j2", o=overlays), ours)
     assert run.returncode == 0, run.stderr
     vxlan = run.index_of("ip", "link", "add", "swvfrontnet000")
     assert vxlan < run.index_of("docker", "network", "rm", "front")
     assert run.index_of("docker", "network", "rm") < run.index_of("docker", "network", "create")
+
+
+def test_a_bridge_network_of_an_earlier_swarmctl_is_named_and_left_alone(tmp_path: Path) -> None:
+    overlays = node_overlays(CLUSTER, [FRONT], NODES, N1)
+    old = {"owner": f"{FRONT.id}/{CLUSTER.id}/bridge\n", "ls": f"{FRONT.id}/front\n"}
+    run = run_with_stubs(tmp_path, render("overlay/converge.sh.j2", o=overlays), old)
+    assert run.returncode == 3
+    assert run.stderr.strip() == (
+        "network front is a Docker bridge network made by an earlier swarmctl:"
+        " remove it and create it again"
+    )
+    assert run.calls_of("ip") == [] and run.calls_of("docker", "network", "rm") == []
 
 
 def test_each_network_is_a_docker_macvlan_network_on_its_vxlan_device(tmp_path: Path) -> None:

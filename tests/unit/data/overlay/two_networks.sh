@@ -13,7 +13,12 @@ remove_network() {  # the VXLAN device takes the host's macvlan with it
 # --- network backnet00000000000000000b: VNI 4096, 10.0.2.0/24, this node 10.0.2.16/28
 net=back id=backnet00000000000000000b vxlan=swvbacknet0000 shim=swbbacknet0000
 peers=192.168.56.12
-owner=$(docker network inspect --format '{{index .Labels "swarmctl.network.id"}}/{{index .Labels "swarmctl.cluster.id"}}' "$net" 2>/dev/null) || owner=none
+found=$(docker network inspect --format '{{index .Labels "swarmctl.network.id"}}/{{index .Labels "swarmctl.cluster.id"}}/{{.Driver}}' "$net" 2>/dev/null) || found=none
+owner=${found%/*}
+if [ "$owner" = "$id/$cluster" ] && [ "${found##*/}" != macvlan ]; then
+    echo "network $net is a Docker ${found##*/} network made by an earlier swarmctl: remove it and create it again" >&2
+    exit 3
+fi
 if [ "$owner" != none ] && [ "$owner" != "$id/$cluster" ] && [ "${owner#*/}" = "$cluster" ]; then
     remove_network "$net"  # an older network of this cluster by the same name, missed here
     owner=none
@@ -65,7 +70,12 @@ done
 # --- network frontnet0000000000000000a: VNI 4097, 10.0.1.0/24, this node 10.0.1.16/28
 net=front id=frontnet0000000000000000a vxlan=swvfrontnet000 shim=swbfrontnet000
 peers='192.168.56.12 192.168.56.13'
-owner=$(docker network inspect --format '{{index .Labels "swarmctl.network.id"}}/{{index .Labels "swarmctl.cluster.id"}}' "$net" 2>/dev/null) || owner=none
+found=$(docker network inspect --format '{{index .Labels "swarmctl.network.id"}}/{{index .Labels "swarmctl.cluster.id"}}/{{.Driver}}' "$net" 2>/dev/null) || found=none
+owner=${found%/*}
+if [ "$owner" = "$id/$cluster" ] && [ "${found##*/}" != macvlan ]; then
+    echo "network $net is a Docker ${found##*/} network made by an earlier swarmctl: remove it and create it again" >&2
+    exit 3
+fi
 if [ "$owner" != none ] && [ "$owner" != "$id/$cluster" ] && [ "${owner#*/}" = "$cluster" ]; then
     remove_network "$net"  # an older network of this cluster by the same name, missed here
     owner=none
