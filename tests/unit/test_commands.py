@@ -139,6 +139,32 @@ def test_the_facts_script_prints_only_key_value_lines_and_comments() -> None:
     assert echoed and all("=" in line for line in echoed)
 
 
+IP_STUB = """#!/bin/sh
+echo "$*" >> "$LOG"
+case "$*" in
+    "-o link show type vxlan") echo "7: swp4242v: <BROADCAST,MULTICAST> mtu 1450 qdisc noop" ;;
+    "link add swp"*"v type vxlan"*) grep -q "^link del swp4242v$" "$LOG" || exit 2 ;;
+esac
+"""
+
+
+def test_the_facts_probe_first_removes_a_probe_a_killed_run_left(tmp_path: Path) -> None:
+    # The probe holds VNI 42 on port 4789 while it lives: one left behind would make
+    # every later probe fail, and the host read as one whose kernel has no VXLAN.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool, text in (("ip", IP_STUB), ("docker", "#!/bin/sh\nexit 1\n")):
+        (bin_dir / tool).write_text(text)
+        (bin_dir / tool).chmod(0o755)
+    for tool in ("iptables", "arptables"):
+        (bin_dir / tool).write_text("#!/bin/sh\nexit 0\n")
+        (bin_dir / tool).chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG": str(tmp_path / "ip.log")}
+    script = render.render("host/facts.sh.j2")
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env).stdout
+    assert "vxlan=yes" in out.splitlines() and "macvlan=yes" in out.splitlines()
+
+
 def render_text(text: str, **values: object) -> str:
     """Render `text` as a template with the environment every packaged template gets."""
     env = render.environment(jinja2.DictLoader({"t.sh.j2": text}))
