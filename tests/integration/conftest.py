@@ -114,11 +114,8 @@ for table in raw filter nat; do
     for chain in $ours; do iptables -t $table -F "$chain"; done
     for chain in $ours; do iptables -t $table -X "$chain"; done
 done
-for chain in INPUT FORWARD OUTPUT; do
-    while ebtables -D "$chain" -p ARP -j SWARMCTL-ARP 2>/dev/null; do :; done
-    while ebtables -D "$chain" -j SWARMCTL-ARP 2>/dev/null; do :; done
-done
-ebtables -X SWARMCTL-ARP 2>/dev/null
+while arptables -D INPUT -j SWARMCTL-ARP 2>/dev/null; do :; done
+arptables -F SWARMCTL-ARP 2>/dev/null && arptables -X SWARMCTL-ARP
 true
 """
 
