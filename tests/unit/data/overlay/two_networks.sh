@@ -48,8 +48,9 @@ elif [ "$owner" != "$id/$cluster" ]; then
     exit 3
 fi
 # The host's own port on the segment, a macvlan beside the containers' (no bridge, so no
-# br_netfilter): the node's address is its only address, and the gateway and block 0 (the
-# virtual IPs) are answered as local through a route, so ARP never carries them.
+# br_netfilter). The node's address is its only address, so the host's own ARP carries
+# it; the gateway and the rest of block 0 (the virtual IPs) are local through a route:
+# the host answers for them and takes their packets, and no address is added per service.
 ip link show "$shim" >/dev/null 2>&1 || ip link add "$shim" link "$vxlan" type macvlan mode bridge
 sysctl -qw "net.ipv4.conf.$shim.arp_announce=2"
 ip link set "$shim" up
@@ -107,8 +108,9 @@ elif [ "$owner" != "$id/$cluster" ]; then
     exit 3
 fi
 # The host's own port on the segment, a macvlan beside the containers' (no bridge, so no
-# br_netfilter): the node's address is its only address, and the gateway and block 0 (the
-# virtual IPs) are answered as local through a route, so ARP never carries them.
+# br_netfilter). The node's address is its only address, so the host's own ARP carries
+# it; the gateway and the rest of block 0 (the virtual IPs) are local through a route:
+# the host answers for them and takes their packets, and no address is added per service.
 ip link show "$shim" >/dev/null 2>&1 || ip link add "$shim" link "$vxlan" type macvlan mode bridge
 sysctl -qw "net.ipv4.conf.$shim.arp_announce=2"
 ip link set "$shim" up
