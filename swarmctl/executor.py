@@ -19,7 +19,7 @@ from swarmctl import health, secrets
 from swarmctl.commands import docker
 from swarmctl.errors import SwarmctlError
 from swarmctl.hoststep import HostStep, Kind
-from swarmctl.models import Node, NodeState, Service, Task, TaskState
+from swarmctl.models import NODE_UNREACHABLE, Node, NodeState, Service, Task, TaskState
 from swarmctl.network.mesh import task_networks
 from swarmctl.observe import STARTABLE, observed, stamp
 from swarmctl.reconciler import Plan
@@ -200,7 +200,7 @@ def apply(
         node_id = by_host[host]
         if isinstance(result, SSHError):  # the node itself is out of reach: down
             unreachable[node_id] = str(result)
-            changed += [_rejected(t, f"node unreachable: {result}") for t in ours(node_id)]
+            changed += [_rejected(t, f"{NODE_UNREACHABLE}: {result}") for t in ours(node_id)]
         elif isinstance(result, SwarmctlError):  # its engine failed us: try elsewhere
             changed += [_rejected(t, str(result)) for t in ours(node_id)]
         else:

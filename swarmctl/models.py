@@ -367,6 +367,8 @@ class TaskState(StrEnum):
 
 _TASK_STATE_ORDER = list(TaskState)
 
+NODE_UNREACHABLE = "node unreachable"  # the error of a task whose node could not be reached
+
 
 @dataclass(frozen=True)
 class Task:
@@ -396,6 +398,15 @@ class Task:
     def slot_key(self) -> int | str:
         """What the task stands for: its slot, or for a global task (slot 0) its node."""
         return self.slot or self.node_id
+
+    @property
+    def lost_with_node(self) -> bool:
+        """Whether the task ended because its node went down or could not be reached to
+        start it, not through anything of its own: swarm reschedules such a task, and a
+        rolling update does not count it as a failure."""
+        return self.state == TaskState.ORPHANED or (
+            self.state == TaskState.REJECTED and self.error.startswith(NODE_UNREACHABLE)
+        )
 
 
 def replicas(

@@ -12,7 +12,8 @@ Rules, as swarm's with two improvements users asked for:
   follows the restart policy (condition, max attempts within the window). With no
   --restart-delay, the first replacement starts at once and repeated failures back off
   exponentially (Kubernetes' crash-loop back-off) instead of swarm's fixed 5 s.
-- A task on a node that is down is orphaned and replaced elsewhere; the supervisor
+- A task on a node that is down is orphaned and replaced elsewhere (at once, whatever
+  the restart policy, as one its node could not be reached to start); the supervisor
   removes its container if the node comes back, so a healed partition never leaves
   more replicas than asked for.
 - Tasks of removed services, of slots above the replica count, or of a global service
@@ -238,6 +239,8 @@ def _current(history: list[Task]) -> Task | None:
 
 def _ends(task: Task, nodes: dict[str, Node]) -> str:
     """Why the slot's current task must end now ("" if it may go on)."""
+    if task.lost_with_node:
+        return "node lost"
     if task.state.terminal:
         return "failed"
     node = nodes.get(task.node_id) if task.node_id else None

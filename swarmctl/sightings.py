@@ -15,14 +15,11 @@ from swarmctl.commands import steps
 from swarmctl.errors import SwarmctlError
 from swarmctl.models import HealthCheck, Node, NodeState, Task, TaskState
 from swarmctl.runtime.containers import Container
-from swarmctl.runtime.engine import Engine, list_containers
 from swarmctl.state import StateStore
 from swarmctl.state.repo import Repo
 from swarmctl.transport.group import Pool
-from swarmctl.transport.host import Hosts
-from swarmctl.transport.ssh import SSHConnection
+from swarmctl.transport.host import Host, Hosts
 
-ENGINE_TIMEOUT = 10.0
 # An image's own HEALTHCHECK, unknown here, is waited for at most docker's defaults'
 # worst case; a slack covers the node's clock and our polling.
 DEFAULT_HEALTH_WAIT = (30.0 + 30.0) * 3
@@ -30,15 +27,8 @@ HEALTH_SLACK = 2.0
 HEALTH_POLL = 0.5  # seconds between looks at tasks whose health check has not passed yet
 
 
-def _lister(cluster_id: str) -> Callable[[SSHConnection], list[Container]]:
-    def look(conn: SSHConnection) -> list[Container]:
-        engine = Engine(conn, ENGINE_TIMEOUT)
-        try:
-            return list_containers(engine, cluster_id)
-        finally:
-            engine.close()
-
-    return look
+def _lister(cluster_id: str) -> Callable[[Host], list[Container]]:
+    return lambda host: host.containers(cluster_id)
 
 
 def remove_strays(

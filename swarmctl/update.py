@@ -9,9 +9,11 @@ itself: the reconciler gives renewed slots their new task, as stop-first or star
 A slot is *outdated* while its current task was made for an older version, *in flight*
 from its renewal until its new task runs (healthy), and *updated* after that. A new task
 *fails* if it ends within `monitor` of running (or before ever running), or is still not
-running (healthy) `start_timeout` after it was made. Failed slots free their place, so
-with failure action continue the update goes on; pause and rollback stop renewing at the
-first failure past `max_failure_ratio`.
+running (healthy) `start_timeout` after it was made. A new task that ended because its
+node went down or could not be reached (`Task.lost_with_node`) did not fail: the
+reconciler replaces it at once and its slot stays in flight, as in swarm mode. Failed
+slots free their place, so with failure action continue the update goes on; pause and
+rollback stop renewing at the first failure past `max_failure_ratio`.
 
 A drain (`drain_step`) is the same roll with other words: a slot is outdated while its
 current task is on a drained node, and the drain's new tasks are those made elsewhere
@@ -29,7 +31,7 @@ from swarmctl.models import FailureAction, Task, TaskState, UpdatePolicy
 
 SlotKey = int | str
 
-_ENDED_BADLY = (TaskState.FAILED, TaskState.REJECTED, TaskState.COMPLETE, TaskState.ORPHANED)
+_ENDED_BADLY = (TaskState.FAILED, TaskState.REJECTED, TaskState.COMPLETE)
 
 
 class Outcome(StrEnum):
@@ -174,7 +176,7 @@ def _failure(
 ) -> Failure | None:
     """The first of a slot's new tasks that failed as the update counts failures."""
     for task in new:
-        if task.state in _ENDED_BADLY:
+        if task.state in _ENDED_BADLY and not task.lost_with_node:
             running = task.timestamps.get(TaskState.RUNNING.value)
             ended = _entered(task, task.state)
             if running is None or ended <= clock.parse(running) + timedelta(seconds=monitor):

@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from swarmctl import clock
 from swarmctl.errors import SwarmctlError
-from swarmctl.naming import LABEL_CLUSTER, LABEL_TASK_ID
+from swarmctl.naming import LABEL_CLUSTER, LABEL_SERVICE_ID, LABEL_TASK_ID
 from swarmctl.runtime.containers import Container
 from swarmctl.transport.ssh import CommandFailed, HostUnreachable, Result
 
@@ -29,6 +29,7 @@ T = TypeVar("T")
 _LABEL = r"(?:--label |label=){}=([A-Za-z0-9_.-]+)"
 _TASK = re.compile(_LABEL.format(re.escape(LABEL_TASK_ID)))
 _CLUSTER = re.compile(_LABEL.format(re.escape(LABEL_CLUSTER)))
+_SERVICE = re.compile(_LABEL.format(re.escape(LABEL_SERVICE_ID)))
 _ids = count(1)
 
 
@@ -135,7 +136,14 @@ class FakeHost:
         if "docker inspect --format" in line and (task := _TASK.search(line)):
             (cluster,) = _CLUSTER.findall(line)
             now = clock.now()
-            container = self.add(cluster, task.group(1), created=now, started=now)
+            service = _SERVICE.search(line)
+            container = self.add(
+                cluster,
+                task.group(1),
+                created=now,
+                started=now,
+                service_id=service.group(1) if service else "",
+            )
             return _inspect_line(container) + "\n"
         return ""
 

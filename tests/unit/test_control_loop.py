@@ -742,3 +742,19 @@ def test_a_tick_stopping_a_removed_services_tasks_leaves_no_lease_behind(tmp_pat
     assert hosts["manager1"].task_ids() == hosts["worker1"].task_ids() == []
     with store.read() as db:
         assert [lease["name"] for lease in db.table("leases").all()] == ["supervisor"]
+
+
+def test_a_node_lost_mid_update_is_no_failure_of_it_the_update_completes_on_the_others(
+    tmp_path,
+) -> None:
+    store = make_store(tmp_path / "state.json", nodes(3), [service("web", 3)])
+    hosts = FakeHosts(NAMES[:3])
+    executor.apply(store, hosts, plan_now(store))
+    record_update(store, image="busybox", update=UpdatePolicy(monitor=0))
+    hosts["worker2"].reachable = False
+    status, _ = rolling.roll(store, hosts, "svc-web")
+    assert status.state == UpdateState.COMPLETED, status.message
+    current = [t for t in tasks_of(store) if t.desired_state == TaskState.RUNNING]
+    assert sorted(t.slot for t in current) == [1, 2, 3]
+    assert {(t.image, t.state) for t in current} == {("busybox", TaskState.RUNNING)}
+    assert all(t.node_id != "node2" for t in current)

@@ -14,6 +14,9 @@ from swarmctl.models import (
     FailureAction,
     Mode,
     MountSpec,
+    NodeState,
+    RestartCondition,
+    RestartPolicy,
     Task,
     TaskState,
     UpdateOrder,
@@ -96,6 +99,21 @@ def test_a_task_that_failed_after_its_monitor_window_is_not_the_updates_failure(
     assert plan_step(tasks, UpdatePolicy(monitor=5)).outcome is None
 
 
+def test_a_new_task_lost_with_its_node_is_no_failure_and_its_slot_stays_in_flight() -> None:
+    orphaned = new("n1", 1, TaskState.ORPHANED, desired=SHUTDOWN, ago=3, message="node is down")
+    unreachable = new(
+        "n1", 1, TaskState.REJECTED, error="node unreachable: worker2: connection timed out"
+    )
+    for lost in (orphaned, unreachable):
+        tasks = [old("o1", 1, desired=SHUTDOWN), lost, old("o2", 2), old("o3", 3)]
+        result = plan_step(tasks, UpdatePolicy(max_failure_ratio=0))
+        assert (result.outcome, result.failures) == (None, ())
+        assert result.in_flight == (1,) and result.renew == ()
+        ended = replace(lost, desired_state=SHUTDOWN)  # as the reconciler ends it
+        again = [*tasks[:1], ended, *tasks[2:], new("n1b", 1, node_id="b", ago=1)]
+        assert plan_step(again, UpdatePolicy(monitor=0, parallelism=1)).renew == (2,)
+
+
 def test_a_task_not_healthy_within_the_start_timeout_is_a_failure() -> None:
     tasks = [new("n1", 1, TaskState.STARTING, ago=31), old("o2", 2), old("o3", 3)]
     (failure,) = plan_step(tasks, UpdatePolicy()).failures
@@ -151,6 +169,17 @@ def test_start_first_keeps_the_old_task_until_the_new_one_runs_or_fails() -> Non
     down = replace(starting, state=TaskState.FAILED)
     plan = reconcile([svc], [old("o1", 1), down], NODES, NOW, counter())
     assert [t.id for t in plan.shutdown] == [down.id] and plan.create == ()
+
+
+def test_a_new_task_its_node_could_not_be_reached_for_is_replaced_at_once_elsewhere() -> None:
+    never = RestartPolicy(condition=RestartCondition.NONE)
+    svc = replace(service(1, restart=never), version=2)
+    lost = new("n1", 1, TaskState.REJECTED, error="node unreachable: a: connection refused")
+    down = replace(A, state=NodeState.DOWN)
+    plan = reconcile([svc], [old("o1", 1, desired=SHUTDOWN), lost], [down, B], NOW, counter())
+    assert [(t.id, t.desired_state) for t in plan.shutdown] == [("n1", SHUTDOWN)]
+    ((created),) = plan.create
+    assert (created.slot, created.node_id, created.spec_version) == (1, "b", 2)
 
 
 # ---------------------------------------------------------------------------- properties
