@@ -137,13 +137,15 @@ def apply(
         networks = {n.name for n in repo.networks.all()}
         starts = [t for t in [*plan.create, *plan.update] if t.state in STARTABLE]
         files = _task_files(repo, [services[t.service_id] for t in starts])
-    # Orphans sit on nodes that cannot be reached; the supervisor clears them on return.
+    # Orphans, and tasks on nodes that are down or unknown (the supervisor saw them miss
+    # a heartbeat), sit on nodes that do not answer now: trying would only cost a connect
+    # timeout. Their containers go when the supervisor sees the node again.
     stops = [
         t
         for t in plan.shutdown
         if t.node_id in nodes
         and t.state != TaskState.ORPHANED
-        and nodes[t.node_id].state != NodeState.DOWN
+        and nodes[t.node_id].state == NodeState.READY
     ]
     work: dict[str, tuple[list[Task], list[Task]]] = defaultdict(lambda: ([], []))
     for task in stops:

@@ -86,7 +86,9 @@ def catch_up(
         if not always and not observe.unsettled(tasks):
             return False, [], []
         cluster_id = repo.cluster().id
-        nodes = [n for n in repo.nodes.all() if n.state != NodeState.DOWN]
+        # A node the supervisor saw miss its heartbeat (unknown) or down would cost a
+        # connect timeout and tell nothing; the supervisor looks again when it answers.
+        nodes = [n for n in repo.nodes.all() if n.state == NodeState.READY]
 
     looked_at = datetime.now(UTC)  # before the listing: what it cannot have seen
     results = pool.each(_lister(cluster_id), [n.hostname for n in nodes])
@@ -124,7 +126,7 @@ def await_health(
                 and t.desired_state == TaskState.RUNNING
                 and t.container_id
             ]
-            nodes = {n.id: n for n in repo.nodes.all() if n.state != NodeState.DOWN}
+            nodes = {n.id: n for n in repo.nodes.all() if n.state == NodeState.READY}
             cluster_id = repo.cluster().id if waiting else ""
         waiting = [t for t in waiting if t.node_id in nodes]
         if not waiting or time.monotonic() >= deadline:

@@ -221,7 +221,7 @@ def mesh_steps(
     networks: Sequence[Network],
     skip: Collection[str] = (),
 ) -> list[HostStep]:
-    """The mesh script of every node not down and not in `skip`."""
+    """The mesh script of every node seen ready (not down or unknown) and not in `skip`."""
     return [
         steps.mesh(
             n.hostname,
@@ -230,7 +230,7 @@ def mesh_steps(
             ),
         )
         for n in nodes
-        if n.state != NodeState.DOWN and n.id not in skip
+        if n.state == NodeState.READY and n.id not in skip
     ]
 
 

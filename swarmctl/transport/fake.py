@@ -47,6 +47,7 @@ class FakeHost:
     reachable: bool = True
     engine_sessions: int = 1
     commands: list[str] = field(default_factory=list)
+    tries: int = 0  # calls made on the host, answered or not (an SSH connect each, at worst)
     failures: list[Failure] = field(default_factory=list)
     # container id -> (cluster id, container)
     docker: dict[str, tuple[str, Container]] = field(default_factory=dict)
@@ -122,6 +123,7 @@ class FakeHost:
         return self.run(command, timeout=timeout).stdout.encode()
 
     def _reach(self) -> None:
+        self.tries += 1
         if not self.reachable:
             raise HostUnreachable(f"{self.name}: connection refused")
 

@@ -758,3 +758,36 @@ def test_a_node_lost_mid_update_is_no_failure_of_it_the_update_completes_on_the_
     assert sorted(t.slot for t in current) == [1, 2, 3]
     assert {(t.image, t.state) for t in current} == {("busybox", TaskState.RUNNING)}
     assert all(t.node_id != "node2" for t in current)
+
+
+def partitioned(store: StateStore, hosts: FakeHosts, name: str) -> None:
+    """The node stops answering, and the supervisor saw it miss a heartbeat: unknown."""
+    hosts[name].reachable = False
+    with store.transaction() as db:
+        repo = Repo(db)
+        repo.nodes.put(replace(repo.nodes.get(name), state=NodeState.UNKNOWN))
+    hosts[name].tries = 0
+
+
+def test_a_command_tries_no_node_the_state_marks_unknown_and_the_supervisor_repairs_it_later(
+    tmp_path,
+) -> None:
+    store = make_store(tmp_path / "state.json", nodes(3), [service("web", 3)])
+    hosts = FakeHosts(NAMES[:3])
+    sup = supervisor(store, hosts)
+    sup.tick()
+    (on_worker2,) = [t for t in tasks_of(store) if t.node_id == "node2"]
+    record_update(store, image="busybox", update=UpdatePolicy(monitor=0))
+    partitioned(store, hosts, "worker2")
+    status, _ = rolling.roll(store, hosts, "svc-web")
+    services.scale(store, {"web": 2})
+    convergence.converge(store, hosts, {"svc-web"})
+    assert status.state == UpdateState.COMPLETED
+    assert hosts["worker2"].tries == 0  # no connect timeout paid, in any round
+    current = [t for t in tasks_of(store) if t.desired_state == TaskState.RUNNING]
+    assert len(current) == 2 and all(t.node_id != "node2" for t in current)
+    assert hosts["worker2"].task_ids() == [on_worker2.id]  # left there for now
+    hosts["worker2"].reachable = True
+    sup.tick()
+    assert hosts["worker2"].task_ids() == []  # removed once the node answers
+    assert sum(len(hosts[n].task_ids()) for n in NAMES[:3]) == 2
