@@ -431,7 +431,12 @@ def _roll(e, pool, found, quiet: bool, want: str) -> None:
     (an update rolled back after a failure ends rollback_completed: it failed)."""
     from swarmctl import convergence, rolling
 
-    status, warnings = rolling.roll(e.store, pool, found.id, None if quiet else _progress_line)
+    progress = None if quiet else _roll_progress(e, found)
+    try:
+        status, warnings = rolling.roll(e.store, pool, found.id, progress)
+    finally:
+        if progress:
+            progress.close()
     warn(warnings)
     state = status.state.value if status else "gone"
     message = status.message if status else "the service was removed"
@@ -446,8 +451,24 @@ def _roll(e, pool, found, quiet: bool, want: str) -> None:
             f"service {found.spec.name}: {message}, but it did not converge "
             f"({report.running} of {report.desired} tasks running): {details}"
         )
-    if not quiet:
+    if progress and progress.live:
+        typer.echo("verify: Service converged")
+    elif progress:
         typer.echo(f"verify: {message}")
+
+
+def _roll_progress(e, found):
+    """Swarm's progress bars on a terminal, a line per slot that runs or fails elsewhere."""
+    import sys
+
+    from rich.console import Console
+
+    from swarmctl.cli.progress import RollProgress
+    from swarmctl.state.repo import Repo
+
+    with e.store.read() as db:
+        tasks = [t for t in Repo(db).tasks.all() if t.service_id == found.id]
+    return RollProgress(found, tasks, Console() if sys.stdout.isatty() else None)
 
 
 def _converge(
@@ -495,11 +516,9 @@ def _converge(
 
 
 def _progress_line(task) -> None:
-    slot = task.slot or task.node_id[:12]
-    text = task.state.value
-    if task.error:
-        text += f": {task.error}"
-    typer.echo(f"{slot}: {text}")
+    from swarmctl.cli.progress import plain_line
+
+    typer.echo(plain_line(task))
 
 
 @app.command("ls")

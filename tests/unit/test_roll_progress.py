@@ -1,0 +1,70 @@
+"""`service update`/`rollback` progress: swarm's bars on a terminal, a line per slot that
+runs or fails elsewhere (not one per transition)."""
+
+import io
+from dataclasses import replace
+
+import pytest
+from rich.console import Console
+
+from swarmctl.cli.progress import RollProgress
+from swarmctl.models import Service, ServiceSpec, Task, TaskState, UpdateState, UpdateStatus
+
+WEB = Service(
+    "svc",
+    ServiceSpec("web", "nginx", replicas=3),
+    "",
+    "",
+    version=2,
+    update_status=UpdateStatus(UpdateState.UPDATING, "", spec_version=2),
+)
+OLD = [Task(f"old{s}", "svc", s, f"2026-12-05T00:00:0{s}", spec_version=1) for s in (1, 2, 3)]
+
+
+def roll(progress: RollProgress) -> None:
+    """Each slot's old task stops and its new task goes through every state; slot 2's
+    first new task is rejected and a second one takes its place."""
+    for slot in (1, 2, 3):
+        progress(replace(OLD[slot - 1], state=TaskState.SHUTDOWN))
+        new = Task(f"new{slot}", "svc", slot, f"2026-12-05T01:00:0{slot}", spec_version=2)
+        if slot == 2:
+            progress(replace(new, state=TaskState.REJECTED, error="No such image: nope"))
+            new = replace(new, id="new2b", created_at="2026-12-05T01:00:05")
+        for state in (TaskState.ASSIGNED, TaskState.PREPARING, TaskState.STARTING):
+            progress(replace(new, state=state))
+        progress(replace(new, state=TaskState.RUNNING))
+        progress(replace(new, state=TaskState.RUNNING))  # seen again: nothing new
+
+
+def test_off_a_terminal_one_line_per_slot_that_runs_or_fails(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    progress = RollProgress(WEB, OLD, None)
+    roll(progress)
+    progress.close()
+    assert capsys.readouterr().out.splitlines() == [
+        "1: running",
+        "2: rejected: No such image: nope",
+        "2: running",
+        "3: running",
+    ]
+
+
+def test_on_a_terminal_overall_progress_and_a_bar_per_slot_redrawn_in_place() -> None:
+    out = io.StringIO()
+    progress = RollProgress(WEB, OLD, Console(file=out, force_terminal=True, width=120))
+    assert progress.done == 0
+    roll(progress)
+    progress.close()
+    assert progress.done == 3
+    text = out.getvalue()
+    last = text[text.rindex("overall progress") :]
+    lines = [line.rstrip() for line in last.splitlines()]
+    assert lines[0] == "overall progress: 3 out of 3 tasks"
+    assert [line.split("[")[0].rstrip() for line in lines[1:4]] == [
+        "1/3: running",
+        "2/3: running",
+        "3/3: running",
+    ]
+    assert lines[1].endswith("[" + "=" * 50 + ">]")
+    assert "1: running" not in text  # no line per transition
