@@ -25,6 +25,7 @@ from swarmctl.models import (
     Availability,
     Mode,
     Node,
+    NodeState,
     Service,
     Task,
     TaskState,
@@ -102,7 +103,7 @@ def advance(
     with store.read() as db:
         repo = Repo(db)
         service = repo.services.find(service_id)
-        decided = decide(service, repo.tasks.all(), now) if service else None
+        decided = decide(service, repo.tasks.all(), now, repo.nodes.all()) if service else None
         if service is None or decided is None:
             return service.update_status if service else None, None
         plan = convergence.reconcile_now(
@@ -131,8 +132,11 @@ def leave_mesh_first(
     return networking.converge_mesh(store, pool, skip)
 
 
-def decide(service: Service, tasks: Iterable[Task], now: datetime) -> update.Step | None:
-    """The planner's next step of the service's update, if one is in progress."""
+def decide(
+    service: Service, tasks: Iterable[Task], now: datetime, nodes: Iterable[Node] = ()
+) -> update.Step | None:
+    """The planner's next step of the service's update, if one is in progress (`nodes`:
+    the cluster's, so that a new task on a node not seen ready does not count as done)."""
     status = service.update_status
     if status is None or not status.state.in_progress:
         return None
@@ -143,6 +147,7 @@ def decide(service: Service, tasks: Iterable[Task], now: datetime) -> update.Ste
         service.update_policy,
         now,
         sightings.health_wait(service.spec.health),
+        {n.id for n in nodes if n.state != NodeState.READY},
     )
 
 

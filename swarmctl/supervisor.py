@@ -268,15 +268,15 @@ class Supervisor:
                 t for t in never_started if t.service_id in free and recorded.get(t.id) == t
             )
             removed = {t.service_id for t in tasks} - {s.id for s in repo.services.all()}
+            nodes = repo.nodes.all()
             # Rolling updates a command left (interrupted, or --detach) go on from here.
             steps = {
                 s.id: step
                 for s in repo.services.all()
-                if s.id in free and (step := rolling.decide(s, tasks, now))
+                if s.id in free and (step := rolling.decide(s, tasks, now, nodes))
             }
             # Drains a command left (interrupted, or its host lost) too, with the policy;
             # a completed one (an old task on a drained node) is no work to lease for.
-            nodes = repo.nodes.all()
             drains = {
                 s.id: step
                 for s in repo.services.all()

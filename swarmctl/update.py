@@ -11,9 +11,11 @@ from its renewal until its new task runs (healthy), and *updated* after that. A 
 *fails* if it ends within `monitor` of running (or before ever running), or is still not
 running (healthy) `start_timeout` after it was made. A new task that ended because its
 node went down or could not be reached (`Task.lost_with_node`) did not fail: the
-reconciler replaces it at once and its slot stays in flight, as in swarm mode. Failed
-slots free their place, so with failure action continue the update goes on; pause and
-rollback stop renewing at the first failure past `max_failure_ratio`.
+reconciler replaces it at once and its slot stays in flight, as in swarm mode (so does a
+slot whose new task runs on a node that is away, down or unknown, until it is replaced
+or the node answers). Failed slots free their place, so with failure action continue the
+update goes on; pause and rollback stop renewing at the first failure past
+`max_failure_ratio`.
 
 A drain (`drain_step`) is the same roll with other words: a slot is outdated while its
 current task is on a drained node, and the drain's new tasks are those made elsewhere
@@ -67,9 +69,11 @@ def step(
     policy: UpdatePolicy,
     now: datetime,
     start_timeout: float,
+    away: Collection[str] = (),
 ) -> Step:
     """The next move of an update to `version` begun at `since` (see the module's doc).
-    `slots` are the slots the service wants, in the order to update them."""
+    `slots` are the slots the service wants, in the order to update them; `away`: the
+    nodes not seen ready now (down or unknown)."""
     return _roll(
         slots,
         lambda _, task: is_new(task, version, since),
@@ -77,6 +81,7 @@ def step(
         policy,
         now,
         start_timeout,
+        away,
     )
 
 
@@ -114,6 +119,7 @@ def _roll(
     policy: UpdatePolicy,
     now: datetime,
     start_timeout: float,
+    away: Collection[str] = (),
 ) -> Step:
     """The next move of a roll that renews the slots whose current task is
     `outdated_task`, its new tasks being those `made_by_it`."""
@@ -136,6 +142,10 @@ def _roll(
             continue
         latest = new[-1]
         alone = current == [latest]  # start-first: the old task has been told to stop
+        if latest.state == TaskState.RUNNING and alone and latest.node_id in away:
+            # Not done: it is replaced if the node is lost, and counts once it answers.
+            in_flight.append(key)
+            continue
         if latest.state == TaskState.RUNNING and alone:
             running = _entered(latest, TaskState.RUNNING)
             ran_at.append(running)

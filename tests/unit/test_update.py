@@ -114,6 +114,14 @@ def test_a_new_task_lost_with_its_node_is_no_failure_and_its_slot_stays_in_fligh
         assert plan_step(again, UpdatePolicy(monitor=0, parallelism=1)).renew == (2,)
 
 
+def test_a_new_task_running_on_a_node_not_seen_ready_is_not_done_yet() -> None:
+    tasks = [new("n1", 1, node_id="b"), new("n2", 2), new("n3", 3)]
+    policy = UpdatePolicy(monitor=0)
+    assert plan_step(tasks, policy).outcome == Outcome.COMPLETED
+    away = step(slots_of(tasks, 3), 2, SINCE, policy, NOW, START_TIMEOUT, away={"b"})
+    assert (away.outcome, away.in_flight, away.failures) == (None, (1,), ())
+
+
 def test_a_task_not_healthy_within_the_start_timeout_is_a_failure() -> None:
     tasks = [new("n1", 1, TaskState.STARTING, ago=31), old("o2", 2), old("o3", 3)]
     (failure,) = plan_step(tasks, UpdatePolicy()).failures
