@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from swarmctl.transport.group import Pool
 
 API = "/v1.41"  # docker 20.10's; newer engines answer it too
+# An engine that has not answered a small request in this long is hung: a command waits
+# on it no longer than this, whatever its pool allows a remote command.
+ENGINE_TIMEOUT = 10.0
 
 
 class EngineError(SwarmctlError):
@@ -125,7 +128,7 @@ class DockerHost(SSHConnection):
 
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = Engine(self, self.command_timeout)
+            self._engine = Engine(self, min(self.command_timeout, ENGINE_TIMEOUT))
         return self._engine
 
     @property

@@ -666,3 +666,11 @@ def test_a_task_is_made_with_the_specs_entrypoint_hostname_and_container_labels(
     labels = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--label"]
     assert "com.docker.stack.namespace=st" in labels
     assert "swarmctl.task.id=t1" in labels and "swarmctl.task.id=forged" not in labels
+
+
+def test_a_command_waits_on_a_hung_engine_10_s_not_its_pools_command_timeout() -> None:
+    from swarmctl.runtime.engine import DockerHost
+
+    worker = InventoryHost(name="worker1", address="10.0.0.12")
+    assert DockerHost(worker, command_timeout=120.0).engine().timeout == 10.0
+    assert DockerHost(worker, command_timeout=3.0).engine().timeout == 3.0  # the supervisor's
