@@ -1,7 +1,8 @@
 """SSH to one host: a persistent connection, commands with timeouts, verified host keys.
 
-Fabric resolves how to connect (~/.ssh/config, ssh-agent, ProxyJump); commands then run
-on raw paramiko channels of the one connection, several at a time. Host keys are checked
+paramiko connects as ~/.ssh/config says (HostName, IdentityFile, ProxyCommand, ProxyJump
+through OpenSSH's `ssh -W`) and with the ssh-agent; commands then run on raw channels of
+the one connection, several at a time. Host keys are checked
 against known_hosts and the keys trusted on first use that the cluster state recorded;
 an unknown key is refused unless the caller accepts new keys, a changed key always is.
 This module knows nothing of Docker or of the cluster.
@@ -13,6 +14,7 @@ import base64
 import contextlib
 import functools
 import hashlib
+import importlib.util
 import os
 import select
 import shlex
@@ -20,6 +22,7 @@ import socket
 import sys
 import threading
 import time
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -29,10 +32,25 @@ from swarmctl.commands.docker import error_line
 from swarmctl.errors import SwarmctlError, cut
 from swarmctl.inventory import InventoryHost
 
-# paramiko (and invoke, which it pulls in) takes ~100 ms to import: it is imported where a
-# connection is used, so that commands which reach no host never pay for it.
+# paramiko takes ~60 ms to import: it is imported where a connection is used, so that
+# commands which reach no host never pay for it.
 if TYPE_CHECKING:
     import paramiko
+
+
+class _DeferredInvoke(types.ModuleType):
+    """What `import invoke` finds until something uses it. paramiko imports invoke (~50 ms,
+    most of what connecting adds to a command's start-up) only to run the `Match exec`
+    lines of ssh configs; the first attribute asked for imports the real module."""
+
+    def __getattr__(self, name: str) -> object:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+if "invoke" not in sys.modules and importlib.util.find_spec("invoke") is not None:
+    sys.modules["invoke"] = _DeferredInvoke("invoke")
 
 
 _ssh_config_lock = threading.Lock()
@@ -41,12 +59,6 @@ _ssh_config_lock = threading.Lock()
 @functools.cache
 def _local_fqdn() -> str:
     return socket.getfqdn()
-
-
-def ssh_config() -> paramiko.SSHConfig:
-    """The ssh config files, read once per process (fabric would reread them per connection)."""
-    with _ssh_config_lock:
-        return _read_ssh_config()
 
 
 @functools.cache
@@ -76,10 +88,42 @@ def parse_ssh_config(paths: Sequence[str]) -> paramiko.SSHConfig:
     return config
 
 
+def host_config(address: str) -> paramiko.SSHConfigDict:
+    """What the ssh config files say of a host (one lookup at a time: a lazy module, such as
+    the invoke a `Match exec` line loads, is not safe to load from several threads)."""
+    with _ssh_config_lock:
+        return _read_ssh_config().lookup(address)
+
+
+def connect_kwargs(host: InventoryHost, config: paramiko.SSHConfigDict) -> dict:
+    """SSHClient.connect's arguments for a host, as fabric made them: the inventory's
+    address, port and user win; the ssh config's HostName, IdentityFile and ProxyCommand or
+    ProxyJump apply (a connection in the lab's namespace needs none of them)."""
+    hostname = config.get("hostname", host.address)
+    kwargs: dict = {
+        "hostname": hostname,
+        "port": host.port,
+        "username": host.user,
+        "allow_agent": True,
+    }
+    keys = ([_readable_key(host)] if host.key else []) + config.get("identityfile", [])
+    if keys:
+        kwargs["key_filename"] = keys
+    if (config.get("proxyjump") or "none").lower() != "none":
+        hops = config["proxyjump"].split(",")
+        kwargs["proxy_command"] = shlex.join(
+            ["ssh", "-o", "BatchMode=yes", "-W", f"{hostname}:{host.port}"]
+            + (["-J", ",".join(hops[:-1])] if len(hops) > 1 else [])
+            + [f"ssh://{hops[-1]}"]
+        )
+    elif (config.get("proxycommand") or "none").lower() != "none":
+        kwargs["proxy_command"] = config["proxycommand"]
+    return kwargs
+
+
 def load_libraries() -> None:
-    """Import paramiko and fabric in the calling thread, before threads that connect need
-    them: modules first imported by several threads at once can deadlock on each other."""
-    import fabric  # noqa: F401
+    """Import paramiko in the calling thread, before threads that connect need it: modules
+    first imported by several threads at once can deadlock on each other."""
     import paramiko  # noqa: F401
 
 
@@ -273,27 +317,22 @@ class SSHConnection:
 
     def _open(self) -> paramiko.SSHClient:
         import paramiko
-        from fabric import Config, Connection
 
         host = self.host
-        kwargs: dict = {"allow_agent": True}
-        if host.key:
-            kwargs["key_filename"] = _readable_key(host)
-        if host.netns:
-            kwargs["sock"] = self._socket_in_netns()
-        conn = Connection(
-            host.address,
-            config=Config(ssh_config=ssh_config()),
-            user=host.user,
-            port=host.port,
-            connect_timeout=None if host.netns else self.connect_timeout,
-            connect_kwargs=kwargs,
-        )
-        client = conn.client
-        self._load_host_keys(client, conn)
+        config = host_config(host.address)
+        kwargs = connect_kwargs(host, config)
+        client = paramiko.SSHClient()
+        self._load_host_keys(client, config)
         client.set_missing_host_key_policy(_Policy(host, self.trust))
         try:
-            conn.open()
+            proxy = kwargs.pop("proxy_command", None)
+            if host.netns:
+                kwargs["sock"] = self._socket_in_netns()
+            else:
+                kwargs["timeout"] = self.connect_timeout
+                if proxy:
+                    kwargs["sock"] = paramiko.ProxyCommand(proxy)
+            client.connect(**kwargs)
         except SwarmctlError:
             client.close()
             raise
@@ -336,10 +375,10 @@ class SSHConnection:
     def _unreachable(self, exc: BaseException) -> HostUnreachable:
         return HostUnreachable(f"{_where(self.host)}: {_describe(exc, self.connect_timeout)}")
 
-    def _load_host_keys(self, client: paramiko.SSHClient, conn) -> None:
+    def _load_host_keys(self, client: paramiko.SSHClient, config: paramiko.SSHConfigDict) -> None:
         import paramiko
 
-        files = conn.ssh_config.get("userknownhostsfile", "~/.ssh/known_hosts").split()
+        files = config.get("userknownhostsfile", "~/.ssh/known_hosts").split()
         if self.host.known_hosts:
             files.append(self.host.known_hosts)
         for path in files:

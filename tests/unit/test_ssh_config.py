@@ -1,14 +1,19 @@
-"""The ssh config lookup made for every connection does no DNS unless the config asks for it.
+"""How a host is connected to from the ssh config files, and at what cost.
 
-paramiko computes the local FQDN (socket.getfqdn: a DNS lookup, seconds with a dead
-resolver) for every value of a key that allows %l, such as any IdentityFile.
+The lookup made for every connection does no DNS unless the config asks for it: paramiko
+computes the local FQDN (socket.getfqdn: a DNS lookup, seconds with a dead resolver) for
+every value of a key that allows %l, such as any IdentityFile. Connecting imports no
+invoke (paramiko's dependency, ~50 ms) unless a `Match exec` line runs.
 """
 
+import shlex
 import socket
+import subprocess
+import sys
 
 import pytest
-from fabric import Config, Connection
 
+from swarmctl.inventory import InventoryHost
 from swarmctl.transport import ssh
 
 CONFIG = """
@@ -45,11 +50,10 @@ def write(tmp_path, text):
 
 
 def test_no_name_lookup_when_config_does_not_use_local_fqdn(tmp_path, lookups):
-    config = ssh.parse_ssh_config([write(tmp_path, CONFIG)])
-    conn = Connection("10.0.0.5", port=22, config=Config(ssh_config=config))
-    assert conn.ssh_config["user"] == "ops"
-    assert conn.ssh_config["identityfile"][0].endswith("/.ssh/id_ed25519")
-    assert conn.ssh_config["controlpath"].endswith("/.ssh/cm-ops@10.0.0.5:22")
+    config = ssh.parse_ssh_config([write(tmp_path, CONFIG)]).lookup("10.0.0.5")
+    kwargs = ssh.connect_kwargs(InventoryHost("w1", "10.0.0.5"), config)
+    assert kwargs["key_filename"][0].endswith("/.ssh/id_ed25519")
+    assert config["controlpath"].endswith("/.ssh/cm-ops@10.0.0.5:22")
     assert lookups == []
 
 
@@ -70,3 +74,54 @@ def test_local_fqdn_computed_once_when_used(tmp_path, monkeypatch):
     for address in ("10.0.0.5", "10.0.0.6"):
         assert config.lookup(address)["identityfile"][0].endswith("/keys/ops.example.org")
     assert calls == [1]
+
+
+def kwargs_for(tmp_path, text: str, host: InventoryHost) -> dict:
+    return ssh.connect_kwargs(
+        host, ssh.parse_ssh_config([write(tmp_path, text)]).lookup(host.address)
+    )
+
+
+def test_the_inventory_user_and_port_win_and_hostname_and_keys_come_from_the_config(tmp_path):
+    key = tmp_path / "id_inventory"
+    key.write_text("")
+    host = InventoryHost("w1", "w1.lan", port=2222, user="deploy", key=str(key))
+    text = "Host w1.lan\n    HostName 10.0.0.7\n    User ops\n    Port 22\n    IdentityFile ~/k\n"
+    kwargs = kwargs_for(tmp_path, text, host)
+    assert kwargs["hostname"] == "10.0.0.7"
+    assert (kwargs["port"], kwargs["username"]) == (2222, "deploy")
+    assert kwargs["key_filename"][0] == str(key)
+    assert kwargs["key_filename"][1].endswith("/k")
+    assert "proxy_command" not in kwargs
+
+
+def test_proxyjump_goes_through_openssh_as_ssh_does_it(tmp_path):
+    host = InventoryHost("w1", "10.0.0.5", port=2222)
+    kwargs = kwargs_for(tmp_path, "Host 10.0.0.*\n    ProxyJump ops@bastion:2200,inner\n", host)
+    assert shlex.split(kwargs["proxy_command"]) == [
+        "ssh", "-o", "BatchMode=yes", "-W", "10.0.0.5:2222", "-J", "ops@bastion:2200",
+        "ssh://inner",
+    ]  # fmt: skip
+
+
+def test_proxycommand_is_used_as_the_config_renders_it(tmp_path):
+    host = InventoryHost("w1", "10.0.0.5")
+    kwargs = kwargs_for(tmp_path, "Host *\n    ProxyCommand nc -x proxy:1080 %h %p\n", host)
+    assert kwargs["proxy_command"] == "nc -x proxy:1080 10.0.0.5 22"
+    none = kwargs_for(tmp_path, "Host *\n    ProxyJump none\n    ProxyCommand none\n", host)
+    assert "proxy_command" not in none
+
+
+def test_connecting_imports_no_invoke_until_a_match_exec_line_runs(tmp_path):
+    config = write(tmp_path, f'Match exec "{shlex.join(["test", "-n", "x"])}"\n    User ops\n')
+    driver = (
+        "import sys\n"
+        "from swarmctl.transport import ssh\n"
+        "ssh.load_libraries()\n"
+        "print(any(m.startswith('invoke.') for m in sys.modules))\n"
+        "print(ssh.parse_ssh_config([sys.argv[1]]).lookup('10.0.0.5')['user'])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", driver, config], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["False", "ops"]
