@@ -116,8 +116,11 @@ def run_task(cluster_id: str, service: Service, task: Task, networks: Sequence[s
         return " ".join(filter(None, [shlex.join(argv), '"$img"', command]))
 
     # Every docker CLI call costs a process on a host that may be busy: the usual case,
-    # an image already there and one network at most, takes three.
-    steps = [_prepare_image(spec.image)]
+    # an image already there and one network at most, takes two. The image is looked
+    # for, and pulled, only when a first try without pulling fails (and that try's
+    # error is met again, with its cause, by the second).
+    img = f"img={shlex.quote(_pulled(spec.image))}"
+    never = ["--pull", "never"]
     # A start that fails leaves the container made, with the reason in its state.
     name = shlex.quote(task_container(service, task))
     start_failed = (
@@ -127,22 +130,35 @@ def run_task(cluster_id: str, service: Service, task: Task, networks: Sequence[s
     # The name is the task's: a container made by an earlier start of this task (one
     # whose command was interrupted) is started and taken over, never made twice.
     taken = f"id=$(docker start {name} 2>/dev/null)"
+    prepare = _prepare_image(spec.image)
     if len(networks) <= 1:
-        run = line(["docker", "run", "-d", *create[2:]])
-        steps.append(f"id=$({run}) || {taken} || {{ {start_failed}; }}")
+        run = ["docker", "run", "-d", *create[2:]]
+        steps = [
+            img,
+            f"id=$({line(run + never)} 2>/dev/null) || {{ {prepare};"
+            f" id=$({line(run)}) || {taken} || {{ {start_failed}; }}; }}",
+        ]
     else:  # a container is created with one network (API < 1.44): join the others first
         connect = [
             f'docker network connect {shlex.quote(n)} "$id" || exit {CREATE_FAILED}'
             for n in networks[1:]
         ]
-        steps += [
-            f"if id=$({line(create)}); then",
+        made = f"id=$({line(create + never)} 2>/dev/null) || {{ {prepare}; id=$({line(create)}); }}"
+        steps = [
+            img,
+            f"if {made}; then",
             *connect,
             f'docker start "$id" >/dev/null 2>&1 || {{ {start_failed}; }}',
             f"else {taken} || exit {CREATE_FAILED}; fi",
         ]
     steps.append(f'docker inspect --format {shlex.quote(INSPECT_FORMAT)} "$id"')
     return "set -e\n" + "\n".join(steps)
+
+
+def _pulled(image: str) -> str:
+    """The reference a node pulls: a pinned image by its digest alone."""
+    ref = ImageRef.parse(image)
+    return ref.by_digest() if ref.digest else image
 
 
 def _prepare_image(image: str) -> str:
@@ -152,7 +168,7 @@ def _prepare_image(image: str) -> str:
     one copied from a peer by its local tag (docker load keeps no digest); a tag pulled
     long ago is not it. Only a node with neither asks the registry."""
     ref = ImageRef.parse(image)
-    pulled = ref.by_digest() if ref.digest else image
+    pulled = _pulled(image)
     have = f'img={shlex.quote(pulled)}; docker image inspect "$img" >/dev/null 2>&1'
     if ref.digest:
         have = (

@@ -136,7 +136,7 @@ class FakeHost:
                     del self.docker[cid]
             return ""
         if "docker inspect --format" in line and (task := _TASK.search(line)):
-            (cluster,) = _CLUSTER.findall(line)
+            (cluster,) = set(_CLUSTER.findall(line))
             now = clock.now()
             service = _SERVICE.search(line)
             container = self.add(

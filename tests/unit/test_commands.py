@@ -338,9 +338,15 @@ def test_a_command_that_does_not_finish_times_out_naming_the_host() -> None:
 # A stand-in `docker` that logs its argv (one NUL-separated line per call) and acts as
 # FAKE_IMAGE (present|missing|the one reference present), FAKE_DAEMON (up|down),
 # FAKE_PULL (ok|fail) and FAKE_RUN (ok|no-create|no-start|taken: the task's container
-# exists already) say: the script's branches are tested, not Docker.
+# exists already) say: the script's branches are tested, not Docker. With --pull never,
+# `run` and `create` fail as docker does when the image (their last argument) is missing.
 FAKE_DOCKER = r"""#!/bin/sh
 printf '%s\0' "$@" >> "$LOG"; printf '\n' >> "$LOG"
+eval "image=\${$#}"
+case " $* " in *" --pull never "*)
+  [ "$FAKE_IMAGE" = present ] || [ "$FAKE_IMAGE" = "$image" ] || {
+    echo "docker: Error response from daemon: No such image: $image" >&2; exit 125; } ;;
+esac
 case "$1 $2" in
   "image inspect") [ "$FAKE_IMAGE" = present ] || [ "$FAKE_IMAGE" = "$3" ] ;;
   "version --format") [ "$FAKE_DAEMON" = up ] ;;
@@ -399,28 +405,43 @@ def run_task_script(networks: list[str], env: tuple[str, ...] = (), image: str =
 UP = {"image": "present", "daemon": "up", "pull": "ok", "run": "ok"}
 
 
-def test_a_task_with_its_image_and_one_network_takes_three_docker_calls(tmp_path: Path) -> None:
+def test_a_task_with_its_image_and_one_network_takes_two_docker_calls(tmp_path: Path) -> None:
     status, calls, _ = run_script(tmp_path, run_task_script(["ngx_net"], ("X=$(reboot)",)), **UP)
 
     assert status == 0
-    assert [c[:2] for c in calls] == [["image", "inspect"], ["run", "-d"], ["inspect", "--format"]]
-    run = calls[1]
+    assert [c[:2] for c in calls] == [["run", "-d"], ["inspect", "--format"]]
+    run = calls[0]
     assert run[run.index("--network") + 1] == "ngx_net"
     assert run[run.index("--env") + 1] == "X=$(reboot)"  # literally, never run
-    assert run[-1] == "nginx"
+    assert run[-3:] == ["--pull", "never", "nginx"]
+
+
+def test_a_task_whose_image_is_missing_has_it_pulled_then_runs(tmp_path: Path) -> None:
+    status, calls, _ = run_script(tmp_path, run_task_script(["ngx_net"]), **{**UP, "image": "no"})
+
+    assert status == 0
+    assert [c[:2] for c in calls] == [
+        ["run", "-d"],
+        ["image", "inspect"],
+        ["version", "--format"],
+        ["pull", "-q"],
+        ["run", "-d"],
+        ["inspect", "--format"],
+    ]
+    assert "--pull" not in calls[-2]
 
 
 def test_a_second_network_is_joined_before_the_container_starts(tmp_path: Path) -> None:
     status, calls, _ = run_script(tmp_path, run_task_script(["ngx_net", "ingress"]), **UP)
 
     assert status == 0
-    assert [c[:2] for c in calls[1:]] == [
+    assert [c[:2] for c in calls] == [
         ["create", "--name"],
         ["network", "connect"],
         ["start", "c0ffee"],
         ["inspect", "--format"],
     ]
-    assert calls[2][2] == "ingress"
+    assert calls[1][2] == "ingress"
 
 
 def test_a_task_with_a_host_mode_port_on_an_overlay_is_made_on_the_default_bridge_first(
@@ -454,7 +475,7 @@ def test_mounts_reach_docker_as_its_mount_csv_with_the_cluster_label(tmp_path: P
         tmp_path, docker.run_task("c1", Service("svc", spec, "", ""), task, []), **UP
     )
 
-    run = calls[1]
+    run = calls[0]
     assert [run[i + 1] for i, arg in enumerate(run) if arg == "--mount"] == [
         "type=volume,source=db_data,target=/data,volume-opt=type=nfs,"
         '"volume-opt=o=addr=1,rw",volume-label=swarmctl.cluster.id=c1',
@@ -596,8 +617,7 @@ def test_a_pinned_image_runs_its_digest_and_is_pulled_only_when_the_node_lacks_i
 
     assert status == 0
     assert [c[2] for c in calls if c[:2] == ["pull", "-q"]] == ([pulled] if pulled else [])
-    run = next(c for c in calls if c[:2] == ["run", "-d"])
-    assert run[-1] == runs
+    assert [c for c in calls if c[:2] == ["run", "-d"]][-1][-1] == runs
 
 
 def test_a_peer_saves_a_pinned_image_under_its_digest_tag(tmp_path: Path) -> None:
@@ -659,7 +679,7 @@ def test_a_task_is_made_with_the_specs_entrypoint_hostname_and_container_labels(
         for x in docker.run_task("c1", Service("svc", spec, "", ""), task, []).splitlines()
         if "run -d" in x
     ]
-    argv = shlex.split(line[line.index("docker run") :].split(") ||")[0])
+    argv = shlex.split(line[line.index("docker run") :].split(" 2>/dev/null)")[0])
     assert argv[argv.index("--entrypoint") + 1] == "/bin/sh"
     assert argv[argv.index("--hostname") + 1] == "web.local"
     assert argv[argv.index("$img") :] == ["$img", "-c", "echo hi"]
