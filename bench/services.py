@@ -51,8 +51,8 @@ LOOP = ("manager1", "manager1", "worker1", "worker1", "worker2")  # 2/2/1, as a 
 TIMEOUT = 120.0
 
 
-def run(argv: list[str], env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=TIMEOUT)
+def run(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+    result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, timeout=TIMEOUT)
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(argv)}: {result.stderr.strip()}")
     return result.stdout
@@ -120,13 +120,17 @@ class Swarmctl:
             "SWARMCTL_STATE": str(folder / "state.json"),
         }
         self.env.pop("SWARMCTL_LAB", None)
-        if tree is not None:  # another source tree's swarmctl, before the installed one
-            self.env["PYTHONPATH"] = str(tree.resolve())
+        # Another source tree's swarmctl, before the installed one; run from that tree, as
+        # `python -m` puts the working directory (this checkout, say) first on the path.
+        self.tree = tree.resolve() if tree is not None else None
+        if self.tree is not None:
+            self.env["PYTHONPATH"] = str(self.tree)
         self("init", "manager1")
         self("join", "--all")
 
     def __call__(self, *args: str) -> str:
-        return run(self.hosts.argv([sys.executable, "-m", "swarmctl", *args]), env=self.env)
+        argv = self.hosts.argv([sys.executable, "-m", "swarmctl", *args])
+        return run(argv, env=self.env, cwd=self.tree)
 
     def create(self) -> None:
         self("service", "create", "--name", "web", "--replicas", str(REPLICAS), "nginx")

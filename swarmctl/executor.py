@@ -23,7 +23,8 @@ from swarmctl.models import NODE_UNREACHABLE, Node, NodeState, Service, Task, Ta
 from swarmctl.network.mesh import task_networks
 from swarmctl.observe import STARTABLE, observed, stamp
 from swarmctl.reconciler import Plan
-from swarmctl.runtime.containers import parse_inspect
+from swarmctl.runtime.containers import Container, parse_inspect
+from swarmctl.runtime.engine import EngineError
 from swarmctl.state import StateStore, events
 from swarmctl.state.repo import Repo
 from swarmctl.transport.host import Host, Hosts
@@ -312,8 +313,21 @@ def _start(
                 return _failed(task, again.result.exit_code, _reason(again), service)
         else:
             return _failed(task, code, error, service)
-    (container,) = parse_inspect(result.stdout.strip().splitlines()[-1])
+    try:
+        container = _container(conn, result.stdout.strip().splitlines()[-1])
+    except CommandFailed as failure:
+        return _failed(task, failure.result.exit_code, _reason(failure), service)
     return observed(task, container)
+
+
+def _container(conn: Host, container_id: str) -> Container:
+    """A container just started: from the engine's API, through the channel the node
+    keeps open (no process on the node), or from `docker inspect` if that fails."""
+    try:
+        return conn.container(container_id)
+    except EngineError:
+        (container,) = parse_inspect(conn.run(docker.inspect_container(container_id)).stdout)
+        return container
 
 
 def _reason(failure: CommandFailed) -> str:

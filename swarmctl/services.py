@@ -52,8 +52,10 @@ def create(
     with store.read() as db:
         _check(Repo(db), spec, ssh_ports)
         ready = [n for n in Repo(db).nodes.all() if n.state == NodeState.READY]
-    # The tasks' nodes are connected to meanwhile, in parallel.
-    pool.connect([n.hostname for n in ready])
+    # The tasks' nodes are connected to meanwhile, in parallel, with their engines: each
+    # task's container is read from its engine once started.
+    pool.connect([n.hostname for n in ready], engine=True)
+    store.prepare_to_write()
     if pinning.wants_digest(spec.image, resolve):
         image, warning = pinning.pin(spec.image, ready, engine.distribution(pool))
         spec = replace(spec, image=image)
@@ -185,7 +187,7 @@ def update_service(
         spec = updated_spec(before.spec, changes)
         ready = [n for n in repo.nodes.all() if n.state == NodeState.READY]
     if pinning.wants_digest(spec.image, resolve, before.spec.image):
-        pool.connect([n.hostname for n in ready])
+        pool.connect([n.hostname for n in ready], engine=True)
         unknown: list[str] = []
 
         def inspect(hostname: str, reference: str, timeout: float) -> dict:

@@ -53,7 +53,7 @@ def task_container(service: Service, task: Task) -> str:
 
 
 def run_task(cluster_id: str, service: Service, task: Task, networks: Sequence[str]) -> str:
-    """Prepare (image), create, attach and start one task's container; print how it runs.
+    """Prepare (image), create, attach and start one task's container; print its id.
 
     networks: Docker network names to attach, the first at creation.
     """
@@ -151,8 +151,12 @@ def run_task(cluster_id: str, service: Service, task: Task, networks: Sequence[s
             f'docker start "$id" >/dev/null 2>&1 || {{ {start_failed}; }}',
             f"else {taken} || exit {CREATE_FAILED}; fi",
         ]
-    steps.append(f'docker inspect --format {shlex.quote(INSPECT_FORMAT)} "$id"')
+    steps.append('echo "$id"')  # its record is read from the engine's API
     return "set -e\n" + "\n".join(steps)
+
+
+def inspect_container(container: str) -> list[str]:
+    return ["docker", "inspect", "--format", INSPECT_FORMAT, container]
 
 
 def _pulled(image: str) -> str:

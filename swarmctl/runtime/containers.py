@@ -1,9 +1,10 @@
 """What a host's engine says about a container, as one record (pure).
 
-Two shapes of docker's container document reach the control node: the Engine API's
+Three shapes of docker's container document reach the control node: the Engine API's
 list entry (with, for a container that is not running, its full record), read by the
-supervisor (`from_api`), and the line a task's start prints with
-commands/docker.INSPECT_FORMAT (`parse_inspect`).
+supervisor (`from_api`), the full record alone, read after a task's start
+(`from_inspect`), and the line commands/docker.INSPECT_FORMAT prints (`parse_inspect`),
+read when the engine's API cannot be.
 """
 
 import json
@@ -65,6 +66,17 @@ def parse_inspect(text: str) -> list[Container]:
             )
         )
     return containers
+
+
+def from_inspect(detail: dict) -> Container:
+    """A container from its full record (GET /containers/{id}/json)."""
+    summary = {
+        "Id": detail["Id"],
+        "Labels": (detail.get("Config") or {}).get("Labels"),
+        "NetworkSettings": detail.get("NetworkSettings"),
+        "Created": detail.get("Created"),
+    }
+    return from_api(summary, detail)
 
 
 def from_api(summary: dict, detail: dict | None = None) -> Container:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from swarmctl import pinning
 from swarmctl.errors import SwarmctlError
 from swarmctl.naming import LABEL_CLUSTER, LABEL_TASK_ID
-from swarmctl.runtime.containers import Container, from_api
+from swarmctl.runtime.containers import Container, from_api, from_inspect
 from swarmctl.transport.ssh import SSHConnection
 
 # paramiko is imported where a channel is used (see transport/ssh.py): commands that reach
@@ -93,13 +93,21 @@ class Engine:
                     f"({str(exc) or type(exc).__name__})"
                 ) from None
 
-    def _get(self, path: str) -> Any:
+    def open(self) -> None:
+        """Open the channel now, not at the first request: the process it starts on the
+        host is up and connected to the engine once this first request is answered."""
+        self.get("/version")
+
+    def _open(self) -> paramiko.Channel:
         if self._channel is None or self._channel.closed:
             self._channel = self.conn.open_stream(["docker", "system", "dial-stdio"])
             self._channel.settimeout(self.timeout)
             self._stream = _Stream(self._channel)
             self.reconnects += 1
-        self._channel.sendall(f"GET {path} HTTP/1.1\r\nHost: docker\r\n\r\n".encode())
+        return self._channel
+
+    def _get(self, path: str) -> Any:
+        self._open().sendall(f"GET {path} HTTP/1.1\r\nHost: docker\r\n\r\n".encode())
         response = http.client.HTTPResponse(self._stream)  # type: ignore[arg-type]
         response.begin()
         body = response.read()
@@ -137,6 +145,11 @@ class DockerHost(SSHConnection):
 
     def containers(self, cluster_id: str) -> list[Container]:
         return list_containers(self.engine(), cluster_id)
+
+    def container(self, container_id: str) -> Container:
+        return from_inspect(
+            self.engine().get(f"/containers/{urllib.parse.quote(container_id)}/json")
+        )
 
 
 def list_containers(engine: Engine, cluster_id: str) -> list[Container]:

@@ -227,7 +227,7 @@ def _pinned(
         return stack, []
     with store.read() as db:
         ready = [n for n in Repo(db).nodes.all() if n.state == NodeState.READY]
-    pool.connect([n.hostname for n in ready])
+    pool.connect([n.hostname for n in ready], engine=True)
     pins, warnings = {}, []
     unknown: list[str] = []
 

@@ -2,11 +2,12 @@
 
 Each FakeHost holds its containers and records every command it is given, as text. It
 acts on the commands the control loop sends about containers: a task's start script
-(commands/docker.run_task) makes a running container and prints it as `docker inspect`
-would; remove_tasks and remove_cluster_containers remove them. Any other command
-(overlay and mesh scripts, image loads) succeeds and changes nothing. A host can be made
-unreachable (every call fails as SSH would), commands can be made to fail (fail_on) or to
-hang until the test lets them go (hang_on, released).
+(commands/docker.run_task) makes a running container and prints its id, `docker inspect`
+prints one as commands/docker.INSPECT_FORMAT does, remove_tasks and
+remove_cluster_containers remove them. Any other command (overlay and mesh scripts,
+image loads) succeeds and changes nothing. A host can be made unreachable (every call
+fails as SSH would), its engine's API silent (engine_down), commands can be made to fail
+(fail_on) or to hang until the test lets them go (hang_on, released).
 """
 
 import json
@@ -22,6 +23,7 @@ from swarmctl import clock
 from swarmctl.errors import SwarmctlError
 from swarmctl.naming import LABEL_CLUSTER, LABEL_SERVICE_ID, LABEL_TASK_ID
 from swarmctl.runtime.containers import Container
+from swarmctl.runtime.engine import EngineError
 from swarmctl.transport.ssh import CommandFailed, HostUnreachable, Result
 
 T = TypeVar("T")
@@ -46,6 +48,7 @@ class FakeHost:
     name: str
     reachable: bool = True
     engine_sessions: int = 1
+    engine_down: bool = False  # its engine's API does not answer; commands still run
     commands: list[str] = field(default_factory=list)
     tries: int = 0  # calls made on the host, answered or not (an SSH connect each, at worst)
     failures: list[Failure] = field(default_factory=list)
@@ -93,6 +96,12 @@ class FakeHost:
         self._reach()
         return [c for cluster, c in self.docker.values() if cluster == cluster_id]
 
+    def container(self, container_id: str) -> Container:
+        self._reach()
+        if self.engine_down:
+            raise EngineError(f"{self.name}: the Docker engine did not answer (test)")
+        return self.docker[container_id][1]
+
     def run(
         self,
         command: str | Sequence[str],
@@ -135,7 +144,9 @@ class FakeHost:
                 if container.task_id in tasks or cluster in clusters:
                     del self.docker[cid]
             return ""
-        if "docker inspect --format" in line and (task := _TASK.search(line)):
+        if line.startswith("docker inspect --format"):
+            return _inspect_line(self.docker[shlex.split(line)[-1]][1]) + "\n"
+        if (task := _TASK.search(line)) and ("docker run -d" in line or "docker create" in line):
             (cluster,) = set(_CLUSTER.findall(line))
             now = clock.now()
             service = _SERVICE.search(line)
@@ -146,7 +157,7 @@ class FakeHost:
                 started=now,
                 service_id=service.group(1) if service else "",
             )
-            return _inspect_line(container) + "\n"
+            return container.id + "\n"
         return ""
 
 

@@ -34,18 +34,21 @@ class Pool:
     def __getitem__(self, name: str) -> DockerHost:
         return self.connections[name]
 
-    def connect(self, names: Sequence[str]) -> None:
+    def connect(self, names: Sequence[str], engine: bool = False) -> None:
         """Start connecting to these hosts in the background, so that the work to come
-        finds them connected (or knows at once that they cannot be reached)."""
+        finds them connected (or knows at once that they cannot be reached); `engine`:
+        and open the channel to their Docker engine, which the work reads from."""
         load_libraries()
         for name in names:
             if name in self.connections:
-                self.threads.submit(self._connect_quietly, self.connections[name])
+                self.threads.submit(self._connect_quietly, self.connections[name], engine)
 
     @staticmethod
-    def _connect_quietly(connection: DockerHost) -> None:
+    def _connect_quietly(connection: DockerHost, engine: bool) -> None:
         with contextlib.suppress(SwarmctlError):  # the work to come gets the error
             connection.connect()
+            if engine:
+                connection.engine().open()
 
     def __contains__(self, name: object) -> bool:
         return name in self.connections

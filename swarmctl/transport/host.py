@@ -42,6 +42,10 @@ class Host(Protocol):
         """Every container of the cluster's tasks on the host, running or not."""
         ...
 
+    def container(self, container_id: str) -> Container:
+        """One container's record, by id or name, from the host's Docker engine."""
+        ...
+
     @property
     def engine_sessions(self) -> int:
         """How often the link to the host's Docker engine was (re)made: a change means

@@ -1,5 +1,6 @@
 """The executor and the supervisor's tick over in-memory hosts (transport/fake.py)."""
 
+import shlex
 import tempfile
 import threading
 import time
@@ -114,6 +115,19 @@ def test_the_executor_starts_each_task_on_its_node_and_records_it_running(tmp_pa
         assert hosts[by_node[task.node_id]].task_ids() == [task.id]
         (script,) = hosts[by_node[task.node_id]].commands
         assert script == docker.run_task(CLUSTER.id, service("web", 3), task, [])
+
+
+def test_a_start_whose_engine_api_is_silent_reads_its_container_with_docker_inspect(
+    tmp_path,
+) -> None:
+    store = make_store(tmp_path / "state.json", nodes(1), [service("web", 1)])
+    hosts = FakeHosts(NAMES[:1])
+    hosts["manager1"].engine_down = True
+    executor.apply(store, hosts, plan_now(store))
+    (task,) = tasks_of(store)
+    (container,) = hosts["manager1"].docker
+    assert (task.state, task.container_id) == (TaskState.RUNNING, container)
+    assert hosts["manager1"].commands[-1] == shlex.join(docker.inspect_container(container))
 
 
 def test_a_node_the_executor_cannot_reach_is_down_and_its_starts_are_rejected(tmp_path) -> None:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from swarmctl import clock
 from swarmctl.models import Task, TaskState
 from swarmctl.observe import START_GRACE, merge, observed, running_endpoints, unsettled
-from swarmctl.runtime.containers import Container, from_api, parse_inspect
+from swarmctl.runtime.containers import Container, from_api, from_inspect, parse_inspect
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 STAMP = "2024-05-01T12:00:00.000+00:00"  # what the frozen clock says
@@ -112,6 +112,35 @@ def test_a_full_inspect_line_becomes_a_container() -> None:
             addresses={"web-net": "10.0.1.5", "bridge": "172.17.0.2"},
         )
     ]
+
+
+def test_a_containers_full_record_reads_as_its_inspect_line_does() -> None:
+    networks = {"web-net": {"IPAddress": "10.0.1.5", "MacAddress": "02:42:0a:00:01:05"}}
+    created, started = "2026-12-05T00:10:00.123456789Z", "2026-12-05T00:10:00.5Z"
+    detail = {
+        "Id": "abc123",
+        "Created": created,
+        "Config": {"Labels": {"swarmctl.task.id": "t1", "swarmctl.service.id": "s1"}},
+        "State": {
+            "Status": "running",
+            "ExitCode": 0,
+            "OOMKilled": False,
+            "Error": "",
+            "StartedAt": started,
+            "FinishedAt": "0001-01-01T00:00:00Z",
+            "Health": {"Status": "starting"},
+        },
+        "NetworkSettings": {"Networks": networks},
+    }
+    line = inspect_line(
+        health="starting",
+        created=created,
+        started=started,
+        finished="0001-01-01T00:00:00Z",
+        networks=networks,
+    )
+
+    assert from_inspect(detail) == replace(parse_inspect(line)[0], service_id="s1")
 
 
 def test_an_exited_line_keeps_exit_code_oom_and_error() -> None:
