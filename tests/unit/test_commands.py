@@ -457,7 +457,7 @@ def test_a_task_with_a_host_mode_port_on_an_overlay_is_made_on_the_default_bridg
     status, calls, _ = run_script(tmp_path, script, **UP)
 
     assert status == 0
-    create, connect = calls[1], calls[2]
+    create, connect = calls[0], calls[1]
     assert create[create.index("--network") + 1] == "bridge"
     assert create[create.index("--publish") + 1] == "8081:80/tcp"
     assert connect[:3] == ["network", "connect", "ngx_net"]
