@@ -2,9 +2,9 @@
 
 paramiko connects as ~/.ssh/config says (HostName, IdentityFile, ProxyCommand, ProxyJump
 through OpenSSH's `ssh -W`) and with the ssh-agent; commands then run on raw channels of
-the one connection, several at a time. Host keys are checked
-against known_hosts and the keys trusted on first use that the cluster state recorded;
-an unknown key is refused unless the caller accepts new keys, a changed key always is.
+the one connection, several at a time. Host keys are checked against known_hosts and the
+keys trusted on first use that the cluster state recorded; an unknown key is refused
+unless the caller accepts new keys, a changed key always is.
 This module knows nothing of Docker or of the cluster.
 """
 
@@ -32,7 +32,7 @@ from swarmctl.commands.docker import error_line
 from swarmctl.errors import SwarmctlError, cut
 from swarmctl.inventory import InventoryHost
 
-# paramiko takes ~60 ms to import: it is imported where a connection is used, so that
+# paramiko takes ~45 ms to import: it is imported where a connection is used, so that
 # commands which reach no host never pay for it.
 if TYPE_CHECKING:
     import paramiko
