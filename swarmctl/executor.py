@@ -7,6 +7,7 @@ containers of shut-down tasks are removed and assigned tasks are started; last, 
 task's outcome (observed state, container, addresses, error) is written back.
 """
 
+import json
 from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,7 @@ from swarmctl.models import NODE_UNREACHABLE, Node, NodeState, Service, Task, Ta
 from swarmctl.network.mesh import task_networks
 from swarmctl.observe import STARTABLE, observed, stamp
 from swarmctl.reconciler import Plan
-from swarmctl.runtime.containers import Container, parse_inspect
+from swarmctl.runtime.containers import Container, from_inspect
 from swarmctl.runtime.engine import EngineError
 from swarmctl.state import StateStore, events
 from swarmctl.state.repo import Repo
@@ -326,8 +327,7 @@ def _container(conn: Host, container_id: str) -> Container:
     try:
         return conn.container(container_id)
     except EngineError:
-        (container,) = parse_inspect(conn.run(docker.inspect_container(container_id)).stdout)
-        return container
+        return from_inspect(json.loads(conn.run(docker.inspect_container(container_id)).stdout))
 
 
 def _reason(failure: CommandFailed) -> str:

@@ -31,16 +31,6 @@ TASK_FILES_FAILED = 45  # its secrets and configs could not be put in memory: RE
 
 TASK_FILES = "/run/swarmctl/secrets"  # a tmpfs: a directory per task, its secrets and configs
 
-# What `docker inspect` tells about a task container, one JSON object per line.
-INSPECT_FORMAT = (
-    '{"id":{{json .Id}},"task":{{json (index .Config.Labels "swarmctl.task.id")}},'
-    '"status":{{json .State.Status}},"exit":{{.State.ExitCode}},'
-    '"oom":{{.State.OOMKilled}},"error":{{json .State.Error}},'
-    '"health":{{with index .State "Health"}}{{json .Status}}{{else}}""{{end}},'
-    '"created":{{json .Created}},"started":{{json .State.StartedAt}},'
-    '"finished":{{json .State.FinishedAt}},"networks":{{json .NetworkSettings.Networks}}}'
-)
-
 
 def remove_cluster_containers(cluster_id: str) -> str:
     """Remove every container this cluster started on the host."""
@@ -156,7 +146,7 @@ def run_task(cluster_id: str, service: Service, task: Task, networks: Sequence[s
 
 
 def inspect_container(container: str) -> list[str]:
-    return ["docker", "inspect", "--format", INSPECT_FORMAT, container]
+    return ["docker", "inspect", "--format", "{{json .}}", container]
 
 
 def _pulled(image: str) -> str:

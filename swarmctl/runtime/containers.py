@@ -1,13 +1,12 @@
 """What a host's engine says about a container, as one record (pure).
 
-Three shapes of docker's container document reach the control node: the Engine API's
+Two shapes of docker's container document reach the control node: the Engine API's
 list entry (with, for a container that is not running, its full record), read by the
-supervisor (`from_api`), the full record alone, read after a task's start
-(`from_inspect`), and the line commands/docker.INSPECT_FORMAT prints (`parse_inspect`),
-read when the engine's API cannot be.
+supervisor (`from_api`), and the full record alone (`from_inspect`), read after a
+task's start from the API or, when that cannot be reached, from `docker inspect`, which
+prints the same document.
 """
 
-import json
 from dataclasses import dataclass, field
 
 from swarmctl import clock
@@ -42,34 +41,8 @@ def _addresses(networks: dict) -> tuple[dict[str, str], dict[str, str]]:
     )
 
 
-def parse_inspect(text: str) -> list[Container]:
-    containers = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        info = json.loads(line)
-        addresses, macs = _addresses(info.get("networks") or {})
-        containers.append(
-            Container(
-                id=info["id"],
-                task_id=info.get("task") or "",
-                status=info.get("status", ""),
-                exit_code=int(info.get("exit") or 0),
-                oom=bool(info.get("oom")),
-                error=info.get("error") or "",
-                health=info.get("health") or "",
-                addresses=addresses,
-                macs=macs,
-                created=clock.from_docker(info.get("created")),
-                started=clock.from_docker(info.get("started")),
-                finished=clock.from_docker(info.get("finished")),
-            )
-        )
-    return containers
-
-
 def from_inspect(detail: dict) -> Container:
-    """A container from its full record (GET /containers/{id}/json)."""
+    """A container from its full record (GET /containers/{id}/json, or `docker inspect`)."""
     summary = {
         "Id": detail["Id"],
         "Labels": (detail.get("Config") or {}).get("Labels"),

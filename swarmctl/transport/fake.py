@@ -3,7 +3,7 @@
 Each FakeHost holds its containers and records every command it is given, as text. It
 acts on the commands the control loop sends about containers: a task's start script
 (commands/docker.run_task) makes a running container and prints its id, `docker inspect`
-prints one as commands/docker.INSPECT_FORMAT does, remove_tasks and
+prints its full record as docker does (`--format '{{json .}}'`), remove_tasks and
 remove_cluster_containers remove them. Any other command (overlay and mesh scripts,
 image loads) succeeds and changes nothing. A host can be made unreachable (every call
 fails as SSH would), its engine's API silent (engine_down), commands can be made to fail
@@ -145,7 +145,7 @@ class FakeHost:
                     del self.docker[cid]
             return ""
         if line.startswith("docker inspect --format"):
-            return _inspect_line(self.docker[shlex.split(line)[-1]][1]) + "\n"
+            return json.dumps(_record(self.docker[shlex.split(line)[-1]][1])) + "\n"
         if (task := _TASK.search(line)) and ("docker run -d" in line or "docker create" in line):
             (cluster,) = set(_CLUSTER.findall(line))
             now = clock.now()
@@ -161,23 +161,25 @@ class FakeHost:
         return ""
 
 
-def _inspect_line(container: Container) -> str:
-    """The container as commands/docker.INSPECT_FORMAT prints it."""
-    return json.dumps(
-        {
-            "id": container.id,
-            "task": container.task_id,
-            "status": container.status,
-            "exit": container.exit_code,
-            "oom": container.oom,
-            "error": container.error,
-            "health": container.health,
-            "created": container.created,
-            "started": container.started,
-            "finished": container.finished,
-            "networks": {},
-        }
-    )
+def _record(container: Container) -> dict:
+    """The container's full record, as the Engine API and `docker inspect` give it."""
+    labels = {LABEL_TASK_ID: container.task_id, LABEL_SERVICE_ID: container.service_id}
+    state = {
+        "Status": container.status,
+        "ExitCode": container.exit_code,
+        "OOMKilled": container.oom,
+        "Error": container.error,
+        "StartedAt": container.started,
+        "FinishedAt": container.finished,
+        **({"Health": {"Status": container.health}} if container.health else {}),
+    }
+    return {
+        "Id": container.id,
+        "Created": container.created,
+        "Config": {"Labels": labels},
+        "State": state,
+        "NetworkSettings": {"Networks": {}},
+    }
 
 
 class FakeHosts:

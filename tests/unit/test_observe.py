@@ -2,7 +2,6 @@
 a fixed `now` and a frozen clock, so every observed state and timestamp is exact.
 """
 
-import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +12,7 @@ from hypothesis import strategies as st
 from swarmctl import clock
 from swarmctl.models import Task, TaskState
 from swarmctl.observe import START_GRACE, merge, observed, running_endpoints, unsettled
-from swarmctl.runtime.containers import Container, from_api, from_inspect, parse_inspect
+from swarmctl.runtime.containers import Container, from_api, from_inspect
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 STAMP = "2024-05-01T12:00:00.000+00:00"  # what the frozen clock says
@@ -73,80 +72,82 @@ def container(
     )
 
 
-def inspect_line(**fields: object) -> str:
-    """One line as commands/docker.INSPECT_FORMAT prints it."""
-    info: dict[str, object] = {
-        "id": "abc123",
-        "task": "t1",
-        "status": "running",
-        "exit": 0,
-        "oom": False,
-        "error": "",
-        "health": "",
-        "networks": {},
+def record(
+    *,
+    id: str = "abc123",
+    labels: dict | None = None,
+    state: dict | None = None,
+    networks: dict | None = None,
+    created: str = "",
+) -> dict:
+    """A container's full record, as the Engine API and `docker inspect` give it."""
+    return {
+        "Id": id,
+        "Created": created,
+        "Config": {"Labels": {"swarmctl.task.id": "t1"} if labels is None else labels},
+        "State": {
+            "Status": "running",
+            "ExitCode": 0,
+            "OOMKilled": False,
+            "Error": "",
+            **(state or {}),
+        },
+        "NetworkSettings": {"Networks": networks},
     }
-    return json.dumps({**info, **fields})
 
 
-# ------------------------------------------------------------------ parse_inspect
+# ------------------------------------------------------------------- from_inspect
 
 
-def test_a_full_inspect_line_becomes_a_container() -> None:
-    line = inspect_line(
-        health="healthy",
+def test_a_full_record_becomes_a_container() -> None:
+    found = record(
+        state={"Health": {"Status": "healthy"}},
         networks={
             "web-net": {"IPAddress": "10.0.1.5", "Gateway": "10.0.1.1"},
             "bridge": {"IPAddress": "172.17.0.2"},
         },
     )
 
-    assert parse_inspect(line) == [
-        Container(
-            id="abc123",
-            task_id="t1",
-            status="running",
-            exit_code=0,
-            oom=False,
-            error="",
-            health="healthy",
-            addresses={"web-net": "10.0.1.5", "bridge": "172.17.0.2"},
-        )
-    ]
-
-
-def test_a_containers_full_record_reads_as_its_inspect_line_does() -> None:
-    networks = {"web-net": {"IPAddress": "10.0.1.5", "MacAddress": "02:42:0a:00:01:05"}}
-    created, started = "2026-12-05T00:10:00.123456789Z", "2026-12-05T00:10:00.5Z"
-    detail = {
-        "Id": "abc123",
-        "Created": created,
-        "Config": {"Labels": {"swarmctl.task.id": "t1", "swarmctl.service.id": "s1"}},
-        "State": {
-            "Status": "running",
-            "ExitCode": 0,
-            "OOMKilled": False,
-            "Error": "",
-            "StartedAt": started,
-            "FinishedAt": "0001-01-01T00:00:00Z",
-            "Health": {"Status": "starting"},
-        },
-        "NetworkSettings": {"Networks": networks},
-    }
-    line = inspect_line(
-        health="starting",
-        created=created,
-        started=started,
-        finished="0001-01-01T00:00:00Z",
-        networks=networks,
+    assert from_inspect(found) == Container(
+        id="abc123",
+        task_id="t1",
+        status="running",
+        exit_code=0,
+        oom=False,
+        error="",
+        health="healthy",
+        addresses={"web-net": "10.0.1.5", "bridge": "172.17.0.2"},
     )
 
-    assert from_inspect(detail) == replace(parse_inspect(line)[0], service_id="s1")
+
+def test_a_full_record_reads_as_the_same_containers_list_entry_with_it() -> None:
+    networks = {"web-net": {"IPAddress": "10.0.1.5", "MacAddress": "02:42:0a:00:01:05"}}
+    labels = {"swarmctl.task.id": "t1", "swarmctl.service.id": "s1"}
+    created, started = "2026-12-05T00:10:00.123456789Z", "2026-12-05T00:10:00.5Z"
+    detail = record(
+        labels=labels,
+        created=created,
+        state={"StartedAt": started, "FinishedAt": "0001-01-01T00:00:00Z"},
+        networks=networks,
+    )
+    summary = {
+        "Id": "abc123",
+        "Labels": labels,
+        "State": "running",
+        "Status": "Up 1 second",
+        "Created": created,
+        "NetworkSettings": {"Networks": networks},
+    }
+
+    assert from_inspect(detail) == from_api(summary, detail)
 
 
-def test_an_exited_line_keeps_exit_code_oom_and_error() -> None:
-    line = inspect_line(status="exited", exit=137, oom=True, error="killed")
+def test_an_exited_record_keeps_exit_code_oom_and_error() -> None:
+    found = record(
+        state={"Status": "exited", "ExitCode": 137, "OOMKilled": True, "Error": "killed"}
+    )
 
-    [parsed] = parse_inspect(line)
+    parsed = from_inspect(found)
 
     assert (parsed.status, parsed.exit_code, parsed.oom, parsed.error) == (
         "exited",
@@ -156,34 +157,20 @@ def test_an_exited_line_keeps_exit_code_oom_and_error() -> None:
     )
 
 
-def test_blank_lines_between_and_around_containers_are_skipped() -> None:
-    text = "\n" + inspect_line(id="one") + "\n  \n\n" + inspect_line(id="two") + "\n\n"
-
-    assert [c.id for c in parse_inspect(text)] == ["one", "two"]
-
-
-def test_empty_output_means_no_containers() -> None:
-    assert parse_inspect("") == []
+@pytest.mark.parametrize("labels", [{}, {"swarmctl.task.id": ""}], ids=["missing", "empty"])
+def test_a_container_without_a_task_label_has_an_empty_task_id(labels: dict) -> None:
+    assert from_inspect(record(labels=labels)).task_id == ""
 
 
-@pytest.mark.parametrize("label", [None, ""], ids=["null", "empty"])
-def test_a_container_without_a_task_label_has_an_empty_task_id(label: str | None) -> None:
-    [parsed] = parse_inspect(inspect_line(task=label))
+def test_a_container_without_labels_at_all_has_an_empty_task_id() -> None:
+    found = record()
+    found["Config"]["Labels"] = None
 
-    assert parsed.task_id == ""
-
-
-def test_a_line_with_no_task_key_at_all_has_an_empty_task_id() -> None:
-    info = json.loads(inspect_line())
-    del info["task"]
-
-    [parsed] = parse_inspect(json.dumps(info))
-
-    assert parsed.task_id == ""
+    assert from_inspect(found).task_id == ""
 
 
 def test_networks_without_an_ip_address_are_dropped() -> None:
-    line = inspect_line(
+    found = record(
         networks={
             "web-net": {"IPAddress": "10.0.1.5"},
             "none": {"IPAddress": ""},
@@ -191,15 +178,11 @@ def test_networks_without_an_ip_address_are_dropped() -> None:
         }
     )
 
-    [parsed] = parse_inspect(line)
-
-    assert parsed.addresses == {"web-net": "10.0.1.5"}
+    assert from_inspect(found).addresses == {"web-net": "10.0.1.5"}
 
 
 def test_null_networks_give_no_addresses() -> None:
-    [parsed] = parse_inspect(inspect_line(networks=None))
-
-    assert parsed.addresses == {}
+    assert from_inspect(record(networks=None)).addresses == {}
 
 
 # ------------------------------------------------------------------------ observed
@@ -504,13 +487,12 @@ def test_merge_never_removes_the_container_of_a_task_meant_to_run(
 # ------------------------------------------------------------------ docker's own times
 
 
-def test_an_inspect_line_carries_dockers_times_in_the_state_files_format() -> None:
-    line = inspect_line(
+def test_a_record_carries_dockers_times_in_the_state_files_format() -> None:
+    found = record(
         created="2024-05-01T11:59:58.123456789Z",
-        started="2024-05-01T11:59:59.5Z",
-        finished="0001-01-01T00:00:00Z",
+        state={"StartedAt": "2024-05-01T11:59:59.5Z", "FinishedAt": "0001-01-01T00:00:00Z"},
     )
-    (parsed,) = parse_inspect(line)
+    parsed = from_inspect(found)
     assert (parsed.created, parsed.started, parsed.finished) == (
         "2024-05-01T11:59:58.123+00:00",
         "2024-05-01T11:59:59.500+00:00",

@@ -34,7 +34,7 @@ from swarmctl.models import (
 )
 from swarmctl.network import mesh
 from swarmctl.network.endpoints import publish, vips
-from swarmctl.runtime.containers import parse_inspect
+from swarmctl.runtime.containers import from_inspect
 
 STAMP = "2024-05-01T12:00:00.000+00:00"
 CLUSTER_ID = "clusterid0000000000000001"
@@ -458,24 +458,27 @@ def test_an_unknown_filter_is_refused_naming_the_known_ones(item: str) -> None:
 # ------------------------------------------------------------------------- observe.observed
 
 
-def observed(task: Task, info: dict[str, Any]) -> Task:
-    """What the supervisor makes of a task given one line of `docker inspect`."""
-    (container,) = parse_inspect(json.dumps(info))
-    return observe.observed(task, container)
+def observed(task: Task, record: dict[str, Any]) -> Task:
+    """What the supervisor makes of a task given its container's record."""
+    return observe.observed(task, from_inspect(record))
 
 
-def inspected(status: str, exit: int = 0, **fields: Any) -> dict[str, Any]:
-    info = {
-        "id": "c0ffee",
-        "task": "t1",
-        "status": status,
-        "exit": exit,
-        "oom": False,
-        "error": "",
-        "health": "",
-        "networks": {"front": {"IPAddress": "10.0.1.18"}, "bridge": {"IPAddress": ""}},
+def inspected(
+    status: str, exit: int = 0, oom: bool = False, health: str = "", **fields: Any
+) -> dict[str, Any]:
+    """A task container's full record, as `docker inspect` prints it."""
+    state = {"Status": status, "ExitCode": exit, "OOMKilled": oom, "Error": ""}
+    if health:
+        state["Health"] = {"Status": health}
+    return {
+        "Id": "c0ffee",
+        "Config": {"Labels": {"swarmctl.task.id": "t1"}},
+        "State": state,
+        "NetworkSettings": {
+            "Networks": {"front": {"IPAddress": "10.0.1.18"}, "bridge": {"IPAddress": ""}}
+        },
+        **fields,
     }
-    return {**info, **fields}
 
 
 PREPARING = Task(
@@ -552,7 +555,8 @@ def test_a_container_not_yet_running_leaves_the_task_state_alone(status: str) ->
 
 
 def test_a_container_without_networks_has_no_addresses() -> None:
-    assert observed(PREPARING, inspected("running", networks=None)).addresses == {}
+    no_networks = inspected("running", NetworkSettings={"Networks": None})
+    assert observed(PREPARING, no_networks).addresses == {}
 
 
 def test_a_task_joins_the_services_networks_and_ingress_for_mesh_ports() -> None:
