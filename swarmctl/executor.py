@@ -29,7 +29,7 @@ from swarmctl.runtime.engine import EngineError
 from swarmctl.state import StateStore, events
 from swarmctl.state.repo import Repo
 from swarmctl.transport.host import Host, Hosts
-from swarmctl.transport.ssh import CommandFailed, Result, SSHError
+from swarmctl.transport.ssh import CommandFailed, HostUnreachable, Result
 
 PER_NODE = 4  # containers started at once on one node
 START_TIMEOUT = 300.0  # a pull can be slow
@@ -139,15 +139,15 @@ def apply(
         networks = {n.name for n in repo.networks.all()}
         starts = [t for t in [*plan.create, *plan.update] if t.state in STARTABLE]
         files = _task_files(repo, [services[t.service_id] for t in starts])
-    # Orphans, and tasks on nodes that are down or unknown (the supervisor saw them miss
-    # a heartbeat), sit on nodes that do not answer now: trying would only cost a connect
-    # timeout. Their containers go when the supervisor sees the node again.
+    # Orphans, and tasks on nodes that are down, sit on nodes that do not answer: their
+    # containers go when the supervisor sees the node again. A node only unknown (one
+    # missed heartbeat) is tried: a container left running there would be a duplicate.
     stops = [
         t
         for t in plan.shutdown
         if t.node_id in nodes
         and t.state != TaskState.ORPHANED
-        and nodes[t.node_id].state == NodeState.READY
+        and nodes[t.node_id].state != NodeState.DOWN
     ]
     work: dict[str, tuple[list[Task], list[Task]]] = defaultdict(lambda: ([], []))
     for task in stops:
@@ -202,7 +202,9 @@ def apply(
     unreachable: dict[str, str] = {}
     for host, result in results.items():
         node_id = by_host[host]
-        if isinstance(result, SSHError):  # the node itself is out of reach: down
+        # The node itself is out of reach: down. A command that timed out or a host key
+        # refused says nothing of the node's tasks: they fail as with any other error.
+        if isinstance(result, HostUnreachable):
             unreachable[node_id] = str(result)
             changed += [_rejected(t, f"{NODE_UNREACHABLE}: {result}") for t in ours(node_id)]
         elif isinstance(result, SwarmctlError):  # its engine failed us: try elsewhere
@@ -243,8 +245,9 @@ def _stop(conn: Host, tasks: list[Task], grace: float) -> list[Task]:
 
 def run_steps(pool: Hosts, steps: Sequence[HostStep]) -> dict[str, Result | SwarmctlError]:
     """Carry out host steps: each host's in order, the hosts in parallel. Per host, the
-    result of its last step, or the error that ended its steps (SSHError: it cannot be
-    reached; CommandFailed: a step with `check` failed)."""
+    result of its last step or of the first unchecked step that failed (the steps after
+    it are not run), or the error that ended its steps (SSHError: it cannot be reached;
+    CommandFailed: a step with `check` failed)."""
     by_host: dict[str, list[HostStep]] = defaultdict(list)
     for step in steps:
         by_host[step.host].append(step)
@@ -255,6 +258,8 @@ def run_steps(pool: Hosts, steps: Sequence[HostStep]) -> dict[str, Result | Swar
                 result = _remove(host, step.command, step.timeout)
             else:
                 result = host.run(step.command, timeout=step.timeout, check=step.check)
+            if result.exit_code != 0:
+                break
         return result
 
     return pool.each(on_host, list(by_host))

@@ -24,7 +24,7 @@ from swarmctl.errors import SwarmctlError
 from swarmctl.naming import LABEL_CLUSTER, LABEL_SERVICE_ID, LABEL_TASK_ID
 from swarmctl.runtime.containers import Container
 from swarmctl.runtime.engine import EngineError
-from swarmctl.transport.ssh import CommandFailed, HostUnreachable, Result
+from swarmctl.transport.ssh import CommandFailed, CommandTimeout, HostUnreachable, Result
 
 T = TypeVar("T")
 
@@ -57,6 +57,8 @@ class FakeHost:
     # A link lost under a command, or a connect nobody answers: a command containing
     # `hang_on` waits until `released` is set, then fails as an SSH timeout does.
     hang_on: str | None = None
+    # A command containing this does not finish within its timeout: the host answers.
+    timeout_on: str | None = None
     hanging: threading.Event = field(default_factory=threading.Event)
     released: threading.Event = field(default_factory=threading.Event)
 
@@ -117,6 +119,8 @@ class FakeHost:
             self.released.wait()
             raise HostUnreachable(f"{self.name}: connection timed out")
         self.commands.append(line)
+        if self.timeout_on is not None and self.timeout_on in line:
+            raise CommandTimeout(f"{self.name}: `{line[:40]}` did not finish within {timeout} s")
         failure = next((f for f in self.failures if f.text in line and f.times != 0), None)
         if failure:
             failure.times = None if failure.times is None else failure.times - 1

@@ -19,6 +19,7 @@ from swarmctl import clock, convergence, executor, rolling, services, sightings
 from swarmctl.commands import docker, steps
 from swarmctl.commands.render import render
 from swarmctl.errors import SwarmctlError
+from swarmctl.hoststep import HostStep, Kind
 from swarmctl.models import (
     Availability,
     Cluster,
@@ -37,7 +38,7 @@ from swarmctl.network.overlay import node_overlays
 from swarmctl.state import StateStore, events, leases
 from swarmctl.state.repo import Repo
 from swarmctl.supervisor import Settings, Supervisor
-from swarmctl.transport.fake import FakeHosts
+from swarmctl.transport.fake import Failure, FakeHosts
 
 CLUSTER = Cluster("c" * 25, "2026-12-04T12:00:00.000+00:00")
 NAMES = ("manager1", "worker1", "worker2", "worker3")
@@ -783,7 +784,7 @@ def partitioned(store: StateStore, hosts: FakeHosts, name: str) -> None:
     hosts[name].tries = 0
 
 
-def test_a_command_tries_no_node_the_state_marks_unknown_and_the_supervisor_repairs_it_later(
+def test_a_command_tries_a_node_the_state_marks_unknown_once_and_the_supervisor_repairs_it(
     tmp_path,
 ) -> None:
     store = make_store(tmp_path / "state.json", nodes(3), [service("web", 3)])
@@ -797,7 +798,9 @@ def test_a_command_tries_no_node_the_state_marks_unknown_and_the_supervisor_repa
     services.scale(store, {"web": 2})
     convergence.converge(store, hosts, {"svc-web"})
     assert status.state == UpdateState.COMPLETED
-    assert hosts["worker2"].tries == 0  # no connect timeout paid, in any round
+    # Only its task's stop is tried (a live node would keep a duplicate): once, since
+    # the failed try marks it down and no later round pays a connect timeout there.
+    assert hosts["worker2"].tries == 1
     current = [t for t in tasks_of(store) if t.desired_state == TaskState.RUNNING]
     assert len(current) == 2 and all(t.node_id != "node2" for t in current)
     assert hosts["worker2"].task_ids() == [on_worker2.id]  # left there for now
@@ -805,3 +808,26 @@ def test_a_command_tries_no_node_the_state_marks_unknown_and_the_supervisor_repa
     sup.tick()
     assert hosts["worker2"].task_ids() == []  # removed once the node answers
     assert sum(len(hosts[n].task_ids()) for n in NAMES[:3]) == 2
+
+
+def test_a_start_that_times_out_fails_its_task_and_leaves_its_node_ready(tmp_path) -> None:
+    store = make_store(tmp_path / "state.json", nodes(1), [service("web", 1)])
+    hosts = FakeHosts(NAMES[:1])
+    hosts["manager1"].timeout_on = "docker run"
+    executor.apply(store, hosts, plan_now(store))
+    (task,) = tasks_of(store)
+    assert task.state == TaskState.REJECTED and "did not finish" in task.error
+    assert not task.lost_with_node  # its restart policy and back-off apply
+    assert nodes_of(store)["manager1"].state == NodeState.READY
+
+
+def test_host_steps_stop_at_the_first_unchecked_step_that_fails(tmp_path) -> None:
+    hosts = FakeHosts(NAMES[:1])
+    hosts["manager1"].failures.append(Failure("first", 3, "no", None))
+    steps = [
+        HostStep("manager1", Kind.MESH, "first", None, check=False),
+        HostStep("manager1", Kind.MESH, "second", None, check=False),
+    ]
+    (result,) = executor.run_steps(hosts, steps).values()
+    assert (result.exit_code, result.stderr) == (3, "no")
+    assert hosts["manager1"].commands == ["first"]
