@@ -231,7 +231,7 @@ def _network_lines(before: list[Network], after: list[Network]) -> list[str]:
 
 
 def _overlay_lines(before: _View, after: _View) -> list[str]:
-    """Each node's overlays (VXLAN device, bridge, peers, firewall rules) that change."""
+    """Each node's overlays (VXLAN device, macvlan shim, peers, firewall rules) that change."""
     from swarmctl.models import Cluster
     from swarmctl.network.overlay import node_overlays, underlay_address
 

@@ -77,7 +77,7 @@ class NodeServices:
     # (host's port, IP, MAC) of every running task on the node's overlay networks: the
     # host knows where each task is and does not flood the overlay with ARP for one.
     neighbours: tuple[tuple[str, str, str], ...] = ()
-    bridges: tuple[str, ...] = ()  # the host's ports on its overlays, whose neighbours it owns
+    shims: tuple[str, ...] = ()  # the host's macvlan ports, whose neighbours it owns
 
 
 def chain(kind: str, *parts: str) -> str:

@@ -49,8 +49,11 @@ class _DeferredInvoke(types.ModuleType):
         return getattr(importlib.import_module(self.__name__), name)
 
 
-if "invoke" not in sys.modules and importlib.util.find_spec("invoke") is not None:
+# (The standard library's LazyLoader cannot stand in: the import system reads the
+# module's __spec__ on every `import invoke`, which would load it at once.)
+if "invoke" not in sys.modules and (_invoke_spec := importlib.util.find_spec("invoke")):
     sys.modules["invoke"] = _DeferredInvoke("invoke")
+    sys.modules["invoke"].__spec__ = _invoke_spec  # find_spec("invoke") keeps working
 
 
 _ssh_config_lock = threading.Lock()
@@ -112,13 +115,18 @@ def connect_kwargs(host: InventoryHost, config: paramiko.SSHConfigDict) -> dict:
     if (config.get("proxyjump") or "none").lower() != "none":
         hops = config["proxyjump"].split(",")
         kwargs["proxy_command"] = shlex.join(
-            ["ssh", "-o", "BatchMode=yes", "-W", f"{hostname}:{host.port}"]
+            ["ssh", "-o", "BatchMode=yes", "-W", f"{_bracketed(hostname)}:{host.port}"]
             + (["-J", ",".join(hops[:-1])] if len(hops) > 1 else [])
             + [f"ssh://{hops[-1]}"]
         )
     elif (config.get("proxycommand") or "none").lower() != "none":
         kwargs["proxy_command"] = config["proxycommand"]
     return kwargs
+
+
+def _bracketed(hostname: str) -> str:
+    """An IPv6 address as `ssh -W` takes it before a port."""
+    return f"[{hostname}]" if ":" in hostname else hostname
 
 
 def load_libraries() -> None:

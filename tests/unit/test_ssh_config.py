@@ -104,6 +104,12 @@ def test_proxyjump_goes_through_openssh_as_ssh_does_it(tmp_path):
     ]  # fmt: skip
 
 
+def test_proxyjump_to_an_ipv6_address_brackets_it_for_ssh_w(tmp_path):
+    host = InventoryHost("w1", "fd00::5")
+    kwargs = kwargs_for(tmp_path, "Host *\n    ProxyJump bastion\n", host)
+    assert "[fd00::5]:22" in shlex.split(kwargs["proxy_command"])
+
+
 def test_proxycommand_is_used_as_the_config_renders_it(tmp_path):
     host = InventoryHost("w1", "10.0.0.5")
     kwargs = kwargs_for(tmp_path, "Host *\n    ProxyCommand nc -x proxy:1080 %h %p\n", host)
@@ -119,9 +125,11 @@ def test_connecting_imports_no_invoke_until_a_match_exec_line_runs(tmp_path):
         "from swarmctl.transport import ssh\n"
         "ssh.load_libraries()\n"
         "print(any(m.startswith('invoke.') for m in sys.modules))\n"
+        "import importlib.util\n"
+        "print(importlib.util.find_spec('invoke') is not None)\n"
         "print(ssh.parse_ssh_config([sys.argv[1]]).lookup('10.0.0.5')['user'])\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", driver, config], capture_output=True, text=True, check=True
     )
-    assert result.stdout.split() == ["False", "ops"]
+    assert result.stdout.split() == ["False", "True", "ops"]
