@@ -254,11 +254,11 @@ def run_steps(pool: Hosts, steps: Sequence[HostStep]) -> dict[str, Result | Swar
 
     def on_host(host: Host) -> Result:
         for step in by_host[host.name]:
-            if step.kind == Kind.REMOVE_CONTAINERS:
+            if step.kind == Kind.REMOVE_CONTAINERS:  # raises unless every one is gone
                 result = _remove(host, step.command, step.timeout)
-            else:
-                result = host.run(step.command, timeout=step.timeout, check=step.check)
-            if result.exit_code != 0:
+                continue
+            result = host.run(step.command, timeout=step.timeout, check=step.check)
+            if result.exit_code != 0:  # an unchecked step failed: the next may need it
                 break
         return result
 

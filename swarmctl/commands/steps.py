@@ -36,7 +36,12 @@ def clean(cluster_id: str, host: str) -> list[HostStep]:
     """Remove what this cluster put on a host: its containers, then its overlays."""
     nothing = NodeOverlays(cluster_id, host, (), (), ())
     return [
-        HostStep(host, Kind.CLEAN, docker.remove_cluster_containers(cluster_id), CONVERGE_TIMEOUT),
+        HostStep(
+            host,
+            Kind.REMOVE_CONTAINERS,  # one the supervisor is removing too is as good as gone
+            docker.remove_cluster_containers(cluster_id),
+            CONVERGE_TIMEOUT,
+        ),
         HostStep(host, Kind.CLEAN, overlay(nothing).command, CONVERGE_TIMEOUT),
     ]
 

@@ -13,7 +13,7 @@ from swarmctl.hoststep import HostStep, Kind
 from swarmctl.models import NodeState
 from swarmctl.network import networking
 from swarmctl.network.overlay import NodeOverlays
-from swarmctl.transport.fake import FakeHost, FakeHosts
+from swarmctl.transport.fake import Failure, FakeHost, FakeHosts
 from swarmctl.transport.ssh import CommandFailed, HostUnreachable
 from tests.unit.test_control_loop import CLUSTER, NAMES, make_store, nodes
 from tests.unit.test_facts import DEBIAN_FULL, DEBIAN_NO_DOCKER
@@ -48,7 +48,7 @@ def test_a_leaving_host_loses_the_clusters_containers_then_its_overlays() -> Non
     removal, overlays = steps.clean(CLUSTER.id, "worker1")
     assert removal == HostStep(
         "worker1",
-        Kind.CLEAN,
+        Kind.REMOVE_CONTAINERS,
         "{ docker ps -aq --filter label=swarmctl.cluster.id=ccccccccccccccccccccccccc "
         "| xargs -r docker rm -f; } && { for d in $(find /run/swarmctl/secrets -mindepth 1 "
         '-maxdepth 1 -type d 2>/dev/null); do c=$(docker ps -aq --filter label=swarmctl.task.id="'
@@ -60,6 +60,16 @@ def test_a_leaving_host_loses_the_clusters_containers_then_its_overlays() -> Non
         "worker1", Kind.CLEAN, render("overlay/converge.sh.j2", o=nothing), 120.0
     )
     assert "wanted_ids=''\n" in overlays.command
+
+
+def test_a_leave_whose_containers_the_supervisor_is_removing_too_still_cleans_overlays() -> None:
+    hosts = FakeHosts(["worker1"])
+    busy = "Error response from daemon: removal of container 4f2 is already in progress"
+    hosts["worker1"].failures.append(Failure("docker rm -f", 123, busy, None))
+    cleanup = steps.clean(CLUSTER.id, "worker1")
+    (result,) = executor.run_steps(hosts, cleanup).values()
+    assert not isinstance(result, Exception)
+    assert hosts["worker1"].commands == [cleanup[0].command, cleanup[1].command]
 
 
 def test_a_host_without_docker_plans_installing_then_starting_it() -> None:
