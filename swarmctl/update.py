@@ -34,6 +34,9 @@ from swarmctl.models import FailureAction, Task, TaskState, UpdatePolicy
 SlotKey = int | str
 
 _ENDED_BADLY = (TaskState.FAILED, TaskState.REJECTED, TaskState.COMPLETE)
+# How long past its monitor a new task running on a node not seen ready is waited on
+# before it counts (a supervisor declares a lost node down well within this).
+AWAY_GRACE = 30.0
 
 
 class Outcome(StrEnum):
@@ -143,9 +146,16 @@ def _roll(
         latest = new[-1]
         alone = current == [latest]  # start-first: the old task has been told to stop
         if latest.state == TaskState.RUNNING and alone and latest.node_id in away:
-            # Not done: it is replaced if the node is lost, and counts once it answers.
-            in_flight.append(key)
-            continue
+            # Not done: it is replaced if the node is lost, and counts once it answers;
+            # but a node nobody declares lost (no supervisor running) is not waited on
+            # for ever: past the grace it counts as it did when last seen.
+            until = _entered(latest, TaskState.RUNNING) + timedelta(
+                seconds=max(policy.monitor, start_timeout) + AWAY_GRACE
+            )
+            if now < until:
+                in_flight.append(key)
+                wakes.append(until)
+                continue
         if latest.state == TaskState.RUNNING and alone:
             running = _entered(latest, TaskState.RUNNING)
             ran_at.append(running)

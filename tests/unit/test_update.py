@@ -23,7 +23,7 @@ from swarmctl.models import (
     UpdatePolicy,
 )
 from swarmctl.reconciler import reconcile
-from swarmctl.update import Outcome, drain_step, step
+from swarmctl.update import AWAY_GRACE, Outcome, drain_step, step
 from tests.unit.test_reconciler import (
     NOW,
     RUNNING,
@@ -120,6 +120,10 @@ def test_a_new_task_running_on_a_node_not_seen_ready_is_not_done_yet() -> None:
     assert plan_step(tasks, policy).outcome == Outcome.COMPLETED
     away = step(slots_of(tasks, 3), 2, SINCE, policy, NOW, START_TIMEOUT, away={"b"})
     assert (away.outcome, away.in_flight, away.failures) == (None, (1,), ())
+    assert away.wake_at is not None  # looked at again, not waited on for ever
+    later = NOW + timedelta(seconds=START_TIMEOUT + AWAY_GRACE + 60)
+    gone = step(slots_of(tasks, 3), 2, SINCE, policy, later, START_TIMEOUT, away={"b"})
+    assert gone.outcome == Outcome.COMPLETED  # nobody declared the node lost: it counts
 
 
 def test_a_task_not_healthy_within_the_start_timeout_is_a_failure() -> None:
