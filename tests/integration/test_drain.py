@@ -233,7 +233,12 @@ def test_the_supervisor_carries_on_a_drain_interrupted_by_ctrl_c(cluster: Cluste
 
     supervisor = Supervisor(cluster)
     try:
-        wait_for("the drain to end", lambda: "worker1" not in on_nodes(cluster, names=names), 60)
+        # Stop-first: the last task leaves worker1 before its replacement runs.
+        def drained() -> bool:
+            running = on_nodes(cluster, names=names)
+            return len(running) == 3 and "worker1" not in running
+
+        wait_for("the drain to end", drained, 60)
         assert_exactly_the_replicas(cluster, dead="worker1")
         assert len(moves(cluster)) == 3  # one new task per slot: no move repeated
     finally:
