@@ -78,3 +78,15 @@ def test_a_lab_inventory_host_named_only_inside_the_namespace_runs_commands(
         conn.close()
 
     assert answer == lab.ssh("manager1", "hostname").stdout
+
+
+def test_a_connection_from_the_namespace_sends_small_messages_at_once(lab: RunningLab) -> None:
+    conn = SSHConnection(
+        load_inventory(lab.layout.inventory).get("worker1"), Trust(accept_new=True)
+    )
+    try:
+        conn.run(["true"])
+        sock = conn._transport().sock
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    finally:
+        conn.close()

@@ -1,5 +1,6 @@
 """One connect at a time per host, and the threads that waited for it share its outcome."""
 
+import socket
 import threading
 
 import pytest
@@ -73,3 +74,15 @@ def test_a_later_use_tries_to_connect_again() -> None:
             host.connect()
 
     assert host.opened == 2
+
+
+def test_the_connection_to_sshd_sends_small_messages_at_once() -> None:
+    """Nagle's algorithm off: paramiko's second message in a row (the next channel's open
+    after a close) would wait for the host's delayed ACK, 40 ms per command."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        host = SSHConnection(InventoryHost("w1", "10.0.0.9", port=port))
+
+        with host._socket("127.0.0.1") as sock:  # the address the ssh config gave
+            assert sock.getpeername() == ("127.0.0.1", port)
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
