@@ -7,7 +7,7 @@ interrupted one without repeating a batch.
 """
 
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -43,9 +43,17 @@ UPDATE_POLL = 0.5  # seconds between looks at an update's new tasks
 
 ROLLED_BACK = "update rolled back"
 
+# Told each round the slots whose new task the roll still waits on: a task recorded as
+# running there is not done yet (its node is not seen ready, or its old task still runs).
+Waiting = Callable[[Collection[update.SlotKey]], None]
+
 
 def roll(
-    store: StateStore, pool: Pool, service_id: str, progress: convergence.Progress | None = None
+    store: StateStore,
+    pool: Pool,
+    service_id: str,
+    progress: convergence.Progress | None = None,
+    waiting: Waiting | None = None,
 ) -> tuple[UpdateStatus | None, list[str]]:
     """Carry the service's update (or rollback) on until it completes or pauses; returns
     its last status and warnings. Everything it goes by is in the state, so a rerun (or
@@ -56,7 +64,7 @@ def roll(
         # The lease is taken round by round, not for the whole update: between rounds
         # the supervisor may carry the update on too, and one killed in a sleep holds none.
         with convergence.leased(store, {service_id}):
-            status, wake_at = advance(store, pool, service_id, progress)
+            status, wake_at = advance(store, pool, service_id, progress, waiting)
         serving = _endpoints(store, service_id)
         if serving is not None and serving != endpoints:
             warnings += networking.converge_mesh(store, pool)  # new tasks in, old ones out
@@ -93,7 +101,11 @@ def _endpoints(store: StateStore, service_id: str) -> frozenset | None:
 
 
 def advance(
-    store: StateStore, pool: Pool, service_id: str, progress: convergence.Progress | None = None
+    store: StateStore,
+    pool: Pool,
+    service_id: str,
+    progress: convergence.Progress | None = None,
+    waiting: Waiting | None = None,
 ) -> tuple[UpdateStatus | None, datetime | None]:
     """One round of the service's update, under its lease: look at its tasks, then renew
     the slots the planner names, or record the update's end. Returns its status and when
@@ -109,6 +121,8 @@ def advance(
         plan = convergence.reconcile_now(
             repo, now, only={service_id}, renew={service_id: decided.renew}
         )
+    if waiting is not None:
+        waiting(decided.in_flight)
     if decided.outcome is not None:
         return finish(store, service_id, decided, service.update_status), None
     if restart:

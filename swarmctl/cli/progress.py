@@ -6,7 +6,8 @@ running or fails, not one per transition, so a big service's roll stays readable
 """
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from dataclasses import replace
 
 import typer
 from rich.console import Console
@@ -30,6 +31,7 @@ class RollProgress:
         self.slots: list = list(range(1, service.spec.replicas + 1)) if replicated else []
         self.slots += sorted(current - set(self.slots), key=str)
         self.latest: dict = {}  # slot -> its newest task of this roll
+        self.waiting: dict = {}  # slot -> its running task the roll still waits on
         self.lock = threading.Lock()
         self.live = Live(self._render(), console=console, auto_refresh=False) if console else None
         if self.live:
@@ -52,19 +54,40 @@ class RollProgress:
             elif news and task.state in SHOWN:
                 typer.echo(plain_line(task))
 
+    def waited_on(self, slots: Collection) -> None:
+        """rolling.Waiting: the slots in flight as the roll's round began. Only a task
+        running by then is held back: one that starts running in the round is done."""
+        with self.lock:
+            running = {k: self.latest.get(k) for k in slots}
+            self.waiting = {
+                k: t.id for k, t in running.items() if t and t.state == TaskState.RUNNING
+            }
+            if self.live:
+                self.live.update(self._render(), refresh=True)
+
     def close(self) -> None:
         if self.live:
             self.live.stop()
 
+    def _shown(self, key) -> Task | None:
+        """The slot's newest task as the roll sees it: one recorded as running that the
+        roll still waits on (its node not seen ready) is not done, and shows as starting,
+        as swarm shows a task not yet running."""
+        task = self.latest.get(key)
+        if task is None or task.state != TaskState.RUNNING or self.waiting.get(key) != task.id:
+            return task
+        return replace(task, state=TaskState.STARTING)
+
     @property
     def done(self) -> int:
-        return sum(1 for t in self.latest.values() if t.state == TaskState.RUNNING)
+        shown = (self._shown(key) for key in self.latest)
+        return sum(1 for t in shown if t is not None and t.state == TaskState.RUNNING)
 
     def _render(self) -> Text:
         total = len(self.slots)
         lines = [f"overall progress: {self.done} out of {total} tasks"]
         for i, key in enumerate(self.slots, 1):
-            task = self.latest.get(key)
+            task = self._shown(key)
             label = f"{i}/{total}" if isinstance(key, int) else str(key)[:12]
             lines.append(f"{label}: {_bar(task)}")
         return Text("\n".join(lines))

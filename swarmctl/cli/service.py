@@ -433,7 +433,8 @@ def _roll(e, pool, found, quiet: bool, want: str) -> None:
 
     progress = None if quiet else _roll_progress(e, found)
     try:
-        status, warnings = rolling.roll(e.store, pool, found.id, progress)
+        waiting = progress.waited_on if progress else None
+        status, warnings = rolling.roll(e.store, pool, found.id, progress, waiting)
     finally:
         if progress:
             progress.close()

@@ -3,9 +3,11 @@
 Quoting is proven by running the produced text through a local `sh -c`; no host is used.
 """
 
+import fcntl
 import os
 import shlex
 import subprocess
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -148,9 +150,9 @@ esac
 """
 
 
-def test_the_facts_probe_first_removes_a_probe_a_killed_run_left(tmp_path: Path) -> None:
-    # The probe holds VNI 42 on port 4789 while it lives: one left behind would make
-    # every later probe fail, and the host read as one whose kernel has no VXLAN.
+def facts_with_stubs(tmp_path: Path) -> tuple[list[str], dict[str, str]]:
+    """The facts script (its probe lock in `tmp_path`) and an environment whose `ip` finds
+    a probe device swp4242v, and makes a probe only once that one is deleted."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool, text in (("ip", IP_STUB), ("docker", "#!/bin/sh\nexit 1\n")):
@@ -161,8 +163,30 @@ def test_the_facts_probe_first_removes_a_probe_a_killed_run_left(tmp_path: Path)
         (bin_dir / tool).chmod(0o755)
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG": str(tmp_path / "ip.log")}
     script = render.render("host/facts.sh.j2")
-    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env).stdout
+    script = script.replace("/run/swarmctl-probe.lock", str(tmp_path / "probe.lock"))
+    return ["sh", "-c", script], env
+
+
+def test_the_facts_probe_first_removes_a_probe_a_killed_run_left(tmp_path: Path) -> None:
+    # The probe holds VNI 42 on port 4789 while it lives: one left behind would make
+    # every later probe fail, and the host read as one whose kernel has no VXLAN.
+    argv, env = facts_with_stubs(tmp_path)
+    out = subprocess.run(argv, capture_output=True, text=True, env=env).stdout
     assert "vxlan=yes" in out.splitlines() and "macvlan=yes" in out.splitlines()
+
+
+def test_the_facts_probe_leaves_the_device_of_a_probe_running_alongside(tmp_path: Path) -> None:
+    # Another swarmctl command probing the same host holds the lock while its probe lives.
+    argv, env = facts_with_stubs(tmp_path)
+    with open(tmp_path / "probe.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        probing = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
+        time.sleep(1.0)
+        log = tmp_path / "ip.log"
+        assert "link del swp4242v" not in (log.read_text() if log.exists() else "")
+        fcntl.flock(lock, fcntl.LOCK_UN)  # that probe is done: its device is a leftover now
+    out, _ = probing.communicate(timeout=30)
+    assert "vxlan=yes" in out.splitlines()
 
 
 def render_text(text: str, **values: object) -> str:

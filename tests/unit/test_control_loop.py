@@ -831,3 +831,20 @@ def test_host_steps_stop_at_the_first_unchecked_step_that_fails(tmp_path) -> Non
     (result,) = executor.run_steps(hosts, steps).values()
     assert (result.exit_code, result.stderr) == (3, "no")
     assert hosts["manager1"].commands == ["first"]
+
+
+def test_a_roll_tells_its_progress_it_still_waits_on_a_new_task_on_a_node_not_seen_ready(
+    tmp_path,
+) -> None:
+    store = make_store(tmp_path / "state.json", nodes(3), [service("web", 3)])
+    hosts = FakeHosts(NAMES[:3])
+    executor.apply(store, hosts, plan_now(store))
+    record_update(store, image="busybox", update=UpdatePolicy(parallelism=0, monitor=0))
+    waited: list[set] = []
+    rolling.advance(store, hosts, "svc-web", waiting=lambda slots: waited.append(set(slots)))
+    new = [t for t in tasks_of(store) if t.image == "busybox"]
+    assert {t.state for t in new} == {TaskState.RUNNING}
+    (on_worker2,) = [t for t in new if t.node_id == "node2"]
+    partitioned(store, hosts, "worker2")
+    rolling.advance(store, hosts, "svc-web", waiting=lambda slots: waited.append(set(slots)))
+    assert waited[-1] == {on_worker2.slot}

@@ -232,7 +232,9 @@ def test_the_golden_converge_scripts_are_valid_shell(golden: str) -> None:
 # ------------------------------------------------------------- running with stub tools
 # The converge script runs for real under a local `sh`, with stubs of the tools it drives
 # first on PATH. Each stub logs its argv, NUL-separated, and answers `docker network
-# inspect` and `docker network ls` from files in `docker`; no file means no network.
+# inspect` and `docker network ls` from files in `docker`; no file means no network
+# (`held`: `docker network rm` fails, as while a container holds the network). Links
+# the script makes or marks (their alias) are files `link-NAME` there too.
 
 STUB = """#!/bin/sh
 printf 'A%s\\000' "${0##*/}" "$@" >> LOG
@@ -249,7 +251,10 @@ case "${0##*/} $1 $2" in
         [ -f DOCKER/$answer ] || exit 1
         cat DOCKER/$answer ;;
     "docker network ls") [ -f DOCKER/ls ] && cat DOCKER/ls ;;
-    "ip link show") exit 1 ;;
+    "docker network rm") [ -f DOCKER/held ] && exit 1 ;;
+    "ip link show") [ -f "DOCKER/link-$3" ] || exit 1; cat "DOCKER/link-$3" ;;
+    "ip link add") : > "DOCKER/link-$3" ;;
+    "ip link set") [ "$4" = alias ] && printf '    alias %s\n' "$5" > "DOCKER/link-$3" ;;
     "iptables-restore"*) cat > /dev/null ;;
 esac
 exit 0
@@ -283,8 +288,9 @@ def read_calls(log: Path) -> list[list[str]]:
 
 def run_with_stubs(tmp: Path, script: str, docker: dict[str, str] | None = None) -> StubRun:
     stubs, answers, log = tmp / "bin", tmp / "docker", tmp / "calls.log"
-    stubs.mkdir()
-    answers.mkdir()
+    stubs.mkdir(exist_ok=True)  # run again in the same `tmp`: the links made are kept
+    answers.mkdir(exist_ok=True)
+    log.unlink(missing_ok=True)
     for name, text in (docker or {}).items():
         (answers / name).write_text(text)
     for tool in STUBBED:
@@ -332,6 +338,34 @@ def test_a_network_whose_vxlan_device_was_lost_is_made_again_by_docker(tmp_path:
     vxlan = run.index_of("ip", "link", "add", "swvfrontnet000")
     assert vxlan < run.index_of("docker", "network", "rm", "front")
     assert run.index_of("docker", "network", "rm") < run.index_of("docker", "network", "create")
+
+
+def test_a_stale_network_still_held_is_removed_by_a_later_run(tmp_path: Path) -> None:
+    # Its containers (failed to start after the reboot) still hold it at the first run.
+    script = render("overlay/converge.sh.j2", o=node_overlays(CLUSTER, [FRONT], NODES, N1))
+    ours = {"owner": f"{FRONT.id}/{CLUSTER.id}/macvlan\n", "held": ""}
+    first = run_with_stubs(tmp_path, script, ours)
+    assert first.returncode == 0, first.stderr
+    assert first.calls_of("docker", "network", "rm", "front") != []
+    assert first.calls_of("docker", "network", "create") == []
+    (tmp_path / "docker" / "held").unlink()
+    second = run_with_stubs(tmp_path, script)  # the VXLAN device is there now
+    assert second.calls_of("ip", "link", "add", "swvfrontnet000") == []
+    assert second.index_of("docker", "network", "rm", "front") < second.index_of(
+        "docker", "network", "create"
+    )
+    third = run_with_stubs(tmp_path, script)  # re-made: Docker's network is left alone
+    assert third.calls_of("docker", "network", "rm") == []
+
+
+def test_a_network_of_ours_with_its_vxlan_device_there_is_left_alone(tmp_path: Path) -> None:
+    script = render("overlay/converge.sh.j2", o=node_overlays(CLUSTER, [FRONT], NODES, N1))
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker" / "link-swvfrontnet000").write_text("")
+    run = run_with_stubs(tmp_path, script, {"owner": f"{FRONT.id}/{CLUSTER.id}/macvlan\n"})
+    assert run.returncode == 0, run.stderr
+    assert run.calls_of("docker", "network", "rm") == []
+    assert run.calls_of("docker", "network", "create") == []
 
 
 def test_a_bridge_network_of_an_earlier_swarmctl_is_named_and_left_alone(tmp_path: Path) -> None:

@@ -68,3 +68,26 @@ def test_on_a_terminal_overall_progress_and_a_bar_per_slot_redrawn_in_place() ->
     ]
     assert lines[1].endswith("[" + "=" * 50 + ">]")
     assert "1: running" not in text  # no line per transition
+
+
+def test_a_running_task_the_roll_still_waits_on_is_not_done() -> None:
+    # Slot 2's new task runs on a node not seen ready since: the roll waits on it.
+    out = io.StringIO()
+    progress = RollProgress(WEB, OLD, Console(file=out, force_terminal=True, width=120))
+    roll(progress)
+    progress.waited_on({2})
+    assert progress.done == 2
+    text = out.getvalue()
+    lines = [line.rstrip() for line in text[text.rindex("overall progress") :].splitlines()]
+    assert lines[0] == "overall progress: 2 out of 3 tasks"
+    assert lines[2].split("[")[0].rstrip() == "2/3: starting"
+    assert not lines[2].endswith("=>]")
+    progress.waited_on(())  # its node answers again
+    assert progress.done == 3
+    # A task that starts running in the round after the roll named its slot is done.
+    later = Task("new3c", "svc", 3, "2026-12-05T01:00:09", spec_version=2)
+    progress(replace(later, state=TaskState.STARTING))
+    progress.waited_on({3})
+    progress(replace(later, state=TaskState.RUNNING))
+    progress.close()
+    assert progress.done == 3

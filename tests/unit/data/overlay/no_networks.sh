@@ -3,6 +3,7 @@ cluster=clusterid0000000000000001
 wanted_vxlans=''
 wanted_ports=''
 wanted_ids=''
+stale=swarmctl-stale-network  # the alias of a VXLAN device whose Docker network is stale
 has() { case " $1 " in *" $2 "*) return 0 ;; esac; return 1; }
 remove_network() {  # the VXLAN device takes the host's macvlan with it
     parent=$(docker network inspect --format '{{index .Options "parent"}}' "$1")

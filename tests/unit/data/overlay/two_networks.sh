@@ -3,6 +3,7 @@ cluster=clusterid0000000000000001
 wanted_vxlans='swvbacknet0000 swvfrontnet000'
 wanted_ports='4789 4790'
 wanted_ids='backnet00000000000000000b frontnet0000000000000000a'
+stale=swarmctl-stale-network  # the alias of a VXLAN device whose Docker network is stale
 has() { case " $1 " in *" $2 "*) return 0 ;; esac; return 1; }
 remove_network() {  # the VXLAN device takes the host's macvlan with it
     parent=$(docker network inspect --format '{{index .Options "parent"}}' "$1")
@@ -25,13 +26,18 @@ if [ "$owner" != none ] && [ "$owner" != "$id/$cluster" ] && [ "${owner#*/}" = "
 fi
 # Docker's macvlan network needs its parent, the VXLAN device, before it is made. A
 # dockerd that started without it (a reboot) keeps the network's record but not the
-# network: it is made again, once its containers, which could not start, are gone.
+# network: it is made again, once its containers, which could not start, are gone. Until
+# then the device made again carries a mark (its alias), so that later runs try again if
+# a container still holds the network now; a reboot takes the mark with the device.
 if ! ip link show "$vxlan" >/dev/null 2>&1; then
     ip link add "$vxlan" type vxlan id 4096 dstport 4789 \
         local 192.168.56.11 dev eth1 learning
-    if [ "$owner" = "$id/$cluster" ] && docker network rm "$net" >/dev/null 2>&1; then
-        owner=none
-    fi
+    [ "$owner" != "$id/$cluster" ] || ip link set "$vxlan" alias "$stale"
+fi
+if [ "$owner" = "$id/$cluster" ] && ip link show "$vxlan" | grep -q " alias $stale\$" \
+    && docker network rm "$net" >/dev/null 2>&1; then
+    ip link set "$vxlan" alias ""
+    owner=none
 fi
 # The VXLAN device is the macvlans' lower device and no host port: without `arp off` it
 # would answer ARP for the host's addresses too, and replies would come in beside the
@@ -83,13 +89,18 @@ if [ "$owner" != none ] && [ "$owner" != "$id/$cluster" ] && [ "${owner#*/}" = "
 fi
 # Docker's macvlan network needs its parent, the VXLAN device, before it is made. A
 # dockerd that started without it (a reboot) keeps the network's record but not the
-# network: it is made again, once its containers, which could not start, are gone.
+# network: it is made again, once its containers, which could not start, are gone. Until
+# then the device made again carries a mark (its alias), so that later runs try again if
+# a container still holds the network now; a reboot takes the mark with the device.
 if ! ip link show "$vxlan" >/dev/null 2>&1; then
     ip link add "$vxlan" type vxlan id 4097 dstport 4790 \
         local 192.168.56.11 dev eth1 learning
-    if [ "$owner" = "$id/$cluster" ] && docker network rm "$net" >/dev/null 2>&1; then
-        owner=none
-    fi
+    [ "$owner" != "$id/$cluster" ] || ip link set "$vxlan" alias "$stale"
+fi
+if [ "$owner" = "$id/$cluster" ] && ip link show "$vxlan" | grep -q " alias $stale\$" \
+    && docker network rm "$net" >/dev/null 2>&1; then
+    ip link set "$vxlan" alias ""
+    owner=none
 fi
 # The VXLAN device is the macvlans' lower device and no host port: without `arp off` it
 # would answer ARP for the host's addresses too, and replies would come in beside the
