@@ -1,11 +1,14 @@
-"""A host's Docker Engine API, spoken over its SSH connection (`docker system dial-stdio`).
+"""A host's Docker Engine API, spoken over its SSH connection.
 
 One long-lived channel per host carries HTTP/1.1 requests to the engine, so reading a
 node's containers costs one round trip and no process on the host — what the
-supervisor does every tick on every node. The channel is reopened when it breaks (the
-engine restarted, the host rebooted); `reconnects` counts that, and tells the caller
-that the engine may have lost what it had set up. `DockerHost` is a node as the control
-loop sees it (transport/host.Host): its SSH connection, and the engine behind it.
+supervisor does every tick on every node. sshd joins the channel to dockerd's socket
+itself; where it may not (forwarding disabled, a login that needs sudo, a socket
+elsewhere), `docker system dial-stdio` does, a process that takes ~15 ms to start. The
+channel is reopened when it breaks (the engine restarted, the host rebooted);
+`reconnects` counts that, and tells the caller that the engine may have lost what it had
+set up. `DockerHost` is a node as the control loop sees it (transport/host.Host): its
+SSH connection, and the engine behind it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
     from swarmctl.transport.group import Pool
 
 API = "/v1.41"  # docker 20.10's; newer engines answer it too
+SOCKET = "/var/run/docker.sock"
 # An engine that has not answered a small request in this long is hung: a command waits
 # on it no longer than this, whatever its pool allows a remote command.
 ENGINE_TIMEOUT = 10.0
@@ -72,6 +76,7 @@ class Engine:
         self.timeout = timeout
         self.reconnects = 0
         self._channel: paramiko.Channel | None = None
+        self._forwarding = True  # until sshd says it is disabled
         self._stream: _Stream | None = None
         self._lock = threading.Lock()
 
@@ -94,17 +99,30 @@ class Engine:
                 ) from None
 
     def open(self) -> None:
-        """Open the channel now, not at the first request: the process it starts on the
-        host is up and connected to the engine once this first request is answered."""
+        """Open the channel now, not at the first request: it is joined to the engine once
+        this first request is answered."""
         self.get("/version")
 
     def _open(self) -> paramiko.Channel:
         if self._channel is None or self._channel.closed:
-            self._channel = self.conn.open_stream(["docker", "system", "dial-stdio"])
+            self._channel = self._join()
             self._channel.settimeout(self.timeout)
             self._stream = _Stream(self._channel)
             self.reconnects += 1
         return self._channel
+
+    def _join(self) -> paramiko.Channel:
+        import paramiko
+
+        if self._forwarding and not self.conn.sudo:
+            try:
+                return self.conn.open_unix_socket(SOCKET)
+            except paramiko.ChannelException as refused:
+                # Disabled stays disabled; a socket that cannot be joined now (dockerd
+                # down, or its socket elsewhere) is tried again at the next channel.
+                if refused.code == paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED:
+                    self._forwarding = False
+        return self.conn.open_stream(["docker", "system", "dial-stdio"])
 
     def _get(self, path: str) -> Any:
         self._open().sendall(f"GET {path} HTTP/1.1\r\nHost: docker\r\n\r\n".encode())

@@ -129,6 +129,41 @@ def _bracketed(hostname: str) -> str:
     return f"[{hostname}]" if ":" in hostname else hostname
 
 
+STREAMLOCAL = "direct-streamlocal@openssh.com"
+
+
+@functools.cache
+def _transport_class() -> type[paramiko.Transport]:
+    import paramiko
+    from paramiko.common import cMSG_CHANNEL_OPEN
+
+    class Transport(paramiko.Transport):
+        """paramiko's, able to open a channel to a Unix socket on the host, forwarded by
+        sshd itself (OpenSSH's direct-streamlocal, what `ssh -L PORT:/PATH` uses).
+        paramiko writes only the fields of the channel kinds it knows into the open
+        request, so the socket's path is added as the request leaves the calling thread."""
+
+        _socket_path = threading.local()
+
+        def open_unix_socket(self, path: str, timeout: float) -> paramiko.Channel:
+            self._socket_path.value = path
+            try:
+                return self.open_channel(STREAMLOCAL, timeout=timeout)
+            finally:
+                self._socket_path.value = None
+
+        def _send_user_message(self, data) -> None:
+            path = getattr(self._socket_path, "value", None)
+            if path is not None and data.asbytes()[:1] == cMSG_CHANNEL_OPEN:
+                self._socket_path.value = None
+                data.add_string(path)
+                data.add_string("")  # reserved
+                data.add_int(0)  # reserved
+            super()._send_user_message(data)
+
+    return Transport
+
+
 def load_libraries() -> None:
     """Import paramiko in the calling thread, before threads that connect need it: modules
     first imported by several threads at once can deadlock on each other."""
@@ -340,7 +375,7 @@ class SSHConnection:
                 kwargs["sock"] = paramiko.ProxyCommand(proxy)
             else:
                 kwargs["sock"] = self._socket(kwargs["hostname"])
-            client.connect(**kwargs)
+            client.connect(**kwargs, transport_factory=_transport_class())
         except SwarmctlError:
             client.close()
             raise
@@ -440,6 +475,21 @@ class SSHConnection:
             self.close()
             raise self._unreachable(exc) from None
         return channel
+
+    def open_unix_socket(self, path: str) -> paramiko.Channel:
+        """A channel to a Unix socket on the host, joined by sshd: no process is started
+        there. paramiko.ChannelException when sshd refuses it (forwarding disabled, no
+        such socket, or not the login user's to open)."""
+        import paramiko
+
+        try:
+            transport = self._transport()
+            return transport.open_unix_socket(path, self.connect_timeout)
+        except paramiko.ChannelException:
+            raise
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            self.close()
+            raise self._unreachable(exc) from None
 
     def run(
         self,
