@@ -129,6 +129,27 @@ def _bracketed(hostname: str) -> str:
     return f"[{hostname}]" if ":" in hostname else hostname
 
 
+class _PromptlyAcking(socket.socket):
+    """A TCP socket that acknowledges what it receives at once. sshd sends some messages
+    back to back under Nagle's algorithm (the host keys after authentication, then the
+    answer to the first channel's open): the second waits for the ACK of the first, which
+    Linux holds up to 40 ms unless asked for it at once. The kernel leaves that mode by
+    itself, so it is asked for before every read."""
+
+    @classmethod
+    def wrap(cls, sock: socket.socket) -> socket.socket:
+        if not hasattr(socket, "TCP_QUICKACK"):  # Linux only; elsewhere as it comes
+            return sock
+        timeout = sock.gettimeout()
+        wrapped = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        wrapped.settimeout(timeout)
+        return wrapped
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        self.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        return super().recv(size, flags)
+
+
 STREAMLOCAL = "direct-streamlocal@openssh.com"
 
 
@@ -420,7 +441,7 @@ class SSHConnection:
         # close, then the next channel's open; the steps of authentication): under Nagle's
         # algorithm the second waits for the host's delayed ACK, 40 ms each time.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
+        return _PromptlyAcking.wrap(sock)
 
     def _unreachable(self, exc: BaseException) -> HostUnreachable:
         return HostUnreachable(f"{_where(self.host)}: {_describe(exc, self.connect_timeout)}")

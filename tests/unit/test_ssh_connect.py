@@ -86,3 +86,24 @@ def test_the_connection_to_sshd_sends_small_messages_at_once() -> None:
         with host._socket("127.0.0.1") as sock:  # the address the ssh config gave
             assert sock.getpeername() == ("127.0.0.1", port)
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"), reason="Linux only")
+def test_what_sshd_sends_is_acknowledged_at_once() -> None:
+    """sshd sends some messages back to back under Nagle's algorithm (the host keys after
+    authentication, then the first channel's answer): the second waits for the ACK of the
+    first, which Linux holds 40 ms once a connection is seen as request and answer."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        host = SSHConnection(InventoryHost("w1", "10.0.0.9", port=server.getsockname()[1]))
+        with host._socket("127.0.0.1") as sock:
+            sshd, _ = server.accept()
+            with sshd:
+                for _ in range(3):  # request and answer: Linux would go to delayed ACKs
+                    sshd.sendall(b"answer")
+                    sock.recv(64)
+                    sock.sendall(b"request")
+                    sshd.recv(64)
+                sshd.sendall(b"answer")
+                sock.recv(64)
+
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 1
