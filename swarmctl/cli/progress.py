@@ -5,19 +5,25 @@ place (rich Live). Elsewhere (a pipe, a log): one line per slot whose new task s
 running or fails, not one per transition, so a big service's roll stays readable.
 """
 
+from __future__ import annotations
+
 import threading
 from collections.abc import Collection, Iterable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.live import Live
-from rich.text import Text
 
 from swarmctl.models import Mode, Service, Task, TaskState
 
 SHOWN = (TaskState.RUNNING, TaskState.FAILED, TaskState.REJECTED)  # worth a line
 BAR = 50
+
+# rich (~16 ms) is imported by the terminal's view alone: `service create` prints its
+# plain lines from the threads starting tasks, before their first docker call.
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
 
 
 class RollProgress:
@@ -33,7 +39,11 @@ class RollProgress:
         self.latest: dict = {}  # slot -> its newest task of this roll
         self.waiting: dict = {}  # slot -> its running task the roll still waits on
         self.lock = threading.Lock()
-        self.live = Live(self._render(), console=console, auto_refresh=False) if console else None
+        self.live = None
+        if console:
+            from rich.live import Live
+
+            self.live = Live(self._render(), console=console, auto_refresh=False)
         if self.live:
             self.live.start()
 
@@ -84,6 +94,8 @@ class RollProgress:
         return sum(1 for t in shown if t is not None and t.state == TaskState.RUNNING)
 
     def _render(self) -> Text:
+        from rich.text import Text
+
         total = len(self.slots)
         lines = [f"overall progress: {self.done} out of {total} tasks"]
         for i, key in enumerate(self.slots, 1):

@@ -2,6 +2,8 @@
 runs or fails elsewhere (not one per transition)."""
 
 import io
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -91,3 +93,18 @@ def test_a_running_task_the_roll_still_waits_on_is_not_done() -> None:
     progress(replace(later, state=TaskState.RUNNING))
     progress.close()
     assert progress.done == 3
+
+
+def test_plain_lines_load_no_rich() -> None:
+    """`service create` prints them from the threads about to start tasks: rich's import
+    (~16 ms) would come before every first docker call."""
+    script = (
+        "import sys\n"
+        "from swarmctl.cli.progress import plain_line\n"
+        "from swarmctl.models import Task, TaskState\n"
+        "print(plain_line(Task('t', 's', 1, '', 'n', state=TaskState.RUNNING)))\n"
+        "print('rich' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+
+    assert done.stdout.split() == ["1:", "running", "False"], done.stderr
