@@ -76,7 +76,8 @@ class Engine:
         self.timeout = timeout
         self.reconnects = 0
         self._channel: paramiko.Channel | None = None
-        self._forwarding = True  # until sshd says it is disabled
+        self._forwarding = True  # until sshd refuses the socket while dockerd answers
+        self._refused = False  # sshd refused the socket for the channel now open
         self._stream: _Stream | None = None
         self._lock = threading.Lock()
 
@@ -90,7 +91,12 @@ class Engine:
 
         with self._lock:
             try:
-                return self._get(API + path)
+                answer = self._get(API + path)
+                # dockerd answers through dial-stdio where sshd would not join its
+                # socket: forwarding is disabled there (OpenSSH says only "connect
+                # failed"), so the socket is not asked for again.
+                self._forwarding = self._forwarding and not self._refused
+                return answer
             except (OSError, EOFError, http.client.HTTPException, paramiko.SSHException) as exc:
                 self._drop()
                 raise EngineError(
@@ -104,7 +110,9 @@ class Engine:
         self.get("/version")
 
     def _open(self) -> paramiko.Channel:
-        if self._channel is None or self._channel.closed:
+        if self._channel is not None and (self._channel.closed or self._channel.eof_received):
+            self._drop()  # dockerd closed its end (it restarted): sshd sends only EOF
+        if self._channel is None:
             self._channel = self._join()
             self._channel.settimeout(self.timeout)
             self._stream = _Stream(self._channel)
@@ -114,14 +122,14 @@ class Engine:
     def _join(self) -> paramiko.Channel:
         import paramiko
 
+        self._refused = False
         if self._forwarding and not self.conn.sudo:
             try:
                 return self.conn.open_unix_socket(SOCKET)
-            except paramiko.ChannelException as refused:
-                # Disabled stays disabled; a socket that cannot be joined now (dockerd
-                # down, or its socket elsewhere) is tried again at the next channel.
-                if refused.code == paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED:
-                    self._forwarding = False
+            except paramiko.ChannelException:
+                # Forwarding disabled, or dockerd down: the answer through dial-stdio
+                # tells which (see get).
+                self._refused = True
         return self.conn.open_stream(["docker", "system", "dial-stdio"])
 
     def _get(self, path: str) -> Any:

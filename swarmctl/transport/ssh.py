@@ -15,6 +15,7 @@ import contextlib
 import functools
 import hashlib
 import importlib.util
+import logging
 import os
 import select
 import shlex
@@ -55,6 +56,10 @@ if "invoke" not in sys.modules and (_invoke_spec := importlib.util.find_spec("in
     sys.modules["invoke"] = _DeferredInvoke("invoke")
     sys.modules["invoke"].__spec__ = _invoke_spec  # find_spec("invoke") keeps working
 
+
+# paramiko logs what it then raises (a refused channel, a reset connection) at ERROR;
+# with no logging set up, Python would print those lines on stderr beside our own error.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 _ssh_config_lock = threading.Lock()
 
@@ -138,7 +143,9 @@ class _PromptlyAcking(socket.socket):
 
     @classmethod
     def wrap(cls, sock: socket.socket) -> socket.socket:
-        if not hasattr(socket, "TCP_QUICKACK"):  # Linux only; elsewhere as it comes
+        try:  # Linux only (and not every kernel that claims to be): elsewhere as it comes
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        except (AttributeError, OSError):
             return sock
         timeout = sock.gettimeout()
         wrapped = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
@@ -146,7 +153,8 @@ class _PromptlyAcking(socket.socket):
         return wrapped
 
     def recv(self, size: int, flags: int = 0) -> bytes:
-        self.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        with contextlib.suppress(OSError):  # a closed socket says so in recv
+            self.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
         return super().recv(size, flags)
 
 
@@ -437,6 +445,8 @@ class SSHConnection:
                 sock = socket.create_connection((hostname, host.port), timeout=self.connect_timeout)
         except OSError as exc:
             raise self._unreachable(exc) from None
+        except UnicodeError:  # the IDNA codec's verdict on a name such as "a..b"
+            raise SSHError(f"{_where(host)}: {hostname!r} is not a valid host name") from None
         # paramiko often sends two messages in a row with no answer between (a channel's
         # close, then the next channel's open; the steps of authentication): under Nagle's
         # algorithm the second waits for the host's delayed ACK, 40 ms each time.

@@ -1,12 +1,14 @@
 """One connect at a time per host, and the threads that waited for it share its outcome."""
 
 import socket
+import subprocess
+import sys
 import threading
 
 import pytest
 
 from swarmctl.inventory import InventoryHost
-from swarmctl.transport.ssh import HostUnreachable, SSHConnection
+from swarmctl.transport.ssh import HostUnreachable, SSHConnection, SSHError
 
 
 class WaitedLock:
@@ -107,3 +109,23 @@ def test_what_sshd_sends_is_acknowledged_at_once() -> None:
                 sock.recv(64)
 
                 assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 1
+
+
+def test_paramiko_logs_nothing_on_stderr() -> None:
+    """paramiko logs, at ERROR, what it then raises (a refused channel); the user gets
+    swarmctl's one-line error, not that line as well. (In a process of its own: pytest
+    sets up logging, which a swarmctl command does not.)"""
+    script = (
+        "import logging, swarmctl.transport.ssh\n"
+        "logging.getLogger('paramiko.transport').error('Secsh channel 1 open FAILED')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_a_host_name_no_resolver_could_take_is_one_line_naming_it() -> None:
+    host = SSHConnection(InventoryHost("w1", "a..b"))
+
+    with pytest.raises(SSHError, match=r"^w1 \(a\.\.b:22\): 'a\.\.b' is not a valid host name$"):
+        host._socket("a..b")
