@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from swarmctl.transport.group import Pool
 
 API = "/v1.41"  # docker 20.10's; newer engines answer it too
+# Docker's default socket, which sshd joins. A host whose docker CLI is pointed at another
+# daemon (DOCKER_HOST, a context) while this one runs too is not supported.
 SOCKET = "/var/run/docker.sock"
 # An engine that has not answered a small request in this long is hung: a command waits
 # on it no longer than this, whatever its pool allows a remote command.
