@@ -13,9 +13,10 @@ Rules, as swarm's with two improvements users asked for:
   --restart-delay, the first replacement starts at once and repeated failures back off
   exponentially (Kubernetes' crash-loop back-off) instead of swarm's fixed 5 s.
 - A task on a node that is down is orphaned and replaced elsewhere (at once, whatever
-  the restart policy, as one its node could not be reached to start); the supervisor
-  removes its container if the node comes back, so a healed partition never leaves
-  more replicas than asked for.
+  the restart policy, as one its node could not be reached to start: neither uses up a
+  restart attempt nor lengthens the slot's back-off); the supervisor removes its
+  container if the node comes back, so a healed partition never leaves more replicas
+  than asked for.
 - Tasks of removed services, of slots above the replica count, or of a global service
   on a drained node are shut down; scaling down removes the highest slots first.
 - A rolling update or a drain (update.py) names slots to renew: their task (of an older
@@ -32,6 +33,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 from swarmctl import scheduler
 from swarmctl.models import (
@@ -228,7 +230,13 @@ def _restarts(history: list[Task]) -> int:
     if not ended:
         return 0
     last = ended[-1]
-    return last.restarts + 1 if last.state in (*_FAILED, TaskState.COMPLETE) else last.restarts
+    return last.restarts + 1 if _finished(last) else last.restarts
+
+
+def _finished(task: Task) -> bool:
+    """Whether the task ended in a way the restart policy counts: it failed or completed,
+    not lost with its node (swarm does not count those either)."""
+    return task.state in (*_FAILED, TaskState.COMPLETE) and not task.lost_with_node
 
 
 def _current(history: list[Task]) -> Task | None:
@@ -276,19 +284,21 @@ def _may_start(b: _Builder, service: Service, history: list[Task]) -> bool:
     """Whether the restart policy lets a new task take the slot now."""
     ended = [t for t in history if t.state.terminal or t.desired_state != TaskState.RUNNING]
     last = ended[-1] if ended else None
-    if last is None or last.state not in (*_FAILED, TaskState.COMPLETE):
-        return True  # a new slot, or its task was stopped by the orchestrator
+    if last is None or not _finished(last):
+        return True  # a new slot, or its task was stopped by the orchestrator or lost
     policy = service.spec.restart
     if policy.condition == RestartCondition.NONE:
         return False
     if policy.condition == RestartCondition.ON_FAILURE and last.state == TaskState.COMPLETE:
         return False
-    finished = [t for t in ended if t.state in (*_FAILED, TaskState.COMPLETE)]
     if policy.max_attempts:
-        # Restarts so far: every task of the chain but its first was one. The counter on
-        # the task outlives the history, which keeps only 5 tasks; with a window, the
-        # restarts started within it count (swarmkit's rule).
-        restarted = ended if ended[0].restarts else ended[1:]
+        # Restarts so far: every task of the chain but its first was one, except those
+        # that replaced a task lost with its node. The counter on the task outlives the
+        # history, which keeps only 5 tasks; with a window, the restarts started within
+        # it count (swarmkit's rule).
+        restarted = [t for before, t in pairwise(ended) if not before.lost_with_node]
+        if ended[0].restarts:
+            restarted.insert(0, ended[0])
         if policy.window:
             since = (b.now - timedelta(seconds=policy.window)).isoformat(timespec="milliseconds")
             done = sum(1 for t in restarted if t.created_at >= since)
@@ -296,7 +306,7 @@ def _may_start(b: _Builder, service: Service, history: list[Task]) -> bool:
             done = max(last.restarts, len(restarted))
         if done >= policy.max_attempts:
             return False
-    failures = [t for t in finished if t.state in _FAILED]
+    failures = [t for t in ended if t.state in _FAILED and _finished(t)]
     delay = _delay(policy.delay, last, failures, b.now)
     ready_at = _ended_at(last) + timedelta(seconds=delay)
     if ready_at > b.now:

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from swarmctl.models import (
+    NODE_UNREACHABLE,
     Availability,
     Mode,
     MountSpec,
@@ -401,6 +402,73 @@ def test_max_attempts_above_the_history_size_still_stops_the_restarts() -> None:
         ]
         now += timedelta(seconds=100)
     assert runs <= 9  # the first run and 8 restarts
+
+
+def lost(id: str, slot: int, ended_ago: float, node_id: str = "a", **fields: object) -> Task:
+    """A task of `slot` rejected `ended_ago` seconds before NOW because its node could not
+    be reached to start it (as the executor records it), already shut down."""
+    fields.setdefault("error", f"{NODE_UNREACHABLE}: connect timed out")
+    return task(id, slot, node_id, TaskState.REJECTED, SHUTDOWN, ended_ago + 1, **fields)
+
+
+def test_the_replacement_of_a_task_lost_with_its_node_keeps_the_slots_restart_count() -> None:
+    failure = failed("t1", 1, ended_ago=60)
+    restart = task(
+        "t2",
+        1,
+        state=TaskState.REJECTED,
+        ago=1,
+        restarts=1,
+        error=f"{NODE_UNREACHABLE}: connect timed out",
+    )
+    plan = plan_for([service(1)], [failure, restart], [A, B])
+    (new,) = plan.create
+    assert (new.state, new.restarts, plan.wake_at) == (TaskState.ASSIGNED, 1, None)
+
+
+def test_a_task_lost_with_its_node_does_not_lengthen_the_next_back_off() -> None:
+    """Two failures of its own within five minutes: half a second, as without the loss."""
+    history = [failed("t1", 1, ended_ago=60), lost("t2", 1, ended_ago=30, restarts=1)]
+    current = task("t3", 1, "b", TaskState.FAILED, ago=1, restarts=1)
+    plan = plan_for([service(1)], [*history, current])
+    assert plan.create == ()
+    assert plan.wake_at == NOW + timedelta(seconds=0.5)
+
+
+def test_a_replacement_after_an_orphaned_task_is_no_restart_attempt() -> None:
+    once = service(1, restart=RestartPolicy(max_attempts=1, delay=0))
+    orphan = task("t1", 1, "a", TaskState.ORPHANED, SHUTDOWN, ago=60)
+    current = task("t2", 1, "b", TaskState.FAILED, ago=10)
+    assert slots(plan_for([once], [orphan, current]).create) == [1]
+
+
+@pytest.mark.parametrize("window", [0, 3600])
+def test_tasks_lost_with_their_node_use_up_no_restart_attempts(window: float) -> None:
+    """Each new task is rejected three times as its node cannot be reached, then fails
+    on its own: max attempts 1 still allows its one restart, which starts at once."""
+    once = service(1, restart=RestartPolicy(max_attempts=1, window=window or None))
+    now, tasks, ids, outcomes = NOW, [], counter("try"), list("lllflllf")
+    for _ in range(12):
+        plan = reconcile([once], tasks, [A, B], now, ids)
+        tasks = apply(tasks, plan)
+        for new in plan.create:
+            assert new.state == TaskState.ASSIGNED
+            assert plan.wake_at is None
+            outcome = outcomes.pop(0) if outcomes else "f"
+            state = TaskState.REJECTED if outcome == "l" else TaskState.FAILED
+            error = f"{NODE_UNREACHABLE}: no route to host" if outcome == "l" else "exit 1"
+            stamp = now.isoformat(timespec="milliseconds")
+            tasks = [
+                replace(
+                    t, state=state, error=error, timestamps={**t.timestamps, state.value: stamp}
+                )
+                if t.id == new.id
+                else t
+                for t in tasks
+            ]
+        now += timedelta(seconds=1)
+    assert outcomes == []  # all 8 tasks started: the first failure's one restart included
+    assert not desired_running(tasks)  # and no more after the second failure
 
 
 # -------------------------------------------------------------- node down, left, drained
