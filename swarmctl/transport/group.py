@@ -5,6 +5,7 @@ decides what a per-host error means.
 """
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TypeVar
@@ -37,11 +38,20 @@ class Pool:
     def connect(self, names: Sequence[str], engine: bool = False) -> None:
         """Start connecting to these hosts in the background, so that the work to come
         finds them connected (or knows at once that they cannot be reached); `engine`:
-        and open the channel to their Docker engine, which the work reads from."""
+        and open the channel to their Docker engine, which the work reads from.
+
+        Daemon threads of their own: a host that does not answer neither holds up the
+        pool's threads, which the work needs, nor keeps the process from exiting until
+        its connect timeout."""
         load_libraries()
         for name in names:
             if name in self.connections:
-                self.threads.submit(self._connect_quietly, self.connections[name], engine)
+                threading.Thread(
+                    target=self._connect_quietly,
+                    args=(self.connections[name], engine),
+                    name=f"swarmctl-connect-{name}",
+                    daemon=True,
+                ).start()
 
     @staticmethod
     def _connect_quietly(connection: DockerHost, engine: bool) -> None:

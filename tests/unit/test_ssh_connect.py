@@ -4,6 +4,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -76,6 +77,25 @@ def test_a_later_use_tries_to_connect_again() -> None:
             host.connect()
 
     assert host.opened == 2
+
+
+# A pool whose one host never answers its connect: the command is done at once.
+EXITS_AT_ONCE = """
+import time
+from swarmctl.inventory import InventoryHost
+from swarmctl.runtime.engine import DockerHost
+from swarmctl.transport.group import Pool
+
+DockerHost.connect = lambda self: time.sleep(60)
+with Pool([InventoryHost("w1", "10.0.0.9")]) as pool:
+    pool.connect(["w1"], engine=True)
+"""
+
+
+def test_a_background_connect_does_not_keep_the_process_from_exiting() -> None:
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-c", EXITS_AT_ONCE], check=True, timeout=30)
+    assert time.monotonic() - started < 10
 
 
 def test_the_connection_to_sshd_sends_small_messages_at_once() -> None:
