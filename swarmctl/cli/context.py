@@ -53,12 +53,17 @@ class Env:
     def store(self) -> StateStore:
         return StateStore(self.state_path)
 
-    def pool(self, accept_new: bool = False):
-        """Connections to every inventory host, each opened on first use."""
+    def pool(self, accept_new: bool = False, retry_unreachable: bool = False):
+        """Connections to every inventory host, each opened on first use; a host that
+        could not be reached is not tried again (`retry_unreachable`: it is)."""
         from swarmctl.membership import recorded_trust
         from swarmctl.transport.group import Pool
 
-        return Pool(self.inventory.hosts.values(), recorded_trust(self.store, accept_new))
+        return Pool(
+            self.inventory.hosts.values(),
+            recorded_trust(self.store, accept_new),
+            retry_unreachable=retry_unreachable,
+        )
 
 
 def env(ctx: typer.Context) -> Env:

@@ -721,7 +721,8 @@ def logs(
     if found is None:
         raise SwarmctlError(f"no such service or task: {cut(target)!r}")
     printer = service_logs.Printer(options)
-    with e.pool() as pool:
+    # A follow goes on for as long as the user likes: a node back meanwhile is read again.
+    with e.pool(retry_unreachable=follow) as pool:
         if not follow:
             failed = service_logs.read(pool, found, options, printer)
             if failed:

@@ -22,10 +22,19 @@ class Pool:
     """The connections of one run, shared by every step of it (a transport/host.Hosts)."""
 
     def __init__(
-        self, hosts: Iterable[InventoryHost], trust: Trust | None = None, **timeouts: float
+        self,
+        hosts: Iterable[InventoryHost],
+        trust: Trust | None = None,
+        retry_unreachable: bool = True,
+        **timeouts: float,
     ) -> None:
+        """`retry_unreachable`: False for a command, whose hosts that could not be reached
+        are not tried again (see SSHConnection)."""
         self.trust = trust or Trust()
-        self.connections = {h.name: DockerHost(h, self.trust, **timeouts) for h in hosts}
+        self.connections = {
+            h.name: DockerHost(h, self.trust, retry_unreachable=retry_unreachable, **timeouts)
+            for h in hosts
+        }
         # Kept for the pool's life: starting threads anew made up most of an idle
         # supervisor tick. Actions never call each() themselves, so one thread per host does.
         self.threads = ThreadPoolExecutor(

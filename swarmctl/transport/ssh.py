@@ -341,11 +341,15 @@ class SSHConnection:
         *,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
+        retry_unreachable: bool = True,
     ) -> None:
         self.host = host
         self.trust = trust or Trust()
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
+        # False for a command: a host it could not connect to is not tried again (each try
+        # of a silent host costs the connect timeout); a supervisor looks again every tick.
+        self.retry_unreachable = retry_unreachable
         self.sudo = False  # set when the login user is not root and uses sudo
         self._client: paramiko.SSHClient | None = None
         self._lock = threading.Lock()
@@ -371,7 +375,10 @@ class SSHConnection:
             if transport is None or not transport.is_active():
                 # A connect that failed while this thread waited for it is its answer too:
                 # a host that does not answer costs the connect timeout once, not per thread.
-                if self._failure is not None and self._connects != connects:
+                if self._failure is not None and (
+                    self._connects != connects
+                    or (not self.retry_unreachable and isinstance(self._failure, HostUnreachable))
+                ):
                     raise type(self._failure)(str(self._failure))
                 if client:
                     client.close()

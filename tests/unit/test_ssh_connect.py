@@ -37,8 +37,8 @@ class WaitedLock:
 class SilentHost(SSHConnection):
     """A host whose connects fail once another thread waits for them (as after a timeout)."""
 
-    def __init__(self) -> None:
-        super().__init__(InventoryHost("w1", "10.0.0.9"))
+    def __init__(self, **options: bool) -> None:
+        super().__init__(InventoryHost("w1", "10.0.0.9"), **options)
         self._lock = WaitedLock()  # type: ignore[assignment]
         self.opened = 0
 
@@ -76,6 +76,39 @@ def test_a_later_use_tries_to_connect_again() -> None:
         with pytest.raises(HostUnreachable):
             host.connect()
 
+    assert host.opened == 2
+
+
+def test_a_commands_connection_does_not_try_a_host_it_could_not_reach_again() -> None:
+    """Each try of a silent host costs the connect timeout: a command pays it once."""
+    host = SilentHost(retry_unreachable=False)
+    host._lock.waiting.set()
+
+    errors = []
+    for _ in range(3):
+        with pytest.raises(HostUnreachable) as caught:
+            host.connect()
+        errors.append(str(caught.value))
+
+    assert host.opened == 1
+    assert errors == ["w1 (10.0.0.9): cannot connect (timed out, try 1)"] * 3
+
+
+class RefusingHost(SSHConnection):
+    def __init__(self) -> None:
+        super().__init__(InventoryHost("w1", "10.0.0.9"), retry_unreachable=False)
+        self.opened = 0
+
+    def _open(self):
+        self.opened += 1
+        raise SSHError("w1 (10.0.0.9): authentication failed for user root")
+
+
+def test_a_commands_connection_tries_again_after_a_failure_other_than_unreachable() -> None:
+    host = RefusingHost()
+    for _ in range(2):
+        with pytest.raises(SSHError):
+            host.connect()
     assert host.opened == 2
 
 
