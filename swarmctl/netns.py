@@ -61,13 +61,10 @@ def socket_in(
         os.close(target)
 
 
-def connect(address: str, port: int, *, netns: str | None, timeout: float) -> socket.socket:
-    """A TCP connection to address:port, made from `netns` when given."""
-    if netns:
-        family, address = resolve(address, netns, timeout)
-        sock = socket_in(netns, family)
-    else:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def connect(address: str, port: int, *, netns: str, timeout: float) -> socket.socket:
+    """A TCP connection to address:port, made from `netns`."""
+    family, address = resolve(address, netns, timeout)
+    sock = socket_in(netns, family)
     sock.settimeout(timeout)
     try:
         sock.connect((address, port))

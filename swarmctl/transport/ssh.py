@@ -405,12 +405,13 @@ class SSHConnection:
         client.set_missing_host_key_policy(_Policy(host, self.trust))
         try:
             proxy = kwargs.pop("proxy_command", None)
-            if not host.netns:
-                kwargs["timeout"] = self.connect_timeout  # the key exchange's, too
-            if proxy and not host.netns:
-                kwargs["sock"] = paramiko.ProxyCommand(proxy)
-            else:
+            if host.netns:
                 kwargs["sock"] = self._socket(kwargs["hostname"])
+            else:
+                kwargs["timeout"] = self.connect_timeout  # the key exchange's, too
+                kwargs["sock"] = (
+                    paramiko.ProxyCommand(proxy) if proxy else self._socket(kwargs["hostname"])
+                )
             client.connect(**kwargs, transport_factory=_transport_class())
         except SwarmctlError:
             client.close()
